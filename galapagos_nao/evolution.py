@@ -1,0 +1,206 @@
+"""Offspring operators of the seed, pure and driven by an explicit generator.
+
+Every function takes the genome and a ``numpy.random.Generator`` and returns new
+values; nothing is modified in place and no global random state is touched, so a
+run seeded with the same generator breeds the same children.
+
+A child is made in three steps (:func:`spawn_offspring`): :func:`duplicate` a
+random slice (with probability ``mutation_rate``), :func:`remove` each layer with
+probability ``mutation_rate``, then :func:`mutate` each layer with probability
+``mutation_rate`` — either replaced by a fresh layer of a random type seeded from
+``layer_types`` or its params perturbed by :func:`mutate_params`. Alongside the
+layers, each step tracks which parent layer every child layer came from
+(``origins``), which is what weight inheritance needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from galapagos_nao import genome
+from galapagos_nao.typing import Genome, Layer
+
+__all__ = [
+    "DEFAULT_LAYER_TYPES",
+    "PARAMETER_SECTION",
+    "Offspring",
+    "duplicate",
+    "mutate",
+    "mutate_params",
+    "remove",
+    "seed_params",
+    "should_mutate",
+    "spawn_offspring",
+]
+
+#: Name of this module's section in :mod:`galapagos_nao.parameters`.
+PARAMETER_SECTION = "evolution"
+
+#: The seed's defaults: the types a replaced layer can become, with starting params.
+DEFAULT_LAYER_TYPES: dict[str, list[Any]] = {
+    "dense": [64, "none"],
+    "activation": ["relu"],
+    "dropout": [0.5],
+    "leaky_relu": [0.2],
+}
+
+#: Parent-layer index of each child layer; None marks a layer with no parent.
+Origins = tuple[int | None, ...]
+
+
+@dataclass(frozen=True)
+class Offspring:
+    """A child genome with the record of how it was made.
+
+    Attributes:
+        layers: The child's genome.
+        origins: For each child layer, the parent layer it came from (None if new).
+        mutations: Human-readable operator log, e.g. ``"remove 3 ('dropout', [0.5])"``.
+    """
+
+    layers: list[Layer]
+    origins: Origins
+    mutations: tuple[str, ...]
+
+
+def should_mutate(rng: np.random.Generator, rate: float) -> bool:
+    """True with probability ``rate``."""
+    return bool(rng.random() < rate)
+
+
+def duplicate(
+    layers: Genome,
+    rng: np.random.Generator,
+    *,
+    rate: float = 1.0,
+    all: bool = False,  # noqa: A002 - the seed's name for the option
+    origins: Origins | None = None,
+) -> tuple[list[Layer], Origins, list[str]]:
+    """With probability ``rate``, copies a random slice and inserts it at a random point.
+
+    Args:
+        layers: The genome.
+        rng: Source of every random draw.
+        rate: Probability that duplication happens at all.
+        all: Duplicate the whole genome (the slice is everything), doubling it.
+        origins: Origins of ``layers``; identity when None.
+
+    Returns:
+        ``(layers, origins, mutations)`` of the result.
+    """
+    result = [_copy_layer(layer) for layer in layers]
+    origin = _origins_or_identity(layers, origins)
+    if not result or not should_mutate(rng, rate):
+        return result, origin, []
+    if all:
+        start, stop = 0, len(result)
+    else:
+        start = int(rng.integers(len(result)))
+        stop = int(rng.integers(start + 1, len(result) + 1))
+    at = int(rng.integers(len(result) + 1))
+    piece = [_copy_layer(layer) for layer in result[start:stop]]
+    result[at:at] = piece
+    new_origins = origin[:at] + origin[start:stop] + origin[at:]
+    return result, new_origins, [f"duplicate [{start}:{stop}] at {at}"]
+
+
+def remove(
+    layers: Genome,
+    rng: np.random.Generator,
+    *,
+    rate: float,
+    origins: Origins | None = None,
+) -> tuple[list[Layer], Origins, list[str]]:
+    """Drops each layer independently with probability ``rate``."""
+    origin = _origins_or_identity(layers, origins)
+    kept: list[Layer] = []
+    kept_origins: list[int | None] = []
+    log: list[str] = []
+    for index, layer in enumerate(layers):
+        if should_mutate(rng, rate):
+            log.append(f"remove {index} {_show(layer)}")
+        else:
+            kept.append(_copy_layer(layer))
+            kept_origins.append(origin[index])
+    return kept, tuple(kept_origins), log
+
+
+def seed_params(type_name: str, layer_types: Mapping[str, Sequence[Any]]) -> list[Any]:
+    """A fresh copy of the starting params for ``type_name`` from ``layer_types``."""
+    return list(layer_types[type_name])
+
+
+def mutate_params(params: Sequence[Any], type_name: str, rng: np.random.Generator, *, std_dev: float) -> list[Any]:
+    """Perturbs every param of a layer by the seed's rule for its kind.
+
+    An activation name becomes a random activation, an int ``v`` becomes
+    ``round(Normal(v, std_dev))`` clamped to at least 1, a float becomes
+    ``uniform(0, 1)``.
+    """
+    specs = genome.layer_type(type_name).params
+    return [spec.mutate(value, rng, std_dev) for value, spec in zip(params, specs)]
+
+
+def mutate(
+    layers: Genome,
+    rng: np.random.Generator,
+    *,
+    rate: float,
+    std_dev: float,
+    layer_types: Mapping[str, Sequence[Any]] = DEFAULT_LAYER_TYPES,
+    origins: Origins | None = None,
+) -> tuple[list[Layer], Origins, list[str]]:
+    """With probability ``rate`` per layer, replaces it or perturbs its params (even odds)."""
+    origin = list(_origins_or_identity(layers, origins))
+    result: list[Layer] = []
+    log: list[str] = []
+    type_names = sorted(layer_types)
+    for index, (type_name, params) in enumerate(layers):
+        if not should_mutate(rng, rate):
+            result.append((type_name, list(params)))
+            continue
+        if type_names and should_mutate(rng, 0.5):
+            new_type = type_names[int(rng.integers(len(type_names)))]
+            new_layer: Layer = (new_type, seed_params(new_type, layer_types))
+            origin[index] = None  # a replaced layer starts fresh
+            log.append(f"replace {index} {_show((type_name, params))} -> {_show(new_layer)}")
+        else:
+            new_layer = (type_name, mutate_params(params, type_name, rng, std_dev=std_dev))
+            log.append(f"params {index} {list(params)!r} -> {list(new_layer[1])!r}")
+        result.append(new_layer)
+    return result, tuple(origin), log
+
+
+def spawn_offspring(
+    layers: Genome,
+    rng: np.random.Generator,
+    *,
+    mutation_rate: float = 0.25,
+    std_dev: float = 2.0,
+    layer_types: Mapping[str, Sequence[Any]] = DEFAULT_LAYER_TYPES,
+) -> Offspring:
+    """Breeds one child: duplicate, then remove, then mutate, as the seed does."""
+    child, origins, log_duplicate = duplicate(layers, rng, rate=mutation_rate)
+    child, origins, log_remove = remove(child, rng, rate=mutation_rate, origins=origins)
+    child, origins, log_mutate = mutate(
+        child, rng, rate=mutation_rate, std_dev=std_dev, layer_types=layer_types, origins=origins
+    )
+    return Offspring(child, origins, tuple(log_duplicate + log_remove + log_mutate))
+
+
+def _copy_layer(layer: Layer) -> Layer:
+    type_name, params = layer
+    return (type_name, list(params))
+
+
+def _origins_or_identity(layers: Genome, origins: Origins | None) -> Origins:
+    return tuple(range(len(layers))) if origins is None else tuple(origins)
+
+
+def _show(layer: Layer) -> str:
+    type_name, params = layer
+    return f"({type_name!r}, {list(params)!r})"

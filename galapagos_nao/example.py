@@ -1,0 +1,54 @@
+"""The seed's examples: its eight-layer genome, a two-generation run and a continual one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from galapagos_nao.datasets import Task
+from galapagos_nao.orchestration import Run, evolve, evolve_continual
+from galapagos_nao.typing import Layer
+
+__all__ = ["enable_console_logging", "infinite_example", "seed_layers", "short_example"]
+
+
+def seed_layers() -> list[Layer]:
+    """The seed's starting genome: eight layers using every built-in type but one."""
+    return [
+        ("dense", [64, "relu"]),
+        ("batch_norm", []),
+        ("activation", ["relu"]),
+        ("dropout", [0.5]),
+        ("dense", [64, "relu"]),
+        ("flatten", []),
+        ("leaky_relu", [0.2]),
+        ("dense", [64, "none"]),
+    ]
+
+
+def enable_console_logging(level: int = logging.INFO) -> None:
+    """Shows the ``galapagos_nao`` log lines on stderr, once (idempotent).
+
+    The examples turn this on so that, as in the seed, the session shows
+    ``Generations remaining`` and one line per candidate; library code never
+    prints by itself.
+    """
+    root = logging.getLogger("galapagos_nao")
+    root.setLevel(level)
+    if not any(getattr(h, "_gn_console", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._gn_console = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+
+
+def short_example(task: Task | None = None, generations: int = 2) -> Run:
+    """Evolves the seed genome for two generations on a background thread."""
+    enable_console_logging()
+    return evolve(seed_layers(), generations, task)
+
+
+def infinite_example(task: Task | None = None) -> Run:
+    """Evolves the seed genome until ``run.stop()``."""
+    enable_console_logging()
+    return evolve_continual(seed_layers(), task)

@@ -1,0 +1,240 @@
+"""Networks: the immutable ``Network`` record and the genome → ``nn.Sequential`` compiler.
+
+A compiled network is an input adapter (flatten), one ``nn.Sequential`` block per
+genome layer (named ``layer0``, ``layer1``, …) and a linear classification head.
+Naming each genome layer's block keeps weight names stable, which is what lets a
+child inherit its parent's weights layer by layer after mutation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch import nn
+
+from galapagos_nao import genome
+from galapagos_nao._checks import check_int, describe
+from galapagos_nao.typing import Genome, Layer
+
+__all__ = ["MNIST_SHAPE", "Network", "build", "count_parameters", "inherit_weights", "seed_init"]
+
+#: Input shape of MNIST images, the default task.
+MNIST_SHAPE: tuple[int, ...] = (1, 28, 28)
+
+
+def _layer_prefix(index: int) -> str:
+    return f"layer{index}"
+
+
+def build(layers: Genome, input_shape: Sequence[int] = MNIST_SHAPE, n_classes: int = 10) -> nn.Sequential:
+    """Compiles a genome into a fresh ``nn.Sequential``.
+
+    Args:
+        layers: The genome; validated first.
+        input_shape: Shape of one sample, e.g. ``(1, 28, 28)``.
+        n_classes: Size of the classification head.
+
+    Returns:
+        ``Sequential(input=Flatten, layer0=…, …, head=Linear)`` on the CPU.
+
+    Raises:
+        ValueError: If the genome, ``input_shape`` or ``n_classes`` is invalid.
+    """
+    checked = genome.validate(layers)
+    shape = _check_shape(input_shape)
+    check_int("n_classes", n_classes, minimum=2)
+    features = math.prod(shape)
+    blocks: OrderedDict[str, nn.Module] = OrderedDict(input=nn.Flatten())
+    for index, layer in enumerate(checked):
+        modules, features = genome.build_layer(layer, features)
+        blocks[_layer_prefix(index)] = nn.Sequential(*modules)
+    blocks["head"] = nn.Linear(features, n_classes)
+    return nn.Sequential(blocks)
+
+
+def _check_shape(input_shape: Any) -> tuple[int, ...]:
+    if not isinstance(input_shape, (tuple, list)) or not input_shape:
+        raise ValueError(f"input_shape must be a non-empty tuple of ints, got {describe(input_shape)}")
+    for index, size in enumerate(input_shape):
+        check_int(f"input_shape[{index}]", size, minimum=1)
+    return tuple(input_shape)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable scalars in ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def seed_init(model: nn.Module, generator: torch.Generator) -> None:
+    """Re-initialises every linear layer from ``generator``.
+
+    Torch's default init draws from the global generator, which concurrent
+    candidates share; drawing from the candidate's own generator makes a seeded
+    run reproducible. The distribution is torch's default for ``nn.Linear``:
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for weights and biases.
+    """
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                bound = 1.0 / math.sqrt(module.in_features)
+                module.weight.uniform_(-bound, bound, generator=generator)
+                if module.bias is not None:
+                    module.bias.uniform_(-bound, bound, generator=generator)
+
+
+def inherit_weights(
+    model: nn.Module,
+    parent_weights: Mapping[str, torch.Tensor],
+    origins: Sequence[int | None],
+) -> int:
+    """Copies a parent's trained weights into a child wherever shapes still match.
+
+    Args:
+        model: The freshly built child.
+        parent_weights: The parent's state dict.
+        origins: For each child layer, the index of the parent layer it came
+            from, or None for a new layer. The head always maps to the head.
+
+    Returns:
+        How many tensors were copied; reshaped or new layers keep their init.
+    """
+    mapping = {_layer_prefix(i): _layer_prefix(j) for i, j in enumerate(origins) if j is not None}
+    mapping["head"] = "head"
+    child_state = model.state_dict()
+    copied = 0
+    with torch.no_grad():
+        for name, tensor in child_state.items():
+            block, _, rest = name.partition(".")
+            source = mapping.get(block)
+            if source is None:
+                continue
+            parent = parent_weights.get(f"{source}.{rest}")
+            if parent is not None and parent.shape == tensor.shape:
+                tensor.copy_(parent)
+                copied += 1
+    return copied
+
+
+def _frozen_layers(layers: Genome) -> tuple[Layer, ...]:
+    return tuple((type_name, tuple(params)) for type_name, params in genome.validate(layers))
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Network:
+    """An immutable record of one network: genome, metrics and trained weights.
+
+    Create one from a genome with ``Network(layers)``; training returns new
+    records with metrics and weights filled in. Two records are equal only if
+    they are the same object (ids are unique).
+
+    Attributes:
+        layers: The genome as a tuple of ``(type, params)`` tuples.
+        input_shape: Shape of one input sample.
+        n_classes: Number of output classes.
+        id: A fresh uuid4 string, unique per record.
+        test_acc: Accuracy on the task's test split (reported, never selected on).
+        val_acc: Accuracy on the validation split: the fitness.
+        train_acc: Accuracy measured while training the last epoch.
+        loss: Mean training loss of the last epoch.
+        n_params: Number of trainable parameters.
+        parent_id: Id of the network this one was bred from, if any.
+        generation: Generation in which it was evaluated, if any.
+        mutations: The operators that made it from its parent, in order.
+        weights: Trained state dict as CPU tensors, or None if untrained.
+    """
+
+    layers: tuple[Layer, ...]
+    input_shape: tuple[int, ...] = MNIST_SHAPE
+    n_classes: int = 10
+    id: str = field(default_factory=_new_id)
+    test_acc: float | None = None
+    val_acc: float | None = None
+    train_acc: float | None = None
+    loss: float | None = None
+    n_params: int | None = None
+    parent_id: str | None = None
+    generation: int | None = None
+    mutations: tuple[str, ...] = ()
+    weights: Mapping[str, torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", _frozen_layers(self.layers))
+        object.__setattr__(self, "input_shape", _check_shape(self.input_shape))
+        check_int("n_classes", self.n_classes, minimum=2)
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"id must be a non-empty str, got {describe(self.id)}")
+        object.__setattr__(self, "mutations", tuple(self.mutations))
+        if self.weights is not None:
+            weights = {k: v.detach().to("cpu") for k, v in self.weights.items()}
+            object.__setattr__(self, "weights", MappingProxyType(weights))
+
+    @property
+    def fitness(self) -> float | None:
+        """What selection compares: validation accuracy."""
+        return self.val_acc
+
+    @property
+    def complexity(self) -> int:
+        """The seed's complexity: number of layers."""
+        return genome.complexity(self.layers)
+
+    @property
+    def genome(self) -> list[Layer]:
+        """The genome as a fresh, editable list of ``(type, [params])`` tuples."""
+        return [(type_name, list(params)) for type_name, params in self.layers]
+
+    def replace(self, **changes: Any) -> Network:
+        """A copy with ``changes`` applied; the copy keeps this record's id unless given one."""
+        return dataclasses.replace(self, **changes)
+
+    def model(self) -> nn.Sequential:
+        """A fresh torch module carrying a copy of the trained weights.
+
+        Returns:
+            The compiled ``nn.Sequential`` on the CPU, in eval mode (call
+            ``.train()`` to fine-tune it). Untrained records give fresh init.
+        """
+        module = build(self.layers, self.input_shape, self.n_classes)
+        if self.weights is not None:
+            module.load_state_dict({k: v.clone() for k, v in self.weights.items()})
+        return module.eval()
+
+    @cached_property
+    def _inference_model(self) -> nn.Sequential:
+        return self.model()
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Class indices for a batch ``x`` of shape ``(batch, *input_shape)``.
+
+        Raises:
+            ValueError: If ``x`` is not a tensor whose trailing size matches the input.
+        """
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a torch.Tensor, got {describe(x)}")
+        features = math.prod(self.input_shape)
+        if x.dim() == 0 or x[0].numel() != features:
+            raise ValueError(
+                f"x must have shape (batch, {', '.join(map(str, self.input_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+        with torch.inference_mode():
+            logits = self._inference_model(x.to("cpu", torch.float32))
+        return logits.argmax(dim=1)
+
+    def __repr__(self) -> str:
+        layers = [(type_name, list(params)) for type_name, params in self.layers]
+        accuracy = "None" if self.test_acc is None else f"{self.test_acc:.4f}"
+        return f"Network(id={self.id!r}, layers={layers!r}, test_acc={accuracy})"

@@ -1,0 +1,258 @@
+"""The archive: MAP-Elites along complexity, and the queue of unevaluated networks.
+
+Cutoffs split ``[0, max complexity]`` into ``complexity_levels`` equal intervals
+(4 layers, 2 levels → ``[2, 4]``); a network belongs to the first level (1-based)
+whose cutoff is ≥ its complexity and becomes that level's elite when its fitness
+(validation accuracy) is higher. Each :meth:`Selection.select` re-buckets the
+current elites together with the newcomers, so a change of ``complexity_levels``
+or of the complexity range keeps every elite that still wins its level.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from galapagos_nao._checks import check_int, describe
+from galapagos_nao.network import Network
+from galapagos_nao.parameters import Parameters
+
+if TYPE_CHECKING:
+    from galapagos_nao.orchestration import Run
+
+__all__ = ["AddStatus", "Change", "Selection"]
+
+
+class AddStatus(enum.IntEnum):
+    """What :meth:`Selection.put` did."""
+
+    NOT_ADDED = 0  #: the level's elite is at least as fit
+    IMPROVE_EXISTING = 1  #: replaced a less fit elite
+    NEW = 2  #: filled an empty level
+
+
+@dataclass(frozen=True)
+class Change:
+    """One archive cell whose elite changed in a :meth:`Selection.select`.
+
+    Attributes:
+        level: The cell.
+        old: The elite it replaced, or None for a newly filled cell.
+        new: The new elite.
+    """
+
+    level: int
+    old: Network | None
+    new: Network
+
+
+def _fitness(net: Network) -> float:
+    return float("-inf") if net.fitness is None else net.fitness
+
+
+def _check_network(name: str, net: Any) -> Network:
+    if not isinstance(net, Network):
+        raise ValueError(f"{name} must be a Network, got {describe(net)}")
+    return net
+
+
+class Selection:
+    """Elites by level plus a queue of networks waiting for the next generation.
+
+    ``gn.Selection`` is the shared instance; make your own for an isolated run.
+    Every operation is atomic under an internal lock and readers get snapshots.
+
+    Args:
+        parameters: Where ``complexity_levels`` is read; the shared
+            ``gn.Parameters`` when None.
+    """
+
+    #: Name of this object's section in Parameters (``gn.Parameters.put(gn.Selection, …)``).
+    PARAMETER_SECTION = "selection"
+
+    def __init__(self, *, parameters: Parameters | None = None) -> None:
+        if parameters is None:
+            from galapagos_nao import Parameters as shared_parameters
+
+            parameters = shared_parameters
+        self._parameters = parameters
+        self._lock = threading.RLock()
+        self._elites: dict[int, Network] = {}
+        self._queue: dict[int, Network] = {}  # negative keys, as in the seed
+        self._next_queue_key = -1
+        self._run: Run | None = None
+
+    @property
+    def parameters(self) -> Parameters:
+        """The Parameters this archive reads ``complexity_levels`` from."""
+        return self._parameters
+
+    # -- reading -------------------------------------------------------------
+
+    def get_all(self) -> dict[int, Network]:
+        """A snapshot: level → elite, plus queued networks at negative keys."""
+        with self._lock:
+            merged = dict(sorted(self._elites.items()))
+            merged.update(self._queue)
+            return merged
+
+    def get(self, level: int) -> Network | None:
+        """The elite (or queued network, for a negative key) at ``level``, or None."""
+        with self._lock:
+            return self._elites.get(level, self._queue.get(level))
+
+    def elites(self) -> dict[int, Network]:
+        """A snapshot of the elites only, by level."""
+        with self._lock:
+            return dict(sorted(self._elites.items()))
+
+    def queued(self) -> dict[int, Network]:
+        """A snapshot of the networks waiting for the next generation."""
+        with self._lock:
+            return dict(self._queue)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._elites) + len(self._queue)
+
+    # -- writing -------------------------------------------------------------
+
+    def put(self, level: int, net: Network) -> AddStatus:
+        """Makes ``net`` the elite of ``level`` if it is fitter than the current one.
+
+        Raises:
+            ValueError: if ``level`` is not an int ≥ 1 or ``net`` is not an
+                evaluated Network.
+        """
+        check_int("level", level, minimum=1)
+        _check_network("net", net)
+        if net.fitness is None:
+            raise ValueError(f"net {net.id!r} has no val_acc; use put_unevaluated() for untrained networks")
+        with self._lock:
+            old = self._elites.get(level)
+            if old is not None and _fitness(old) >= _fitness(net):
+                return AddStatus.NOT_ADDED
+            self._elites[level] = net
+            return AddStatus.NEW if old is None else AddStatus.IMPROVE_EXISTING
+
+    def put_unevaluated(self, net: Network | Sequence[Any]) -> int:
+        """Queues a network (or a bare genome) for the next generation.
+
+        It shows up in :meth:`get_all` at a negative key until that generation
+        has bred from it; then only elites stay.
+
+        Returns:
+            The negative key it was queued at.
+
+        Raises:
+            ValueError: if ``net`` is neither a Network nor a valid genome.
+        """
+        record = net if isinstance(net, Network) else Network(net)  # type: ignore[arg-type]
+        with self._lock:
+            key = self._next_queue_key
+            self._next_queue_key -= 1
+            self._queue[key] = record
+            return key
+
+    def clear(self) -> None:
+        """Empties the archive and the queue."""
+        with self._lock:
+            self._elites.clear()
+            self._queue.clear()
+            self._next_queue_key = -1
+
+    def restore(self, elites: dict[int, Network], queue: dict[int, Network] | None = None) -> None:
+        """Replaces the archive wholesale, e.g. from a checkpoint."""
+        for level, net in elites.items():
+            check_int("level", level, minimum=1)
+            _check_network(f"elites[{level}]", net)
+        with self._lock:
+            self._elites = dict(elites)
+            self._queue = dict(queue or {})
+            self._next_queue_key = min([-1, *(k - 1 for k in self._queue)])
+
+    # -- the generation's view -------------------------------------------------
+
+    def cutoffs(self, nets: Iterable[Network], complexity_levels: int | None = None) -> list[float]:
+        """The seed's cutoffs: ``max complexity * i / levels`` for ``i`` in ``1..levels``."""
+        levels = self._levels(complexity_levels)
+        maximum = max((net.complexity for net in nets), default=0)
+        return [maximum * i / levels for i in range(1, levels + 1)]
+
+    def level_of(self, net: Network, cutoffs: Sequence[float]) -> int:
+        """The first level (1-based) whose cutoff is ≥ the net's complexity."""
+        for index, cutoff in enumerate(cutoffs):
+            if net.complexity <= cutoff:
+                return index + 1
+        return len(cutoffs)
+
+    def select(
+        self,
+        nets: Iterable[Network],
+        *,
+        complexity_levels: int | None = None,
+        consumed: Iterable[int] = (),
+    ) -> list[Change]:
+        """Re-buckets the elites with ``nets`` and keeps the fittest per level.
+
+        Args:
+            nets: Evaluated networks; unevaluated ones are ignored.
+            complexity_levels: Levels to use; read from Parameters when None.
+            consumed: Queue keys whose networks this generation has bred from;
+                they leave the queue.
+
+        Returns:
+            The cells whose elite changed to one of ``nets``.
+        """
+        newcomers = [_check_network(f"nets[{i}]", n) for i, n in enumerate(nets)]
+        newcomers = [n for n in newcomers if n.fitness is not None]
+        levels = self._levels(complexity_levels)
+        with self._lock:
+            old = dict(self._elites)
+            pool = [*old.values(), *newcomers]  # incumbents first: they win ties
+            cutoffs = self.cutoffs(pool, levels)
+            best: dict[int, Network] = {}
+            for net in pool:
+                level = self.level_of(net, cutoffs)
+                if level not in best or _fitness(net) > _fitness(best[level]):
+                    best[level] = net
+            self._elites = dict(sorted(best.items()))
+            for key in consumed:
+                self._queue.pop(key, None)
+        incumbents = {id(n) for n in old.values()}
+        return [
+            Change(level, old.get(level), net)
+            for level, net in self._elites.items()
+            if id(net) not in incumbents
+        ]
+
+    def _levels(self, complexity_levels: int | None) -> int:
+        if complexity_levels is None:
+            return int(self._parameters.get(self, "complexity_levels"))
+        return check_int("complexity_levels", complexity_levels, minimum=1)
+
+    # -- run ownership -------------------------------------------------------
+
+    def _claim(self, run: Run) -> None:
+        """Marks ``run`` as this archive's run; raises if another is still running."""
+        with self._lock:
+            if self._run is not None and self._run is not run and not self._run.done():
+                raise RuntimeError(
+                    f"this Selection already has a run in progress ({self._run!r}); "
+                    "stop it with run.stop() or use another Selection"
+                )
+            self._run = run
+
+    @property
+    def run(self) -> Run | None:
+        """The run that last evolved this archive, if any."""
+        with self._lock:
+            return self._run
+
+    def __repr__(self) -> str:
+        with self._lock:
+            levels = {k: round(_fitness(v), 4) for k, v in sorted(self._elites.items())}
+            return f"Selection(elites={levels}, queued={len(self._queue)})"

@@ -1,0 +1,320 @@
+"""Fast fit and evaluation of one candidate on device-resident tensors.
+
+The task's splits are copied to each device once per run (:class:`DeviceDataCache`);
+batches are index slices of a shuffled permutation, so there is no DataLoader and
+no per-sample Python work. Fitness is validation accuracy on a split carved from
+the training data with a fixed seed (the same split for every candidate of a run);
+test accuracy is reported, never selected on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from galapagos_nao.datasets import Task
+from galapagos_nao.genome import SeededDropout
+from galapagos_nao.network import build, count_parameters, inherit_weights, seed_init
+from galapagos_nao.typing import Genome
+
+__all__ = [
+    "PARAMETER_SECTION",
+    "CandidateFailure",
+    "CandidateStopped",
+    "CandidateTimeout",
+    "DeviceData",
+    "DeviceDataCache",
+    "FitResult",
+    "NonFiniteLoss",
+    "TrainSettings",
+    "accuracy",
+    "fit",
+    "resolve_device",
+]
+
+#: Name of this module's section in :mod:`galapagos_nao.parameters`.
+PARAMETER_SECTION = "training"
+
+logger = logging.getLogger("galapagos_nao.training")
+
+#: Samples per forward pass when measuring accuracy (no gradients, so large is cheap).
+EVAL_BATCH = 8192
+#: Batches between checks of the loss for NaN/inf (each check may sync a GPU).
+FINITE_CHECK_EVERY = 50
+#: Seed of the train/validation split: fixed so every candidate is judged on the same data.
+SPLIT_SEED = 0
+
+
+class CandidateFailure(RuntimeError):
+    """A candidate could not be trained; the run drops it and goes on."""
+
+
+class CandidateTimeout(CandidateFailure):
+    """The candidate trained past its ``timeout``."""
+
+
+class CandidateStopped(CandidateFailure):
+    """The run was stopped while the candidate trained."""
+
+
+class NonFiniteLoss(CandidateFailure):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How one candidate is trained; built from the ``training`` section.
+
+    Attributes:
+        epochs: Passes over the training split.
+        batch_size: Samples per optimizer step.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (momentum 0.9).
+        learning_rate: The optimizer's learning rate.
+        validation_fraction: Share of the training data held out for fitness.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        precision: ``"float32"``, or ``"bf16"`` for autocast on CUDA.
+    """
+
+    epochs: int = 1
+    batch_size: int = 128
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.1
+    device: str = "auto"
+    precision: str = "float32"
+
+    @classmethod
+    def from_parameters(cls, snapshot: Mapping[str, Mapping[str, Any]]) -> TrainSettings:
+        """Settings from a Parameters snapshot."""
+        section = snapshot["training"]
+        names = cls.__dataclass_fields__
+        return cls(**{key: value for key, value in section.items() if key in names})
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What training one candidate produced.
+
+    Attributes:
+        weights: Trained state dict, as CPU tensors.
+        loss: Mean training loss over the last epoch.
+        train_acc: Accuracy over the last epoch, measured while training.
+        val_acc: Validation accuracy (the fitness).
+        test_acc: Test accuracy.
+        n_params: Trainable parameters.
+        inherited: Tensors copied from the parent before training.
+        seconds: Wall time of fit + evaluation.
+    """
+
+    weights: dict[str, torch.Tensor]
+    loss: float
+    train_acc: float
+    val_acc: float
+    test_acc: float
+    n_params: int
+    inherited: int
+    seconds: float
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` → the first CUDA device when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """A task's splits resident on one device.
+
+    Shapes: ``x_*`` are ``(n, *input_shape)`` float32, ``y_*`` are ``(n,)`` int64.
+    """
+
+    device: torch.device
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    input_shape: tuple[int, ...]
+    n_classes: int
+
+
+def split_validation(task: Task, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(train, val)`` of a seeded random split of the task's training data."""
+    n = task.x_train.shape[0]
+    n_val = max(1, min(n - 1, int(round(n * fraction))))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    return order[n_val:], order[:n_val]
+
+
+class DeviceDataCache:
+    """One copy of each split per (task, device, validation fraction), made on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._copies: dict[tuple[int, str, float], DeviceData] = {}
+
+    def get(self, task: Task, device: torch.device, validation_fraction: float) -> DeviceData:
+        """The task's splits on ``device``, copied there the first time only."""
+        key = (id(task), str(device), validation_fraction)
+        with self._lock:  # copies are made once even if several workers ask at once
+            found = self._copies.get(key)
+            if found is None:
+                found = self._copy(task, device, validation_fraction)
+                self._copies[key] = found
+            return found
+
+    @staticmethod
+    def _copy(task: Task, device: torch.device, validation_fraction: float) -> DeviceData:
+        train_index, val_index = split_validation(task, validation_fraction)
+        return DeviceData(
+            device=device,
+            x_train=task.x_train[train_index].to(device),
+            y_train=task.y_train[train_index].to(device),
+            x_val=task.x_train[val_index].to(device),
+            y_val=task.y_train[val_index].to(device),
+            x_test=task.x_test.to(device),
+            y_test=task.y_test.to(device),
+            input_shape=task.input_shape,
+            n_classes=task.n_classes,
+        )
+
+    def clear(self) -> None:
+        """Frees every device copy."""
+        with self._lock:
+            self._copies.clear()
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, precision: str = "float32") -> float:
+    """Share of ``x`` that ``model`` classifies as ``y``, in large no-grad batches."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    with torch.inference_mode(), _autocast(x.device, precision):
+        for start in range(0, x.shape[0], EVAL_BATCH):
+            logits = model(x[start : start + EVAL_BATCH])
+            correct += (logits.argmax(dim=1) == y[start : start + EVAL_BATCH]).sum()
+    model.train(was_training)
+    return correct.item() / max(1, x.shape[0])
+
+
+def _make_optimizer(settings: TrainSettings, model: nn.Module) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=settings.learning_rate, momentum=0.9)
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=settings.learning_rate)
+    return torch.optim.Adam(params, lr=settings.learning_rate)
+
+
+def _attach_generator(model: nn.Module, generator: torch.Generator) -> None:
+    for module in model.modules():
+        if isinstance(module, SeededDropout):
+            module.generator = generator
+
+
+def _never() -> bool:
+    return False
+
+
+def fit(
+    layers: Genome,
+    data: DeviceData,
+    settings: TrainSettings,
+    *,
+    seed: int,
+    parent_weights: Mapping[str, torch.Tensor] | None = None,
+    origins: Sequence[int | None] | None = None,
+    should_stop: Callable[[], bool] = _never,
+    deadline: float | None = None,
+) -> FitResult:
+    """Trains one genome and measures it.
+
+    Args:
+        layers: The genome (validated by :func:`~galapagos_nao.network.build`).
+        data: The task's splits on the training device.
+        settings: Training settings.
+        seed: Seeds init, shuffling and dropout, so the same seed trains the same.
+        parent_weights: A parent's state dict to inherit from (with ``origins``).
+        origins: Parent-layer index of each layer (see ``evolution.Offspring``).
+        should_stop: Polled every batch; True ends training with CandidateStopped.
+        deadline: ``time.monotonic()`` after which training ends with CandidateTimeout.
+
+    Returns:
+        The trained weights (CPU) and metrics.
+
+    Raises:
+        CandidateFailure: on stop, timeout or a non-finite loss.
+    """
+    started = time.monotonic()
+    device = data.device
+    cpu_generator = torch.Generator().manual_seed(seed)
+    model = build(layers, data.input_shape, data.n_classes)
+    seed_init(model, cpu_generator)
+    inherited = 0
+    if parent_weights is not None and origins is not None:
+        inherited = inherit_weights(model, parent_weights, origins)
+    model.to(device)
+    device_generator = cpu_generator if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
+    _attach_generator(model, device_generator)
+    optimizer = _make_optimizer(settings, model)
+    loss_fn = nn.CrossEntropyLoss()
+
+    n_train = data.x_train.shape[0]
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    for _ in range(settings.epochs):
+        model.train()
+        loss_sum.zero_()
+        correct.zero_()
+        order = torch.randperm(n_train, generator=cpu_generator).to(device)
+        for step, start in enumerate(range(0, n_train, settings.batch_size)):
+            if should_stop():
+                raise CandidateStopped("the run was stopped")
+            if deadline is not None and time.monotonic() > deadline:
+                raise CandidateTimeout(f"training exceeded its timeout after {time.monotonic() - started:.1f}s")
+            index = order[start : start + settings.batch_size]
+            x, y = data.x_train[index], data.y_train[index]
+            with _autocast(device, settings.precision):
+                logits = model(x)
+                loss = loss_fn(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * y.shape[0]
+            correct += (logits.detach().argmax(dim=1) == y).sum()
+            if step % FINITE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum).item():
+                raise NonFiniteLoss(f"training loss became {loss_sum.item()} at step {step}")
+    mean_loss = loss_sum.item() / n_train
+    if not math.isfinite(mean_loss):
+        raise NonFiniteLoss(f"training loss became {mean_loss}")
+    val_acc = accuracy(model, data.x_val, data.y_val, precision=settings.precision)
+    test_acc = accuracy(model, data.x_test, data.y_test, precision=settings.precision)
+    weights = {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+    return FitResult(
+        weights=weights,
+        loss=mean_loss,
+        train_acc=correct.item() / n_train,
+        val_acc=val_acc,
+        test_acc=test_acc,
+        n_params=count_parameters(model),
+        inherited=inherited,
+        seconds=time.monotonic() - started,
+    )
