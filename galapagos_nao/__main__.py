@@ -1,0 +1,66 @@
+"""Command line: ``python -m galapagos_nao`` (or ``galapagos-nao``) runs the seed's example.
+
+Prints the elites when the run ends; ``--continual`` runs until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import galapagos_nao as gn
+from galapagos_nao import datasets
+from galapagos_nao.example import enable_console_logging, seed_layers
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parses the command line."""
+    parser = argparse.ArgumentParser(
+        prog="galapagos-nao",
+        description="Evolve networks from the seed genome on MNIST and print the elites.",
+    )
+    parser.add_argument("--generations", type=int, default=2, help="generations to run (default 2)")
+    parser.add_argument("--continual", action="store_true", help="run until interrupted (Ctrl-C)")
+    parser.add_argument("--resume", action="store_true", help="with --continual: resume the workspace's last run")
+    parser.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda' or 'cuda:N' (default: auto)")
+    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw (default: GN_DATA_DIR, cache)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the run's generator")
+    args = parser.parse_args(argv)
+    if args.generations < 1:
+        parser.error(f"--generations must be >= 1, got {args.generations}")
+    if args.resume and not args.continual:
+        parser.error("--resume needs --continual")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the example and prints the final elites; returns the exit status."""
+    args = parse_args(argv)
+    enable_console_logging()
+    if args.device is not None:
+        gn.Parameters.put(gn.training, {"device": args.device})
+    task = datasets.mnist(args.data_dir) if args.data_dir else None
+    if args.continual:
+        if args.resume:
+            run = gn.evolve_continual(task=task, seed=args.seed, resume=True)  # type: ignore[call-arg]
+        else:
+            run = gn.evolve_continual(seed_layers(), task, seed=args.seed)
+    else:
+        run = gn.evolve(seed_layers(), args.generations, task, seed=args.seed)
+    try:
+        while not run.join(timeout=0.5):
+            pass
+    except KeyboardInterrupt:
+        print("Stopping after the current candidates…", file=sys.stderr)
+        run.stop()
+        run.join()
+    print(run)
+    elites = run.result()
+    for level, net in elites.items():
+        print(f"{level}: {net!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from galapagos_nao import evolution, genome
+from galapagos_nao.example import seed_layers
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def test_duplicate_all_doubles_the_length():
+    layers = seed_layers()
+    doubled, origins, log = evolution.duplicate(layers, rng(), all=True)
+    assert len(doubled) == 2 * len(layers)
+    assert sorted(origins) == sorted(list(range(8)) * 2)
+    assert log and log[0].startswith("duplicate [0:8]")
+
+
+def test_duplicate_inserts_a_copy_of_a_slice():
+    layers = seed_layers()
+    for seed in range(20):
+        child, origins, _ = evolution.duplicate(layers, rng(seed), rate=1.0)
+        assert len(child) > len(layers)
+        # every child layer is a copy of the parent layer it claims to come from
+        assert all(child[i] == layers[j] for i, j in enumerate(origins))
+
+
+def test_remove_with_rate_one_drops_everything_and_zero_nothing():
+    layers = seed_layers()
+    assert evolution.remove(layers, rng(), rate=1.0)[0] == []
+    assert evolution.remove(layers, rng(), rate=0.0)[0] == layers
+
+
+def test_mutation_rate_zero_changes_nothing():
+    layers = seed_layers()
+    for seed in range(20):
+        child = evolution.spawn_offspring(layers, rng(seed), mutation_rate=0.0)
+        assert child.layers == layers
+        assert child.origins == tuple(range(len(layers)))
+        assert child.mutations == ()
+
+
+def test_mutation_rate_one_always_changes_the_genome():
+    layers = seed_layers()
+    for seed in range(20):
+        assert evolution.spawn_offspring(layers, rng(seed), mutation_rate=1.0).layers != layers
+
+
+def test_mutate_with_rate_one_changes_every_layer_and_keeps_it_valid():
+    layers = seed_layers()
+    for seed in range(20):
+        child, origins, log = evolution.mutate(layers, rng(seed), rate=1.0, std_dev=2)
+        assert len(log) == len(layers)
+        genome.validate(child)
+        for index, (before, after) in enumerate(zip(layers, child)):
+            if origins[index] is None:  # replaced: seeded from layer_types
+                assert after[1] == evolution.DEFAULT_LAYER_TYPES[after[0]]
+            else:
+                assert after[0] == before[0]
+
+
+def test_mutate_params_follows_the_seed_rules():
+    generator = rng(1)
+    for _ in range(50):
+        units, activation = evolution.mutate_params([64, "relu"], "dense", generator, std_dev=2)
+        assert isinstance(units, int) and units >= 1 and abs(units - 64) < 20
+        assert activation in genome.ACTIVATIONS
+        (rate,) = evolution.mutate_params([0.5], "dropout", generator, std_dev=2)
+        assert isinstance(rate, float) and 0 <= rate < 1
+
+
+def test_units_that_mutate_below_one_clamp_to_one():
+    generator = rng(2)
+    values = {
+        evolution.mutate_params([1, "none"], "dense", generator, std_dev=50)[0] for _ in range(200)
+    }
+    assert min(values) == 1
+
+
+def test_operators_do_not_modify_their_input():
+    layers = seed_layers()
+    snapshot = [(t, list(p)) for t, p in layers]
+    evolution.spawn_offspring(layers, rng(5), mutation_rate=1.0)
+    assert layers == snapshot
+
+
+def test_the_same_seed_breeds_the_same_child():
+    a = evolution.spawn_offspring(seed_layers(), rng(42))
+    b = evolution.spawn_offspring(seed_layers(), rng(42))
+    assert a == b
+
+
+def test_seed_params_returns_a_fresh_copy():
+    params = evolution.seed_params("dense", evolution.DEFAULT_LAYER_TYPES)
+    params[0] = 1
+    assert evolution.DEFAULT_LAYER_TYPES["dense"] == [64, "none"]
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.25, 1.0])
+def test_should_mutate_matches_its_rate(rate):
+    generator = rng(3)
+    hits = sum(evolution.should_mutate(generator, rate) for _ in range(4000))
+    assert abs(hits / 4000 - rate) < 0.03

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import torch
+from torch import nn
+
+from galapagos_nao import network
+from galapagos_nao.example import seed_layers
+from galapagos_nao.network import Network
+
+
+def test_build_adds_input_adapter_named_layer_blocks_and_head():
+    model = network.build(seed_layers(), (1, 28, 28), 10)
+    names = [name for name, _ in model.named_children()]
+    assert names == ["input", *(f"layer{i}" for i in range(8)), "head"]
+    assert isinstance(model.input, nn.Flatten)
+    assert model.head.out_features == 10
+    out = model.eval()(torch.zeros(5, 1, 28, 28))
+    assert out.shape == (5, 10)
+
+
+def test_build_handles_an_empty_genome_as_a_linear_classifier():
+    model = network.build([], (3, 4), 7)
+    assert model(torch.zeros(2, 3, 4)).shape == (2, 7)
+    assert network.count_parameters(model) == 12 * 7 + 7
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"input_shape": (0, 28)}, "input_shape[0]"),
+        ({"input_shape": ()}, "input_shape"),
+        ({"n_classes": 1}, "n_classes"),
+        ({"layers": [("dense", [3])]}, "layers[0]"),
+    ],
+)
+def test_build_and_network_reject_bad_arguments(kwargs, fragment):
+    args = {"layers": seed_layers(), "input_shape": (1, 28, 28), "n_classes": 10, **kwargs}
+    with pytest.raises(ValueError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+        network.build(args["layers"], args["input_shape"], args["n_classes"])
+    with pytest.raises(ValueError):
+        Network(args["layers"], input_shape=args["input_shape"], n_classes=args["n_classes"])
+
+
+def test_network_ids_are_fresh_uuid4_strings():
+    a, b = Network(seed_layers()), Network(seed_layers())
+    assert a.id != b.id
+    assert uuid.UUID(a.id).version == 4
+    assert a != b and a == a
+
+
+def test_network_is_immutable_and_its_layers_cannot_be_changed_through_genome():
+    net = Network(seed_layers())
+    with pytest.raises(AttributeError):
+        net.test_acc = 1.0  # type: ignore[misc]
+    editable = net.genome
+    editable[0][1][0] = 1
+    assert net.layers[0] == ("dense", (64, "relu"))
+
+
+def test_repr_reads_like_the_seed():
+    net = Network([("dense", [64, "softrelu"]), ("batch_norm", [])], test_acc=0.95531)
+    assert repr(net) == (
+        f"Network(id={net.id!r}, layers=[('dense', [64, 'softrelu']), ('batch_norm', [])], test_acc=0.9553)"
+    )
+
+
+def test_model_returns_fresh_modules_carrying_a_copy_of_the_weights():
+    trained = network.build(seed_layers())
+    weights = trained.state_dict()
+    net = Network(seed_layers(), weights=weights)
+    first, second = net.model(), net.model()
+    assert first is not second
+    for name, tensor in first.state_dict().items():
+        assert torch.equal(tensor, weights[name])
+    with torch.no_grad():
+        first.head.weight.add_(1.0)
+    assert torch.equal(net.model().head.weight, weights["head.weight"])
+
+
+def test_predict_returns_class_indices_and_rejects_wrong_shapes():
+    net = Network(seed_layers(), weights=network.build(seed_layers()).state_dict())
+    x = torch.randn(6, 1, 28, 28)
+    predictions = net.predict(x)
+    assert predictions.shape == (6,) and predictions.dtype == torch.int64
+    assert torch.equal(predictions, net.model()(x).argmax(1))
+    with pytest.raises(ValueError, match="shape"):
+        net.predict(torch.zeros(6, 10))
+    with pytest.raises(ValueError, match="torch.Tensor"):
+        net.predict([[0.0]])
+
+
+def test_inherit_weights_copies_matching_layers_and_skips_reshaped_ones():
+    parent_layers = [("dense", [16, "relu"]), ("dense", [8, "relu"])]
+    parent = network.build(parent_layers, (4,), 3)
+    child_layers = [("dense", [16, "relu"]), ("dense", [9, "relu"]), ("dense", [8, "relu"])]
+    child = network.build(child_layers, (4,), 3)
+    copied = network.inherit_weights(child, parent.state_dict(), origins=(0, 1, None))
+    # layer0 and the head (8 -> 3 in both) are copied; layer1 is reshaped, layer2 new
+    assert copied == 4
+    assert torch.equal(child.layer0[0].weight, parent.layer0[0].weight)
+    assert torch.equal(child.head.weight, parent.head.weight)
+    assert child.layer1[0].weight.shape == (9, 16)
+    assert not torch.equal(child.layer2[0].weight[:, :8], parent.layer1[0].weight[:, :8])
+
+
+def test_seed_init_is_reproducible():
+    a, b = network.build(seed_layers()), network.build(seed_layers())
+    network.seed_init(a, torch.Generator().manual_seed(7))
+    network.seed_init(b, torch.Generator().manual_seed(7))
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
