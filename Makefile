@@ -1,0 +1,55 @@
+# Developer entry points. Everything runs inside .venv, made with the system python3.
+#   make demo   install the package and run the short example
+#   make test   install with the dev extras and run the test suite
+#   make bench  run the benchmarks
+#   make lint   ruff (lint + format check) and mypy
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+# The real MNIST lives next to the repository in CI and on dev machines; tests use
+# it when present (an explicit GN_DATA_DIR from the environment wins).
+SHARED_DATA := $(wildcard $(CURDIR)/../shared/data)
+GN_DATA_DIR ?= $(if $(SHARED_DATA),$(abspath $(SHARED_DATA)))
+
+# Stamps record what was installed, so repeated runs skip pip until pyproject.toml changes.
+STAMP_BASE := $(VENV)/.installed
+STAMP_DEV := $(VENV)/.installed-dev
+
+.PHONY: demo test bench lint venv
+
+demo: $(STAMP_BASE)
+	$(PY) -m galapagos_nao
+
+test: $(STAMP_DEV)
+	$(if $(GN_DATA_DIR),GN_DATA_DIR='$(GN_DATA_DIR)') $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP_BASE)
+	$(PY) -m benchmarks
+
+lint: $(STAMP_DEV)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy galapagos_nao gn
+
+venv: $(PY)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# The venv's python is an order-only prerequisite: its timestamp must not force reinstalls.
+$(STAMP_BASE): pyproject.toml | $(PY)
+	$(PIP) install --quiet -e .
+	@touch $@
+
+# Ray and onnxruntime do not publish wheels for every platform and Python; without
+# them the suite still runs and the tests that need them skip with a reason.
+$(STAMP_DEV): pyproject.toml | $(PY)
+	@if $(PIP) install --quiet -e '.[dev,ray,onnx]'; then :; else \
+		echo "note: installing the ray/onnx extras failed (no wheel for this platform?);" \
+			"installing '.[dev]' only -- tests that need them will be skipped"; \
+		$(PIP) install --quiet -e '.[dev]'; \
+	fi
+	@touch $@ $(STAMP_BASE)

@@ -1,0 +1,84 @@
+"""Shared fixtures: real MNIST tasks and an isolated environment for every test.
+
+Real data comes from ``GN_DATA_DIR`` or ``../shared/data`` next to the repository
+(CI); without either, the bundled subset stands in. No test reaches the network:
+torchvision downloads are disabled for every test.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torchvision.datasets
+
+from galapagos_nao import datasets
+from galapagos_nao.datasets import DATA_DIR_ENV, Task
+
+logger = logging.getLogger("galapagos_nao.tests")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# Set before any test runs so code that calls mnist() without a root (default_task,
+# evolve(task=None)) finds the real data instead of the user cache.
+if not os.environ.get(DATA_DIR_ENV) and SHARED_DATA.is_dir():
+    os.environ[DATA_DIR_ENV] = str(SHARED_DATA)
+
+
+def real_mnist_root() -> Path | None:
+    """Return the dataset root holding the real MNIST, or None when there is none."""
+    root = os.environ.get(DATA_DIR_ENV)
+    if root and (Path(root) / "MNIST" / "raw").is_dir():
+        return Path(root)
+    return None
+
+
+def pytest_report_header() -> str:
+    root = real_mnist_root()
+    if root is None:
+        return "galapagos_nao data: bundled MNIST subset (no GN_DATA_DIR or ../shared/data)"
+    return f"galapagos_nao data: full MNIST from {root}"
+
+
+@pytest.fixture(scope="session")
+def mnist_root() -> Path | None:
+    """The dataset root holding the real MNIST, or None when there is none."""
+    return real_mnist_root()
+
+
+@pytest.fixture(scope="session")
+def mnist_task() -> Task:
+    """The full real MNIST, or the bundled subset when it is not available."""
+    root = real_mnist_root()
+    if root is None:
+        logger.warning(
+            "no real MNIST (set %s or provide ../shared/data); tests use the bundled subset",
+            DATA_DIR_ENV,
+        )
+        return datasets.bundled_mnist()
+    return datasets.mnist(root, download=False)
+
+
+@pytest.fixture(scope="session")
+def small_mnist(mnist_task: Task) -> Task:
+    """A seeded, class-balanced 3000/1000 sample of ``mnist_task`` for quick training."""
+    return datasets.subset(mnist_task, 3000, 1000, seed=0)
+
+
+def _refuse_download(self: object) -> None:
+    raise RuntimeError("tests never reach the network: MNIST download disabled")
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Give each test its own GN_HOME and make any MNIST download fail fast."""
+    monkeypatch.setenv("GN_HOME", str(tmp_path_factory.mktemp("gn_home")))
+    # Patched on the class so the library's real fallback path runs, offline.
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", _refuse_download)
+    yield
