@@ -7,6 +7,7 @@ it back into the population with ``gn.Selection.put_unevaluated(gn.Library.get(i
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from galapagos_nao._checks import describe
 from galapagos_nao.network import Network
@@ -65,6 +66,11 @@ class Library:
             raise KeyError(f"no network with id {id!r} in the Library")
         return found
 
+    def clear(self) -> None:
+        """Forgets every network."""
+        with self._lock:
+            self._nets.clear()
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._nets)
@@ -75,3 +81,13 @@ class Library:
 
     def __repr__(self) -> str:
         return f"Library({len(self)} networks)"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        from galapagos_nao import display
+
+        display.library_pretty(self, p, cycle)
+
+    def _repr_html_(self) -> str:
+        from galapagos_nao import display
+
+        return display.library_html(self)
