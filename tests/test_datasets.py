@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import struct
 import threading
 from pathlib import Path
@@ -87,7 +88,7 @@ def test_mnist_missing_explicit_root_raises_naming_it(tmp_path: Path) -> None:
 
 def test_mnist_root_pointing_at_raw_folder_suggests_the_dataset_root(tmp_path: Path) -> None:
     raw = _make_mnist_root(tmp_path / "data") / "MNIST" / "raw"
-    with pytest.raises(FileNotFoundError, match=f"pass {tmp_path / 'data'} instead"):
+    with pytest.raises(FileNotFoundError, match=re.escape(f"pass {tmp_path / 'data'} instead")):
         mnist(raw)
 
 
