@@ -22,9 +22,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--generations", type=int, default=2, help="generations to run (default 2)")
     parser.add_argument("--continual", action="store_true", help="run until interrupted (Ctrl-C)")
-    parser.add_argument("--resume", action="store_true", help="with --continual: resume the workspace's last run")
-    parser.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda' or 'cuda:N' (default: auto)")
-    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw (default: GN_DATA_DIR, cache)")
+    parser.add_argument(
+        "--resume", action="store_true", help="with --continual: resume the workspace's last run"
+    )
+    parser.add_argument(
+        "--device", default=None, help="'auto', 'cpu', 'cuda' or 'cuda:N' (default: auto)"
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="folder holding MNIST/raw (default: GN_DATA_DIR, cache)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed of the run's generator")
     args = parser.parse_args(argv)
     if args.generations < 1:

@@ -134,7 +134,9 @@ def seed_params(type_name: str, layer_types: Mapping[str, Sequence[Any]]) -> lis
     return list(layer_types[type_name])
 
 
-def mutate_params(params: Sequence[Any], type_name: str, rng: np.random.Generator, *, std_dev: float) -> list[Any]:
+def mutate_params(
+    params: Sequence[Any], type_name: str, rng: np.random.Generator, *, std_dev: float
+) -> list[Any]:
     """Perturbs every param of a layer by the seed's rule for its kind.
 
     An activation name becomes a random activation, an int ``v`` becomes
@@ -142,7 +144,7 @@ def mutate_params(params: Sequence[Any], type_name: str, rng: np.random.Generato
     ``uniform(0, 1)``.
     """
     specs = genome.layer_type(type_name).params
-    return [spec.mutate(value, rng, std_dev) for value, spec in zip(params, specs)]
+    return [spec.mutate(value, rng, std_dev) for value, spec in zip(params, specs, strict=True)]
 
 
 def mutate(

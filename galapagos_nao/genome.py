@@ -102,9 +102,7 @@ ACTIVATION = ParamSpec(
     _mutate_activation,
 )
 #: A probability in [0, 1) such as a dropout rate.
-RATE = ParamSpec(
-    "rate", "a number in [0, 1)", lambda v: _is_real(v) and 0 <= v < 1, _mutate_float
-)
+RATE = ParamSpec("rate", "a number in [0, 1)", lambda v: _is_real(v) and 0 <= v < 1, _mutate_float)
 #: A non-negative slope such as leaky ReLU's alpha.
 ALPHA = ParamSpec("alpha", "a number >= 0", lambda v: _is_real(v) and v >= 0, _mutate_float)
 
@@ -262,7 +260,7 @@ def _layer_problem(index: int, layer: Any) -> str | None:
     if len(params) != len(spec):
         names = [p.name for p in spec]
         return f"{where}: expects {len(spec)} params {names}, got {len(params)}: {list(params)!r}"
-    for position, (value, param) in enumerate(zip(params, spec)):
+    for position, (value, param) in enumerate(zip(params, spec, strict=True)):
         if not param.is_valid(value):
             return (
                 f"{where}: params[{position}] ({param.name}) must be {param.expected}, "

@@ -55,7 +55,7 @@ def test_mutate_with_rate_one_changes_every_layer_and_keeps_it_valid():
         child, origins, log = evolution.mutate(layers, rng(seed), rate=1.0, std_dev=2)
         assert len(log) == len(layers)
         genome.validate(child)
-        for index, (before, after) in enumerate(zip(layers, child)):
+        for index, (before, after) in enumerate(zip(layers, child, strict=True)):
             if origins[index] is None:  # replaced: seeded from layer_types
                 assert after[1] == evolution.DEFAULT_LAYER_TYPES[after[0]]
             else:

@@ -62,9 +62,8 @@ def test_network_is_immutable_and_its_layers_cannot_be_changed_through_genome():
 
 def test_repr_reads_like_the_seed():
     net = Network([("dense", [64, "softrelu"]), ("batch_norm", [])], test_acc=0.95531)
-    assert repr(net) == (
-        f"Network(id={net.id!r}, layers=[('dense', [64, 'softrelu']), ('batch_norm', [])], test_acc=0.9553)"
-    )
+    layers = "[('dense', [64, 'softrelu']), ('batch_norm', [])]"
+    assert repr(net) == f"Network(id={net.id!r}, layers={layers}, test_acc=0.9553)"
 
 
 def test_model_returns_fresh_modules_carrying_a_copy_of_the_weights():
@@ -110,5 +109,5 @@ def test_seed_init_is_reproducible():
     a, b = network.build(seed_layers()), network.build(seed_layers())
     network.seed_init(a, torch.Generator().manual_seed(7))
     network.seed_init(b, torch.Generator().manual_seed(7))
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(x, y), name

@@ -31,15 +31,26 @@ def test_evolve_returns_at_once_and_runs_the_seed_generations(selection, small_m
     assert repr(run).startswith(("<Run starting", "<Run running"))
     finish(run)
     status = run.status()
-    assert (status.state, status.generation, status.evaluated, status.failed) == ("finished", 2, 8, 0)
+    assert (status.state, status.generation, status.evaluated, status.failed) == (
+        "finished",
+        2,
+        8,
+        0,
+    )
     elites = run.result()
     assert elites and all(n.val_acc > 0.5 and n.weights is not None for n in elites.values())
     assert all(n.generation in (0, 1) and n.parent_id for n in elites.values())
     messages = [r.getMessage() for r in caplog.records]
-    assert messages.count("Generations remaining: 2") == 1 and "Generations remaining: 1" in messages
+    assert (
+        messages.count("Generations remaining: 2") == 1 and "Generations remaining: 1" in messages
+    )
     epochs = [m for m in messages if m.startswith("Epoch 0. Loss: ")]
-    assert len(epochs) == 8 and all("Train_acc" in m and "Val_acc" in m and "Test_acc" in m for m in epochs)
-    assert repr(run).startswith("<Run finished: generation 2/2, 8 evaluated, 0 failed, best test_acc 0.")
+    assert len(epochs) == 8 and all(
+        "Train_acc" in m and "Val_acc" in m and "Test_acc" in m for m in epochs
+    )
+    assert repr(run).startswith(
+        "<Run finished: generation 2/2, 8 evaluated, 0 failed, best test_acc 0."
+    )
 
 
 def test_a_seeded_run_is_reproducible(small_mnist):
@@ -47,7 +58,9 @@ def test_a_seeded_run_is_reproducible(small_mnist):
     for _ in range(2):
         selection = Selection(parameters=Parameters())
         finish(gn.evolve(seed_layers(), 2, small_mnist, selection=selection, seed=11))
-        archives.append({k: (n.layers, n.val_acc, n.test_acc) for k, n in selection.elites().items()})
+        archives.append(
+            {k: (n.layers, n.val_acc, n.test_acc) for k, n in selection.elites().items()}
+        )
     assert archives[0] == archives[1]
 
 
@@ -61,7 +74,14 @@ def test_failing_candidates_are_dropped_and_the_run_goes_on(selection, small_mni
     params = selection.parameters
     params.put(gn.evolution, {"mutation_rate": 0.0})
     broken = [("dense", [8, "relu"]), ("test_explode", [])]
-    run = finish(gn.evolve([Network(broken), Network([("dense", [8, "relu"])])], 2, small_mnist, selection=selection))
+    run = finish(
+        gn.evolve(
+            [Network(broken), Network([("dense", [8, "relu"])])],
+            2,
+            small_mnist,
+            selection=selection,
+        )
+    )
     status = run.status()
     assert status.state == "finished" and status.generation == 2
     assert status.failed >= 2 and status.evaluated >= 2
@@ -104,7 +124,14 @@ def test_a_second_run_on_a_busy_selection_raises_and_queues_nothing(selection, s
         with pytest.raises(RuntimeError, match="already has a run in progress"):
             gn.evolve([("dense", [8, "relu"])], 1, small_mnist, selection=selection)
         assert selection.queued().keys() <= before.keys()
-        other = finish(gn.evolve([("dense", [8, "relu"])], 1, small_mnist, selection=Selection(parameters=Parameters())))
+        other = finish(
+            gn.evolve(
+                [("dense", [8, "relu"])],
+                1,
+                small_mnist,
+                selection=Selection(parameters=Parameters()),
+            )
+        )
         assert other.status().state == "finished"
     finally:
         run.stop()
@@ -177,7 +204,9 @@ def test_children_inherit_their_parents_weights(selection, small_mnist):
     from galapagos_nao.training import DeviceDataCache, TrainSettings, fit
 
     data = DeviceDataCache().get(small_mnist, torch.device("cpu"), 0.1)
-    inherited = fit(parent.layers, data, TrainSettings(), seed=5, parent_weights=parent.weights, origins=(0,))
+    inherited = fit(
+        parent.layers, data, TrainSettings(), seed=5, parent_weights=parent.weights, origins=(0,)
+    )
     fresh = fit(parent.layers, data, TrainSettings(), seed=5)
     assert inherited.inherited == 4 and fresh.inherited == 0
     # one more epoch on top of the parent's does better than one epoch from scratch

@@ -67,7 +67,10 @@ def test_the_continual_session_of_the_seed(shell):
     run = shell.user_ns["run"]
     assert "/∞" in repr(cell(shell, "run"))
     # get_all while training: a snapshot, never blocking the run
-    wait_until(lambda: cell(shell, "len([k for k in gn.Selection.get_all() if k > 0])") >= 1, what="an elite")
+    wait_until(
+        lambda: cell(shell, "len([k for k in gn.Selection.get_all() if k > 0])") >= 1,
+        what="an elite",
+    )
     cell(shell, "net = gn.Selection.get_all()[max(gn.Selection.get_all())]")
     net = shell.user_ns["net"]
     cell(shell, "gn.Library.put(net)")
