@@ -44,9 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the example and prints the final elites; returns the exit status."""
     args = parse_args(argv)
     enable_console_logging()
-    if args.device is not None:
-        gn.Parameters.put(gn.training, {"device": args.device})
-    task = datasets.mnist(args.data_dir) if args.data_dir else None
+    try:
+        if args.device is not None:
+            gn.Parameters.put(gn.training, {"device": args.device})
+        task = datasets.mnist(args.data_dir) if args.data_dir else None
+    except (ValueError, FileNotFoundError) as error:
+        print(f"galapagos-nao: error: {error}", file=sys.stderr)
+        return 2
     if args.continual:
         if args.resume:
             run = gn.evolve_continual(task=task, seed=args.seed, resume=True)  # type: ignore[call-arg]
