@@ -16,7 +16,12 @@ The map of the package, one module per responsibility:
 - :mod:`~galapagos_nao.orchestration` connects them: :func:`evolve` and
   :func:`evolve_continual` run generations on a background thread and return a
   :class:`Run` handle;
-- :mod:`~galapagos_nao.example` holds the seed's session.
+- :mod:`~galapagos_nao.example` holds the seed's session;
+- illumination: :mod:`~galapagos_nao.measures` are the archive's axes,
+  :mod:`~galapagos_nao.history` its metrics per generation,
+  :func:`lineage` walks a network's ancestry, :mod:`~galapagos_nao.plot` draws,
+  :mod:`~galapagos_nao.display` renders IPython views and
+  :mod:`~galapagos_nao.progress` shows ``run.wait(progress=True)`` bars.
 
 ``gn.Selection``, ``gn.Library`` and ``gn.Parameters`` are the shared instances
 the REPL talks to, as in the seed.
@@ -46,6 +51,8 @@ Library = _LibraryClass()
 from galapagos_nao.orchestration import Run, evolve, evolve_continual  # noqa: E402
 
 from galapagos_nao import library, parameters, selection  # noqa: E402
+from galapagos_nao import display, history, measures, plot, progress  # noqa: E402
+from galapagos_nao.lineage import lineage  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -63,6 +70,9 @@ __all__ = [
     "build",
     "register_layer",
     "validate",
+    # illumination
+    "lineage",
+    "plot",
     # modules
     "datasets",
     "evolution",
@@ -74,4 +84,8 @@ __all__ = [
     "parameters",
     "selection",
     "training",
+    "display",
+    "history",
+    "measures",
+    "progress",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from typing import Any
 
 from galapagos_nao._checks import describe
 from galapagos_nao.network import Network
@@ -81,6 +82,16 @@ class Library:
 
     def __repr__(self) -> str:
         return f"Library({len(self)} networks)"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        from galapagos_nao import display
+
+        display.library_pretty(self, p, cycle)
+
+    def _repr_html_(self) -> str:
+        from galapagos_nao import display
+
+        return display.library_html(self)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         from galapagos_nao import display

@@ -238,3 +238,13 @@ class Network:
         layers = [(type_name, list(params)) for type_name, params in self.layers]
         accuracy = "None" if self.test_acc is None else f"{self.test_acc:.4f}"
         return f"Network(id={self.id!r}, layers={layers!r}, test_acc={accuracy})"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        from galapagos_nao import display  # display builds on this module
+
+        display.network_pretty(self, p, cycle)
+
+    def _repr_html_(self) -> str:
+        from galapagos_nao import display
+
+        return display.network_html(self)

@@ -27,6 +27,8 @@ import torch
 from galapagos_nao import evolution
 from galapagos_nao._checks import check_int, describe
 from galapagos_nao.datasets import Task, default_task
+from galapagos_nao.history import history_hook
+from galapagos_nao.lineage import lineage_hook
 from galapagos_nao.network import Network
 from galapagos_nao.parameters import Parameters
 from galapagos_nao.selection import Change, Selection
@@ -59,7 +61,11 @@ PARAMETER_SECTION = "orchestration"
 logger = logging.getLogger("galapagos_nao")
 
 #: Hooks added to every new run: ``factory(run)`` returns a generation hook or None.
-default_hook_factories: list[Callable[[Run], Callable[[GenerationReport], None] | None]] = []
+#: By default the archive's history and the lineage registry follow every generation.
+default_hook_factories: list[Callable[[Run], Callable[[GenerationReport], None] | None]] = [
+    history_hook,
+    lineage_hook,
+]
 
 
 @dataclass(frozen=True)
@@ -406,6 +412,20 @@ class Run:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def wait(self, timeout: float | None = None, *, progress: bool = False) -> bool:
+        """Waits for the run to end, optionally under progress bars; True if it has.
+
+        Args:
+            timeout: Seconds to wait at most; None waits for the end.
+            progress: Show tqdm bars over generations and candidates (needs
+                tqdm, the ``plot`` extra). Ctrl-C stops the waiting, not the run.
+        """
+        if not progress:
+            return self.join(timeout)
+        from galapagos_nao.progress import watch
+
+        return watch(self, timeout)
+
     def done(self) -> bool:
         """True once the run has ended, for whatever reason."""
         return self._ended is not None
@@ -457,6 +477,16 @@ class Run:
             f"<Run {s.state}: generation {current}/{total}, {s.evaluated} evaluated, {s.failed} failed, "
             f"best test_acc {best}, {minutes:02d}:{seconds:02d}>"
         )
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        from galapagos_nao import display
+
+        display.run_pretty(self, p, cycle)
+
+    def _repr_html_(self) -> str:
+        from galapagos_nao import display
+
+        return display.run_html(self)
 
     # -- the loop ----------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 from galapagos_nao import genome
 from galapagos_nao._checks import check_choice, check_int, check_number, describe
 from galapagos_nao.evolution import DEFAULT_LAYER_TYPES
+from galapagos_nao.measures import check_measure_levels, check_measures
 
 __all__ = ["SETTINGS", "Parameters", "Setting", "section_name"]
 
@@ -82,6 +83,10 @@ def _layer_types(name: str, value: Any) -> dict[str, list[Any]]:
 SETTINGS: dict[str, dict[str, Setting]] = {
     "selection": {
         "complexity_levels": Setting(2, _int_at_least(1), "levels the complexity axis is split into"),
+        "measures": Setting(["layers"], check_measures, "behaviour measures, one archive axis each"),
+        "measure_levels": Setting(
+            {"params": 4}, check_measure_levels, "levels of each measure but layers (see measures)"
+        ),
     },
     "orchestration": {
         "generation_size": Setting(4, _int_at_least(1), "children bred per generation (at least one per parent)"),

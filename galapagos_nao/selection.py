@@ -6,6 +6,11 @@ whose cutoff is ≥ its complexity and becomes that level's elite when its fitne
 (validation accuracy) is higher. Each :meth:`Selection.select` re-buckets the
 current elites together with the newcomers, so a change of ``complexity_levels``
 or of the complexity range keeps every elite that still wins its level.
+
+The axes are the behaviour measures named in Parameters (``selection.measures``,
+``["layers"]`` by default: the seed's complexity; see :mod:`~galapagos_nao.measures`).
+Cells are int levels for one measure and tuples of levels for several. After every
+generation the archive's metrics and changes go to its :meth:`Selection.history`.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from galapagos_nao import measures
 from galapagos_nao._checks import check_int, describe
+from galapagos_nao.history import ArchiveStats, History, HistoryEntry, archive_stats, cell_changes
+from galapagos_nao.measures import Grid
 from galapagos_nao.network import Network
 from galapagos_nao.parameters import Parameters
+from galapagos_nao.typing import CellKey
 
 if TYPE_CHECKING:
     from galapagos_nao.orchestration import Run
@@ -39,12 +48,12 @@ class Change:
     """One archive cell whose elite changed in a :meth:`Selection.select`.
 
     Attributes:
-        level: The cell.
+        level: The cell: an int level for one measure, a tuple of levels for several.
         old: The elite it replaced, or None for a newly filled cell.
         new: The new elite.
     """
 
-    level: int
+    level: CellKey
     old: Network | None
     new: Network
 
@@ -57,6 +66,28 @@ def _check_network(name: str, net: Any) -> Network:
     if not isinstance(net, Network):
         raise ValueError(f"{name} must be a Network, got {describe(net)}")
     return net
+
+
+def _check_cell(name: str, cell: Any) -> CellKey:
+    if isinstance(cell, tuple) and cell:
+        for index, level in enumerate(cell):
+            check_int(f"{name}[{index}]", level, minimum=1)
+        return cell
+    if isinstance(cell, bool) or not isinstance(cell, int):
+        raise ValueError(
+            f"{name} must be an int or a tuple of ints (one per measure), got {describe(cell)}"
+        )
+    return check_int(name, cell, minimum=1)
+
+
+def _cell_order(item: tuple[CellKey, Network]) -> tuple[int, ...]:
+    # Ints and tuples compare as tuples, so a mix (measures just changed) still sorts.
+    key = item[0]
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _sorted_cells(cells: dict[Any, Network]) -> dict[Any, Network]:
+    return dict(sorted(cells.items(), key=_cell_order))
 
 
 class Selection:
@@ -80,10 +111,12 @@ class Selection:
             parameters = shared_parameters
         self._parameters = parameters
         self._lock = threading.RLock()
-        self._elites: dict[int, Network] = {}
+        self._elites: dict[Any, Network] = {}  # CellKey -> elite
         self._queue: dict[int, Network] = {}  # negative keys, as in the seed
         self._next_queue_key = -1
         self._run: Run | None = None
+        self._grid: Grid | None = None  # as the last select drew it
+        self._history = History()
 
     @property
     def parameters(self) -> Parameters:
@@ -92,22 +125,26 @@ class Selection:
 
     # -- reading -------------------------------------------------------------
 
-    def get_all(self) -> dict[int, Network]:
-        """A snapshot: level → elite, plus queued networks at negative keys."""
+    def get_all(self) -> dict[Any, Network]:
+        """A snapshot: level → elite, plus queued networks at negative keys.
+
+        With several measures the elites' keys are tuples of levels, one per measure.
+        """
         with self._lock:
-            merged = dict(sorted(self._elites.items()))
+            merged = _sorted_cells(self._elites)
             merged.update(self._queue)
             return merged
 
-    def get(self, level: int) -> Network | None:
+    def get(self, level: CellKey) -> Network | None:
         """The elite (or queued network, for a negative key) at ``level``, or None."""
         with self._lock:
-            return self._elites.get(level, self._queue.get(level))
+            queued = self._queue.get(level) if isinstance(level, int) else None
+            return self._elites.get(level, queued)
 
-    def elites(self) -> dict[int, Network]:
-        """A snapshot of the elites only, by level."""
+    def elites(self) -> dict[Any, Network]:
+        """A snapshot of the elites only, by cell."""
         with self._lock:
-            return dict(sorted(self._elites.items()))
+            return _sorted_cells(self._elites)
 
     def queued(self) -> dict[int, Network]:
         """A snapshot of the networks waiting for the next generation."""
@@ -120,14 +157,14 @@ class Selection:
 
     # -- writing -------------------------------------------------------------
 
-    def put(self, level: int, net: Network) -> AddStatus:
+    def put(self, level: CellKey, net: Network) -> AddStatus:
         """Makes ``net`` the elite of ``level`` if it is fitter than the current one.
 
         Raises:
-            ValueError: if ``level`` is not an int ≥ 1 or ``net`` is not an
-                evaluated Network.
+            ValueError: if ``level`` is not an int ≥ 1 (or a tuple of them) or
+                ``net`` is not an evaluated Network.
         """
-        check_int("level", level, minimum=1)
+        _check_cell("level", level)
         _check_network("net", net)
         if net.fitness is None:
             raise ValueError(f"net {net.id!r} has no val_acc; use put_unevaluated() for untrained networks")
@@ -158,19 +195,22 @@ class Selection:
             return key
 
     def clear(self) -> None:
-        """Empties the archive and the queue."""
+        """Empties the archive, the queue and the history."""
         with self._lock:
             self._elites.clear()
             self._queue.clear()
             self._next_queue_key = -1
+            self._grid = None
+            self._history.clear()
 
-    def restore(self, elites: dict[int, Network], queue: dict[int, Network] | None = None) -> None:
-        """Replaces the archive wholesale, e.g. from a checkpoint."""
+    def restore(self, elites: dict[Any, Network], queue: dict[int, Network] | None = None) -> None:
+        """Replaces the archive wholesale, e.g. from a checkpoint (cells: ints or tuples)."""
         for level, net in elites.items():
-            check_int("level", level, minimum=1)
+            _check_cell("level", level)
             _check_network(f"elites[{level}]", net)
         with self._lock:
             self._elites = dict(elites)
+            self._grid = None
             self._queue = dict(queue or {})
             self._next_queue_key = min([-1, *(k - 1 for k in self._queue)])
 
@@ -196,11 +236,14 @@ class Selection:
         complexity_levels: int | None = None,
         consumed: Iterable[int] = (),
     ) -> list[Change]:
-        """Re-buckets the elites with ``nets`` and keeps the fittest per level.
+        """Re-buckets the elites with ``nets`` and keeps the fittest per cell.
+
+        The measures and the other measures' levels are read from Parameters.
 
         Args:
             nets: Evaluated networks; unevaluated ones are ignored.
-            complexity_levels: Levels to use; read from Parameters when None.
+            complexity_levels: Levels of the ``layers`` measure; read from
+                Parameters when None.
             consumed: Queue keys whose networks this generation has bred from;
                 they leave the queue.
 
@@ -209,17 +252,17 @@ class Selection:
         """
         newcomers = [_check_network(f"nets[{i}]", n) for i, n in enumerate(nets)]
         newcomers = [n for n in newcomers if n.fitness is not None]
-        levels = self._levels(complexity_levels)
+        names, levels = self._axes(complexity_levels)
         with self._lock:
             old = dict(self._elites)
             pool = [*old.values(), *newcomers]  # incumbents first: they win ties
-            cutoffs = self.cutoffs(pool, levels)
-            best: dict[int, Network] = {}
-            for net in pool:
-                level = self.level_of(net, cutoffs)
-                if level not in best or _fitness(net) > _fitness(best[level]):
-                    best[level] = net
-            self._elites = dict(sorted(best.items()))
+            grid, cells = measures.bin_networks(pool, names, levels)
+            best: dict[Any, Network] = {}
+            for net, cell in zip(pool, cells, strict=True):
+                if cell not in best or _fitness(net) > _fitness(best[cell]):
+                    best[cell] = net
+            self._elites = _sorted_cells(best)
+            self._grid = grid
             for key in consumed:
                 self._queue.pop(key, None)
         incumbents = {id(n) for n in old.values()}
@@ -233,6 +276,90 @@ class Selection:
         if complexity_levels is None:
             return int(self._parameters.get(self, "complexity_levels"))
         return check_int("complexity_levels", complexity_levels, minimum=1)
+
+    def _axes(self, complexity_levels: int | None) -> tuple[list[str], tuple[int, ...]]:
+        """The measure names and the levels of each, from one read of Parameters."""
+        settings = self._parameters.get(self)
+        settings[measures.LEVELS_SETTING] = self._levels(
+            settings[measures.LEVELS_SETTING] if complexity_levels is None else complexity_levels
+        )
+        names = list(settings["measures"])
+        return names, measures.resolve_levels(names, settings)
+
+    def grid(self) -> Grid:
+        """The cells as the last selection drew them (measures, levels, edges).
+
+        Before any selection, the grid the current settings draw over the elites.
+        """
+        names, levels = self._axes(None)
+        with self._lock:
+            if self._grid is not None:
+                return self._grid
+            return measures.bin_networks(list(self._elites.values()), names, levels)[0]
+
+    # -- metrics and history -------------------------------------------------
+
+    def record_generation(
+        self,
+        generation: int,
+        changes: Sequence[Change],
+        *,
+        evaluated: int,
+        failed: int,
+        seconds: float,
+    ) -> HistoryEntry:
+        """Appends one generation's metrics and changes to the history.
+
+        The run calls this after each generation (through ``history.history_hook``).
+
+        Args:
+            generation: The generation's index.
+            changes: What its :meth:`select` returned.
+            evaluated: Candidates it trained successfully.
+            failed: Candidates it dropped.
+            seconds: Its wall time.
+
+        Returns:
+            The recorded entry.
+        """
+        grid = self.grid()
+        with self._lock:
+            stats = archive_stats(
+                self._elites,
+                grid.cells,
+                generation=generation,
+                evaluated=evaluated,
+                failed=failed,
+                seconds=seconds,
+                elapsed=self._history.elapsed() + seconds,
+            )
+            entry = HistoryEntry(stats, cell_changes(changes))
+            self._history.append(entry)
+        return entry
+
+    def stats(self) -> ArchiveStats:
+        """The latest generation's metrics (coverage, QD-score, fitness, counts, time).
+
+        Before any generation, the metrics of the archive as it is, with zero counts.
+        """
+        latest = self._history.latest()
+        if latest is not None:
+            return latest.stats
+        grid = self.grid()
+        with self._lock:
+            return archive_stats(self._elites, grid.cells)
+
+    def history(self) -> list[HistoryEntry]:
+        """Every generation's metrics and changes, oldest first (plain values)."""
+        return self._history.entries()
+
+    def restore_history(self, entries: Sequence[HistoryEntry | dict[str, Any]]) -> None:
+        """Replaces the history, e.g. from a workspace; dicts as ``HistoryEntry.as_dict`` makes.
+
+        Raises:
+            ValueError: naming the index of a malformed entry; nothing changes then.
+        """
+        self._history.restore(entries)
 
     # -- run ownership -------------------------------------------------------
 
@@ -254,5 +381,15 @@ class Selection:
 
     def __repr__(self) -> str:
         with self._lock:
-            levels = {k: round(_fitness(v), 4) for k, v in sorted(self._elites.items())}
+            levels = {k: round(_fitness(v), 4) for k, v in _sorted_cells(self._elites).items()}
             return f"Selection(elites={levels}, queued={len(self._queue)})"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        from galapagos_nao import display
+
+        display.selection_pretty(self, p, cycle)
+
+    def _repr_html_(self) -> str:
+        from galapagos_nao import display
+
+        return display.selection_html(self)

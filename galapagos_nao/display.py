@@ -1,0 +1,311 @@
+"""Rich IPython display: text (``_repr_pretty_``) and HTML (``_repr_html_``) views.
+
+``Network``, ``Selection``, ``Library`` and ``Run`` delegate their display hooks
+here, so their plain ``repr`` stays the seed's short one-liner while IPython and
+Jupyter show a table: a network's layers with output shapes and parameter
+counts, the archive's cells, the Library's snapshots, a run's progress and
+latest metrics. Inside a container (``gn.Selection.get_all()`` is a dict of
+networks) a network shows its one-line repr, as in the seed's session.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from galapagos_nao import genome
+from galapagos_nao.history import ArchiveStats
+
+if TYPE_CHECKING:
+    from galapagos_nao.library import Library
+    from galapagos_nao.network import Network
+    from galapagos_nao.orchestration import Run
+    from galapagos_nao.selection import Selection
+
+__all__ = [
+    "LayerRow",
+    "layer_rows",
+    "library_html",
+    "library_pretty",
+    "network_html",
+    "network_pretty",
+    "progress_line",
+    "run_html",
+    "run_pretty",
+    "selection_html",
+    "selection_pretty",
+]
+
+#: Width of the text progress bar, in characters.
+BAR_WIDTH = 20
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One row of a network's layer table.
+
+    Attributes:
+        index: Genome index of the layer; None for the input adapter and the head.
+        name: Layer type (``input`` and ``head`` for the added ends).
+        params: The layer's genome params, as text.
+        features: Features per sample after the layer: output shape ``(batch, features)``.
+        n_params: Trainable parameters of the layer.
+    """
+
+    index: int | None
+    name: str
+    params: str
+    features: int
+    n_params: int
+
+    @property
+    def shape(self) -> str:
+        """The output shape as text."""
+        return f"(batch, {self.features})"
+
+
+def layer_rows(net: Network) -> list[LayerRow]:
+    """The layer table of ``net``: input adapter, each genome layer, head.
+
+    Built from the layer registry's builders, so it needs no forward pass and
+    no weights.
+    """
+    features = math.prod(net.input_shape)
+    shape = ", ".join(map(str, net.input_shape))
+    rows = [LayerRow(None, "input", f"flatten ({shape})", features, 0)]
+    for index, layer in enumerate(net.layers):
+        modules, features = genome.build_layer(layer, features)
+        count = sum(p.numel() for m in modules for p in m.parameters() if p.requires_grad)
+        rows.append(LayerRow(index, layer[0], ", ".join(map(str, layer[1])), features, count))
+    head = features * net.n_classes + net.n_classes  # Linear(features, n_classes) with bias
+    rows.append(LayerRow(None, "head", "linear", net.n_classes, head))
+    return rows
+
+
+# -- formatting helpers ---------------------------------------------------------
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _short_id(id: str | None) -> str:  # noqa: A002
+    return "-" if id is None else id[:8]
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Columns aligned with spaces; numbers right-aligned."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    numeric = [all(_is_number(r[i]) for r in rows) and bool(rows) for i in range(len(headers))]
+
+    def line(values: Sequence[str]) -> str:
+        padded = [
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(headers), *(line(r) for r in cells)])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) or (
+        isinstance(value, str) and value.replace(",", "").isdigit()
+    )
+
+
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain ``<table>`` with every cell escaped."""
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html_block(title: str, lines: Sequence[str], table: str = "") -> str:
+    items = "".join(f"<div>{html.escape(line)}</div>" for line in lines)
+    return f"<div><strong>{html.escape(title)}</strong>{items}{table}</div>"
+
+
+def _pretty(p: Any, cycle: bool, short: str, full: Any) -> None:
+    # Nested inside a container (p.stack holds the enclosing objects) or in a
+    # cycle, keep to the one-liner; the full view is for the object on its own.
+    nested = len(getattr(p, "stack", ())) > 1
+    p.text(short if cycle or nested else full())
+
+
+# -- Network --------------------------------------------------------------------
+
+_LAYER_HEADERS = ("#", "layer", "params", "output", "parameters")
+
+
+def _layer_table_rows(net: Network) -> list[tuple[str, str, str, str, str]]:
+    return [
+        ("-" if r.index is None else str(r.index), r.name, r.params, r.shape, f"{r.n_params:,}")
+        for r in layer_rows(net)
+    ]
+
+
+def _network_lines(net: Network) -> list[str]:
+    metrics = (
+        f"test_acc {_number(net.test_acc)} · val_acc {_number(net.val_acc)} · "
+        f"train_acc {_number(net.train_acc)} · loss {_number(net.loss)}"
+    )
+    origin = f"generation {'-' if net.generation is None else net.generation}"
+    origin += f" · parent {_short_id(net.parent_id)}"
+    if net.mutations:
+        origin += " · mutations: " + "; ".join(net.mutations)
+    total = sum(r.n_params for r in layer_rows(net))
+    size = f"{net.complexity} layers · {total:,} parameters"
+    return [metrics, size, origin]
+
+
+def network_text(net: Network) -> str:
+    """The full text view: repr, metrics, origin and the layer table."""
+    body = text_table(_LAYER_HEADERS, _layer_table_rows(net))
+    return "\n".join([repr(net), *_network_lines(net), body])
+
+
+def network_pretty(net: Network, p: Any, cycle: bool) -> None:
+    """``Network._repr_pretty_``."""
+    _pretty(p, cycle, repr(net), lambda: network_text(net))
+
+
+def network_html(net: Network) -> str:
+    """``Network._repr_html_``: metrics and the layer table."""
+    table = html_table(_LAYER_HEADERS, _layer_table_rows(net))
+    return _html_block(f"Network {net.id}", _network_lines(net), table)
+
+
+# -- Selection ------------------------------------------------------------------
+
+_CELL_HEADERS = ("cell", "layers", "parameters", "val_acc", "test_acc", "generation", "id")
+
+
+def _cell_rows(selection: Selection) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for key, net in selection.get_all().items():
+        cell = f"queued {key}" if isinstance(key, int) and key < 0 else str(key)
+        rows.append(
+            (
+                cell,
+                str(net.complexity),
+                "-" if net.n_params is None else f"{net.n_params:,}",
+                _number(net.val_acc),
+                _number(net.test_acc),
+                "-" if net.generation is None else str(net.generation),
+                _short_id(net.id),
+            )
+        )
+    return rows
+
+
+def stats_line(stats: ArchiveStats) -> str:
+    """Coverage, QD-score and fitness in one line."""
+    return (
+        f"coverage {stats.filled}/{stats.cells} ({stats.coverage:.0%}) · "
+        f"QD-score {stats.qd_score:.3f} · best {_number(stats.best_fitness)} · "
+        f"mean {_number(stats.mean_fitness)}"
+    )
+
+
+def _selection_lines(selection: Selection) -> list[str]:
+    grid = selection.grid()
+    axes = " × ".join(
+        f"{name} ({levels})" for name, levels in zip(grid.measures, grid.levels, strict=True)
+    )
+    return [f"measures: {axes}", stats_line(selection.stats())]
+
+
+def selection_pretty(selection: Selection, p: Any, cycle: bool) -> None:
+    """``Selection._repr_pretty_``."""
+
+    def full() -> str:
+        table = text_table(_CELL_HEADERS, _cell_rows(selection))
+        return "\n".join([repr(selection), *_selection_lines(selection), table])
+
+    _pretty(p, cycle, repr(selection), full)
+
+
+def selection_html(selection: Selection) -> str:
+    """``Selection._repr_html_``: the grid, metrics and a table of cells."""
+    table = html_table(_CELL_HEADERS, _cell_rows(selection))
+    return _html_block("Selection", _selection_lines(selection), table)
+
+
+# -- Library --------------------------------------------------------------------
+
+_LIBRARY_HEADERS = ("id", "layers", "parameters", "val_acc", "test_acc")
+
+
+def _library_rows(library: Library) -> list[tuple[str, ...]]:
+    return [
+        (
+            id,
+            str(net.complexity),
+            "-" if net.n_params is None else f"{net.n_params:,}",
+            _number(net.val_acc),
+            _number(net.test_acc),
+        )
+        for id, net in library.get_all().items()
+    ]
+
+
+def library_pretty(library: Library, p: Any, cycle: bool) -> None:
+    """``Library._repr_pretty_``."""
+
+    def full() -> str:
+        return "\n".join([repr(library), text_table(_LIBRARY_HEADERS, _library_rows(library))])
+
+    _pretty(p, cycle, repr(library), full)
+
+
+def library_html(library: Library) -> str:
+    """``Library._repr_html_``: a table of snapshots."""
+    table = html_table(_LIBRARY_HEADERS, _library_rows(library))
+    return _html_block(f"Library ({len(library)} networks)", [], table)
+
+
+# -- Run ------------------------------------------------------------------------
+
+
+def progress_line(done: int, total: int | None) -> str:
+    """``2/4 generations [██████████··········] 50%``; ``7 generations`` for a continual run."""
+    if total is None:
+        return f"{done} generations (continual)"
+    fraction = min(1.0, done / total) if total else 1.0
+    filled = round(fraction * BAR_WIDTH)
+    return f"{done}/{total} generations [{'█' * filled}{'·' * (BAR_WIDTH - filled)}] {fraction:.0%}"
+
+
+def _run_lines(run: Run) -> list[str]:
+    status = run.status()
+    minutes, seconds = divmod(int(status.elapsed), 60)
+    lines = [
+        f"{status.state} · {status.evaluated} evaluated · {status.failed} failed · "
+        f"{minutes:02d}:{seconds:02d}",
+        progress_line(status.generation, status.generations),
+        stats_line(run.selection.stats()),
+    ]
+    if status.error is not None:
+        lines.append(f"error: {type(status.error).__name__}: {status.error}")
+    return lines
+
+
+def run_pretty(run: Run, p: Any, cycle: bool) -> None:
+    """``Run._repr_pretty_``: repr, state, a progress line and the latest metrics."""
+    _pretty(p, cycle, repr(run), lambda: "\n".join([repr(run), *_run_lines(run)]))
+
+
+def run_html(run: Run) -> str:
+    """``Run._repr_html_``: state, a progress bar and the latest metrics."""
+    status = run.status()
+    bar = ""
+    if status.generations is not None:
+        bar = f'<progress value="{status.generation}" max="{status.generations}"></progress>'
+    return _html_block("Run", _run_lines(run), bar)

@@ -1,0 +1,276 @@
+"""Behaviour measures: the axes of the archive, each split into levels.
+
+A measure maps a network to one number (its *behaviour*) and knows how to
+split the range of a pool of such numbers into ``levels`` bins; a network's
+level along the measure is the first bin (1-based) whose upper edge is ≥ its
+value. Edges are recomputed from the pool at every selection, as in the seed,
+so changing the levels (or finding a larger network) re-bins the whole archive.
+
+Built in:
+
+- ``layers``: the seed's complexity (number of layers); edges
+  ``max * i / levels`` over ``[0, max]`` (4 layers, 2 levels → ``[2, 4]``);
+  its levels are the seed's ``complexity_levels`` setting.
+- ``params``: trainable parameter count; log-spaced edges between the pool's
+  smallest and largest count, because sizes spread over orders of magnitude.
+
+Register more with :func:`register_measure`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from galapagos_nao._checks import check_int, describe
+from galapagos_nao.network import Network, build, count_parameters
+from galapagos_nao.typing import CellKey
+
+__all__ = [
+    "LEVELS_SETTING",
+    "Grid",
+    "Measure",
+    "bin_networks",
+    "cell_of",
+    "check_measure_levels",
+    "check_measures",
+    "level_of",
+    "measure",
+    "measure_names",
+    "register_measure",
+    "resolve_levels",
+]
+
+#: ``(values of the pool, levels) -> upper edge of each level``, ascending.
+EdgesFunction = Callable[[Sequence[float], int], list[float]]
+
+#: The setting that holds the levels of the ``layers`` measure (the seed's name).
+LEVELS_SETTING = "complexity_levels"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One behaviour measure.
+
+    Attributes:
+        name: Name used in ``selection.measures``.
+        value: ``net -> number`` placing the network along this axis.
+        edges: ``(pool values, levels) -> upper edges``, one per level, ascending.
+        default_levels: Levels when ``selection.measure_levels`` does not name it.
+        label: Axis label for plots.
+    """
+
+    name: str
+    value: Callable[[Network], float]
+    edges: EdgesFunction
+    default_levels: int
+    label: str
+
+
+def _layers_value(net: Network) -> float:
+    return float(net.complexity)
+
+
+def _layers_edges(values: Sequence[float], levels: int) -> list[float]:
+    # The seed's cutoffs: [0, max complexity] in equal intervals.
+    maximum = max(values, default=0.0)
+    return [maximum * i / levels for i in range(1, levels + 1)]
+
+
+def _params_value(net: Network) -> float:
+    if net.n_params is not None:
+        return float(net.n_params)
+    # Untrained records carry no count; building the model is cheap next to training.
+    return float(count_parameters(build(net.layers, net.input_shape, net.n_classes)))
+
+
+def _log_edges(values: Sequence[float], levels: int) -> list[float]:
+    if not values:
+        return [0.0] * levels
+    low, high = max(min(values), 1.0), max(max(values), 1.0)
+    span = math.log(high) - math.log(low)
+    # Rounded to 12 significant digits so that a count lying exactly on an edge
+    # (100 between 10 and 1000) is not pushed up a level by exp(log(x)) noise.
+    edges = [
+        float(f"{math.exp(math.log(low) + span * i / levels):.12g}") for i in range(1, levels + 1)
+    ]
+    edges[-1] = high  # the largest value always lands in the last level
+    return edges
+
+
+_registry: dict[str, Measure] = {}
+_registry_lock = threading.Lock()
+
+
+def register_measure(
+    name: str,
+    value: Callable[[Network], float],
+    edges: EdgesFunction,
+    *,
+    default_levels: int = 4,
+    label: str | None = None,
+) -> Measure:
+    """Registers a behaviour measure so ``selection.measures`` may name it.
+
+    Args:
+        name: Its name; must not be registered yet.
+        value: ``net -> number``.
+        edges: ``(pool values, levels) -> upper edge of each level``, ascending.
+        default_levels: Levels when ``selection.measure_levels`` does not name it.
+        label: Axis label for plots; ``name`` when None.
+
+    Returns:
+        The registered :class:`Measure`.
+
+    Raises:
+        ValueError: if ``name`` is empty, not a str or taken, or
+            ``default_levels`` is not an int ≥ 1.
+        TypeError: if ``value`` or ``edges`` is not callable.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty str, got {describe(name)}")
+    for argument, function in (("value", value), ("edges", edges)):
+        if not callable(function):
+            raise TypeError(f"{argument} must be callable, got {describe(function)}")
+    check_int("default_levels", default_levels, minimum=1)
+    with _registry_lock:
+        if name in _registry:
+            raise ValueError(f"name: measure {name!r} is already registered")
+        registered = Measure(name, value, edges, default_levels, label or name)
+        _registry[name] = registered
+    return registered
+
+
+def measure_names() -> list[str]:
+    """The registered measures' names, sorted."""
+    with _registry_lock:
+        return sorted(_registry)
+
+
+def measure(name: str) -> Measure:
+    """The registered measure ``name``.
+
+    Raises:
+        KeyError: naming it and the known ones.
+    """
+    with _registry_lock:
+        found = _registry.get(name)
+    if found is None:
+        raise KeyError(f"unknown measure {name!r}; known: {measure_names()}")
+    return found
+
+
+register_measure("layers", _layers_value, _layers_edges, default_levels=2, label="layers")
+register_measure("params", _params_value, _log_edges, default_levels=4, label="parameters")
+
+
+def resolve_levels(names: Sequence[str], settings: Mapping[str, Any]) -> tuple[int, ...]:
+    """The levels of each measure in ``names``, read from a ``selection`` section.
+
+    ``layers`` uses the seed's ``complexity_levels``; any other measure uses
+    ``measure_levels[name]``, or its default when absent.
+    """
+    chosen = settings.get("measure_levels") or {}
+    levels = []
+    for name in names:
+        if name == "layers":
+            levels.append(int(settings[LEVELS_SETTING]))
+        else:
+            levels.append(int(chosen.get(name, measure(name).default_levels)))
+    return tuple(levels)
+
+
+def level_of(value: float, edges: Sequence[float]) -> int:
+    """The first level (1-based) whose upper edge is ≥ ``value``; the last if none."""
+    for index, edge in enumerate(edges):
+        if value <= edge:
+            return index + 1
+    return len(edges)
+
+
+def cell_of(values: Sequence[float], edges: Sequence[Sequence[float]]) -> CellKey:
+    """The cell of one network: an int level for one measure, a tuple for several."""
+    levels = tuple(level_of(v, e) for v, e in zip(values, edges, strict=True))
+    return levels[0] if len(levels) == 1 else levels
+
+
+def check_measures(name: str, value: Any) -> list[str]:
+    """Checks a ``selection.measures`` value: a non-empty list of distinct registered names.
+
+    Raises:
+        ValueError: naming ``name``, the index and the offending value.
+    """
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"{name} must be a non-empty list of measure names, got {describe(value)}")
+    known = measure_names()
+    for index, item in enumerate(value):
+        if item not in known:
+            raise ValueError(f"{name}[{index}] must be one of {known}, got {describe(item)}")
+        if item in value[:index]:
+            raise ValueError(f"{name}[{index}]: measure {item!r} is listed twice")
+    return list(value)
+
+
+def check_measure_levels(name: str, value: Any) -> dict[str, int]:
+    """Checks a ``selection.measure_levels`` value: registered name → int ≥ 1.
+
+    Raises:
+        ValueError: naming ``name``, the key and the offending value.
+    """
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a dict of measure name -> levels, got {describe(value)}")
+    known = measure_names()
+    checked = {}
+    for key, levels in value.items():
+        if key not in known:
+            raise ValueError(f"{name}: unknown measure {describe(key)}; known: {known}")
+        if key == "layers":
+            raise ValueError(f"{name}['layers']: set the layers' levels with {LEVELS_SETTING!r}")
+        checked[key] = check_int(f"{name}[{key!r}]", levels, minimum=1)
+    return checked
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The archive's cells as one selection drew them.
+
+    Attributes:
+        measures: Measure names, one per axis.
+        levels: Levels along each axis.
+        edges: Upper edge of every level along each axis.
+    """
+
+    measures: tuple[str, ...]
+    levels: tuple[int, ...]
+    edges: tuple[tuple[float, ...], ...]
+
+    @property
+    def cells(self) -> int:
+        """How many cells the grid has."""
+        return math.prod(self.levels)
+
+
+def bin_networks(
+    nets: Sequence[Network], names: Sequence[str], levels: Sequence[int]
+) -> tuple[Grid, list[CellKey]]:
+    """Draws the grid from ``nets`` and places each of them in a cell.
+
+    Args:
+        nets: The pool; edges are computed from its values.
+        names: Registered measure names, one per axis.
+        levels: Levels along each axis.
+
+    Returns:
+        The grid, and the cell of each net in order.
+    """
+    chosen = [measure(name) for name in names]
+    values = [[m.value(net) for m in chosen] for net in nets]
+    edges = tuple(
+        tuple(m.edges([row[axis] for row in values], count))
+        for axis, (m, count) in enumerate(zip(chosen, levels, strict=True))
+    )
+    grid = Grid(tuple(names), tuple(levels), edges)
+    return grid, [cell_of(row, edges) for row in values]
