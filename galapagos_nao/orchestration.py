@@ -605,7 +605,17 @@ def breed(
 
 
 def make_evaluator(parameters: Parameters) -> Evaluator:
-    """The evaluator the parameters ask for (local threads by default)."""
+    """The evaluator the parameters ask for (local threads by default).
+
+    Raises:
+        ImportError: naming the ``galapagos-nao[ray]`` extra when the Ray backend
+            is chosen but Ray is not installed.
+    """
+    section = parameters.get(PARAMETER_SECTION)
+    if section["backend"] == "ray":
+        from galapagos_nao.ray_backend import RayEvaluator  # Ray is an optional extra
+
+        return RayEvaluator(address=section["ray_address"])
     return LocalEvaluator()
 
 

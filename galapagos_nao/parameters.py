@@ -79,6 +79,29 @@ def _layer_types(name: str, value: Any) -> dict[str, list[Any]]:
     return checked
 
 
+def _backend(name: str, value: Any) -> str:
+    check_choice(name, value, ["threads", "ray"])
+    if value == "ray":
+        # Imported here: the Ray backend imports orchestration, which imports this module.
+        from galapagos_nao.ray_backend import check_ray_installed
+
+        check_ray_installed()  # choosing Ray without the extra fails now, naming the extra
+    return str(value)
+
+
+def _optional_address(name: str, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ValueError(f"{name} must be None or an address like 'host:6379', got {describe(value)}")
+    return value
+
+
+def _gpu_share(name: str, value: Any) -> float:
+    share = check_number(name, value, low=0.0)
+    if share > 1 and share != int(share):  # Ray's rule: a fraction of one GPU or whole GPUs
+        raise ValueError(f"{name} must be in [0, 1] or a whole number of GPUs, got {value}")
+    return share
+
+
 #: Every section, its settings and their defaults (the seed's, plus training).
 SETTINGS: dict[str, dict[str, Setting]] = {
     "selection": {
@@ -93,6 +116,11 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         "timeout": Setting(300, _positive_number, "seconds a candidate may train before it is dropped"),
         "workers": Setting("auto", _auto_or_int, "candidates trained at once ('auto': see README)"),
         "threads_per_worker": Setting("auto", _auto_or_int, "intra-op threads of each CPU worker"),
+        "backend": Setting("threads", _backend, "'threads' (this machine) or 'ray' (a cluster)"),
+        "ray_address": Setting(None, _optional_address, "Ray cluster (None: RAY_ADDRESS or local)"),
+        "num_cpus": Setting(1, _positive_number, "CPUs Ray reserves per candidate task"),
+        "num_gpus": Setting(0, _gpu_share, "GPUs per Ray task (fractions share one GPU)"),
+        "max_retries": Setting(2, _int_at_least(0), "Ray retries of a task that failed or died"),
     },
     "evolution": {
         "layer_types": Setting(DEFAULT_LAYER_TYPES, _layer_types, "types a replaced layer may become"),

@@ -1,0 +1,473 @@
+"""The Ray backend: each candidate trains as one task on a Ray cluster.
+
+Chosen with ``gn.Parameters.put(gn.orchestration, {"backend": "ray"})``; everything
+else (Selection, Library, Parameters, ``Run``, log lines) behaves as with the local
+threads, because the workers run the same :func:`~galapagos_nao.orchestration.train_candidate`
+and failures go through the same :func:`~galapagos_nao.orchestration.failed_outcome`.
+
+Connection: an existing ``ray.init`` of this process is reused as it is; otherwise
+the ``ray_address`` parameter or ``RAY_ADDRESS`` names a cluster to join; otherwise
+a local Ray is started with this machine's cores and kept for the session. A
+cluster this module did not start is never shut down.
+
+What travels: the task's arrays go into the object store once per run (workers
+keep one copy per process); each task carries its candidate (genome, seed,
+origins, parent id), the parent's weights (put once per parent per generation),
+the training settings and any layer types the user registered; it returns the
+trained record with CPU weights and the log records it produced, which are
+replayed on the driver's ``galapagos_nao`` loggers.
+
+Faults: a task that raises, times out or whose worker dies is retried up to
+``max_retries`` times, then dropped with a logged reason. Stopping the run
+cancels its outstanding tasks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from galapagos_nao.datasets import Task
+from galapagos_nao.orchestration import (
+    Candidate,
+    EvaluationJob,
+    Outcome,
+    failed_outcome,
+    usable_cores,
+)
+from galapagos_nao.ray_tasks import (
+    STARTED,
+    TaskRequest,
+    TaskResult,
+    custom_layer_types,
+    run_candidate_task,
+    task_arrays,
+)
+from galapagos_nao.training import (
+    CandidateFailure,
+    CandidateTimeout,
+    NonFiniteLoss,
+    TrainSettings,
+)
+
+__all__ = [
+    "MISSING_RAY",
+    "TASK_NAME",
+    "RayEvaluator",
+    "check_ray_installed",
+    "connect",
+    "disconnect",
+    "import_ray",
+]
+
+logger = logging.getLogger("galapagos_nao.ray_backend")
+
+#: The message of the ImportError raised when Ray is chosen but not installed.
+MISSING_RAY = (
+    "the Ray backend (orchestration.backend='ray') needs Ray: pip install 'galapagos-nao[ray]'"
+)
+#: Prefix of every candidate task's name; Ray titles the worker process ``ray::<name>``.
+TASK_NAME = "gn-candidate"
+#: Seconds between checks of the stop flag and the deadlines while tasks run.
+POLL_SECONDS = 0.2
+#: Seconds past ``timeout`` after which a task that has not answered is killed.
+#: Training ends itself at ``timeout`` (checked every batch); this only catches a
+#: worker stuck outside Python, so it is generous.
+HARD_TIMEOUT_GRACE = 30.0
+
+
+def import_ray() -> ModuleType:
+    """The ``ray`` module.
+
+    Raises:
+        ImportError: naming the ``galapagos-nao[ray]`` extra when Ray is missing.
+    """
+    try:
+        return importlib.import_module("ray")
+    except ImportError as error:
+        raise ImportError(MISSING_RAY) from error
+
+
+def check_ray_installed() -> None:
+    """Fails fast, without importing Ray, when it is not installed.
+
+    Raises:
+        ImportError: naming the ``galapagos-nao[ray]`` extra.
+    """
+    if importlib.util.find_spec("ray") is None:
+        raise ImportError(MISSING_RAY)
+
+
+# -- the connection ----------------------------------------------------------------
+
+_connection_lock = threading.Lock()
+#: What this module did to connect: None (nothing), "joined" or "started".
+_connection_kind: str | None = None
+
+
+def connect(address: str | None = None) -> str:
+    """Connects this process to Ray, once.
+
+    Args:
+        address: A cluster to join (``"auto"``, ``"host:6379"``, ``"ray://..."``);
+            None falls back to ``RAY_ADDRESS``, then to a local Ray started with
+            this machine's cores.
+
+    Returns:
+        ``"existing"`` when Ray was already initialised (by the user or an
+        earlier run), ``"joined"`` or ``"started"``.
+
+    Raises:
+        ImportError: naming the extra when Ray is missing.
+        ConnectionError: naming the address when it cannot be reached.
+    """
+    global _connection_kind
+    ray = import_ray()
+    with _connection_lock:
+        if ray.is_initialized():
+            return "existing"
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        # Ray's own start-up notices would print past the user's prompt: keep
+        # errors only, and keep worker output in the worker logs.
+        quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+        if address is not None:
+            try:
+                ray.init(address=address, **quiet)
+            except Exception as error:
+                raise ConnectionError(
+                    f"orchestration.ray_address or RAY_ADDRESS {address!r}: cannot connect: {error}"
+                ) from error
+            _connection_kind = "joined"
+            logger.info("Joined the Ray cluster at %s", address)
+        else:
+            cores = usable_cores()
+            ray.init(num_cpus=cores, include_dashboard=False, **quiet)
+            _connection_kind = "started"
+            logger.info("Started a local Ray with %d CPUs", cores)
+        return _connection_kind
+
+
+def disconnect() -> None:
+    """Undoes what :func:`connect` did, and nothing more.
+
+    A local Ray it started is shut down; a cluster it joined is left running (only
+    this process disconnects); a Ray the user initialised is left alone.
+    """
+    global _connection_kind
+    with _connection_lock:
+        if _connection_kind is None:
+            return
+        ray = import_ray()
+        if ray.is_initialized():
+            ray.shutdown()
+        _connection_kind = None
+
+
+# -- the driver side ---------------------------------------------------------------
+
+
+@dataclass
+class _Attempt:
+    """One submission of a candidate."""
+
+    candidate: Candidate
+    number: int  # 1 for the first try
+    submitted: float
+    started: float | None = None
+
+
+def _replay(logs: Sequence[tuple[str, int, str]]) -> None:
+    """Emits a task's records on the driver's loggers, as if training had run here."""
+    for name, level, message in logs:
+        target = logging.getLogger(name)
+        if target.isEnabledFor(level):
+            target.handle(target.makeRecord(name, level, __file__, 0, message, (), None))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+class RayEvaluator:
+    """Trains each candidate as one Ray task (see the module docstring).
+
+    Args:
+        address: The cluster to join when Ray is not initialised yet; None uses
+            ``RAY_ADDRESS`` or starts a local Ray.
+
+    Raises:
+        ImportError: naming the ``galapagos-nao[ray]`` extra when Ray is missing.
+    """
+
+    def __init__(self, *, address: str | None = None) -> None:
+        self._ray = import_ray()
+        self._address = address
+        self._remote: Any = None
+        # id(task) -> (task, its ref): the task is held so its id is not reused.
+        self._task_refs: dict[int, tuple[Task, Any]] = {}
+        self._live: dict[Any, _Attempt] = {}
+        self._lock = threading.Lock()
+
+    # -- per run -----------------------------------------------------------------
+
+    def _task_ref(self, task: Task) -> Any:
+        entry = self._task_refs.get(id(task))
+        if entry is None or entry[0] is not task:
+            entry = (task, self._ray.put(task_arrays(task)))
+            self._task_refs[id(task)] = entry
+        return entry[1]
+
+    def _remote_function(self) -> Any:
+        if self._remote is None:
+            # Retries are the driver's, so each one is counted and logged.
+            self._remote = self._ray.remote(max_retries=0)(run_candidate_task)
+        return self._remote
+
+    # -- per generation ------------------------------------------------------------
+
+    def evaluate(self, candidates: Sequence[Candidate], job: EvaluationJob) -> Iterator[Outcome]:
+        """Submits every candidate as a task and yields outcomes as they finish."""
+        if not candidates:
+            return
+        connect(self._address)
+        section = job.snapshot["orchestration"]
+        settings = TrainSettings.from_parameters(job.snapshot)
+        unfit = self._unfit_reason(section, settings)
+        if unfit is not None:
+            for candidate in candidates:
+                yield failed_outcome(candidate, CandidateFailure(unfit), 0.0)
+            return
+        submit = self._submitter(candidates, job, section, settings)
+        pending: dict[Any, _Attempt] = {}
+        try:
+            for candidate in candidates:
+                yield from self._submit_or_fail(
+                    submit, _Attempt(candidate, 1, time.monotonic()), pending
+                )
+            yield from self._collect(pending, submit, job, section)
+        finally:
+            self._cancel(pending, force=False)
+
+    def _submitter(
+        self,
+        candidates: Sequence[Candidate],
+        job: EvaluationJob,
+        section: Mapping[str, Any],
+        settings: TrainSettings,
+    ) -> Any:
+        """A function ``attempt -> task`` for this generation's candidates."""
+        ray = self._ray
+        task_ref = self._task_ref(job.task)
+        parent_refs: dict[str, Any] = {}  # parent id -> its weights, put once per generation
+        for candidate in candidates:
+            parent = candidate.parent
+            inherits = candidate.inherit and parent is not None and parent.weights is not None
+            if inherits and parent is not None and parent.id not in parent_refs:
+                parent_refs[parent.id] = ray.put(dict(parent.weights or {}))
+        threads = section["threads_per_worker"]
+        threads = threads if isinstance(threads, int) else max(1, int(section["num_cpus"]))
+        layer_types = custom_layer_types()
+        log_level = logging.getLogger("galapagos_nao").getEffectiveLevel()
+        remote = self._remote_function()
+
+        def submit(attempt: _Attempt) -> Any:
+            candidate = attempt.candidate
+            parent = candidate.parent
+            shipped = candidate
+            if parent is not None:
+                shipped = dataclasses.replace(candidate, parent=parent.replace(weights=None))
+            request = TaskRequest(
+                shipped, settings, float(section["timeout"]), threads, log_level, layer_types
+            )
+            weights_ref = parent_refs.get(parent.id) if parent is not None else None
+            return remote.options(
+                num_cpus=section["num_cpus"],
+                num_gpus=section["num_gpus"],
+                num_returns="streaming",
+                name=f"{TASK_NAME}-g{candidate.generation}-c{candidate.index}",
+            ).remote(request, [task_ref, weights_ref])
+
+        return submit
+
+    def _unfit_reason(self, section: Mapping[str, Any], settings: TrainSettings) -> str | None:
+        """Why no node could run the tasks as asked, or None."""
+        if settings.device.startswith("cuda") and section["num_gpus"] == 0:
+            return (
+                f"training.device is {settings.device!r} but orchestration.num_gpus is 0: "
+                "Ray gives the task no GPU"
+            )
+        nodes = [n.get("Resources", {}) for n in self._ray.nodes() if n.get("Alive")]
+        for key, resource in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+            largest = max((n.get(resource, 0.0) for n in nodes), default=0.0)
+            if section[key] > largest:
+                return (
+                    f"orchestration.{key} is {section[key]} but the largest Ray node has "
+                    f"{largest:g} {resource}"
+                )
+        return None
+
+    def _submit_or_fail(
+        self, submit: Any, attempt: _Attempt, pending: dict[Any, _Attempt]
+    ) -> Iterator[Outcome]:
+        try:
+            task = submit(attempt)
+        except Exception as error:  # e.g. a custom layer that cannot be serialised
+            yield failed_outcome(attempt.candidate, error, 0.0)
+            return
+        pending[task] = attempt
+        with self._lock:
+            self._live[task] = attempt
+
+    def _collect(
+        self,
+        pending: dict[Any, _Attempt],
+        submit: Any,
+        job: EvaluationJob,
+        section: Mapping[str, Any],
+    ) -> Iterator[Outcome]:
+        """Waits on the tasks, yielding each candidate's final outcome."""
+        ray = self._ray
+        hard_limit = float(section["timeout"]) + HARD_TIMEOUT_GRACE
+        attempts = int(section["max_retries"]) + 1
+        while pending:
+            if job.stop_event.is_set():
+                yield from self._stop(pending)
+                return
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+            for task in ready:
+                attempt = pending.pop(task)
+                self._forget(task)
+                item, error = self._next_item(task)
+                if item == STARTED:
+                    attempt.started = time.monotonic()
+                    pending[task] = attempt
+                    with self._lock:
+                        self._live[task] = attempt
+                elif isinstance(item, TaskResult):
+                    yield self._success(attempt.candidate, item)
+                else:
+                    yield from self._retry_or_drop(attempt, error, attempts, submit, pending, job)
+            yield from self._kill_overdue(pending, hard_limit, attempts, submit, job)
+
+    def _next_item(self, task: Any) -> tuple[Any, BaseException | None]:
+        try:
+            return self._ray.get(next(task)), None
+        except StopIteration:
+            return None, CandidateFailure("the task ended without a result")
+        except Exception as error:
+            return None, error
+
+    def _success(self, candidate: Candidate, result: TaskResult) -> Outcome:
+        _replay(result.logs)
+        network = result.network.replace(weights=result.weights)
+        return Outcome(candidate, network=network, seconds=result.seconds)
+
+    def _retry_or_drop(
+        self,
+        attempt: _Attempt,
+        error: BaseException | None,
+        attempts: int,
+        submit: Any,
+        pending: dict[Any, _Attempt],
+        job: EvaluationJob,
+    ) -> Iterator[Outcome]:
+        cause, retry = self._explain(error)
+        seconds = time.monotonic() - (attempt.started or attempt.submitted)
+        candidate = attempt.candidate
+        if job.stop_event.is_set():
+            yield Outcome(candidate, stopped=True, seconds=seconds)
+            return
+        if retry and attempt.number < attempts:
+            logger.warning(
+                "Candidate %d of generation %d failed on attempt %d of %d (%s); retrying",
+                candidate.index,
+                candidate.generation,
+                attempt.number,
+                attempts,
+                _reason(cause),
+            )
+            yield from self._submit_or_fail(
+                submit, _Attempt(candidate, attempt.number + 1, time.monotonic()), pending
+            )
+            return
+        yield failed_outcome(candidate, cause, seconds)
+
+    def _explain(self, error: BaseException | None) -> tuple[BaseException, bool]:
+        """The error to report for a failed task, and whether a retry may help."""
+        exceptions = self._ray.exceptions
+        if error is None:
+            return CandidateFailure("the task failed without an error"), True
+        if isinstance(error, exceptions.RayTaskError):
+            cause = error.cause if isinstance(error.cause, BaseException) else error
+            # The same seed on the same data gives the same NaN: retrying cannot help.
+            return cause, not isinstance(cause, NonFiniteLoss)
+        if isinstance(error, exceptions.RayError):  # the worker or its node died, ...
+            return CandidateFailure(f"{type(error).__name__}: {_first_line(error)}"), True
+        return error, True
+
+    def _kill_overdue(
+        self,
+        pending: dict[Any, _Attempt],
+        hard_limit: float,
+        attempts: int,
+        submit: Any,
+        job: EvaluationJob,
+    ) -> Iterator[Outcome]:
+        now = time.monotonic()
+        overdue = [
+            t for t, a in pending.items() if a.started is not None and now - a.started > hard_limit
+        ]
+        for task in overdue:
+            attempt = pending.pop(task)
+            self._forget(task)
+            self._ray.cancel(task, force=True)  # kills the stuck worker process
+            error = CandidateTimeout(f"no answer {hard_limit:.0f}s after the task started; killed")
+            yield from self._retry_or_drop(attempt, error, attempts, submit, pending, job)
+
+    def _stop(self, pending: dict[Any, _Attempt]) -> Iterator[Outcome]:
+        now = time.monotonic()
+        attempts = list(pending.values())
+        self._cancel(pending, force=False)
+        for attempt in attempts:
+            seconds = now - (attempt.started or attempt.submitted)
+            yield Outcome(attempt.candidate, stopped=True, seconds=seconds)
+
+    def _cancel(self, pending: dict[Any, _Attempt], *, force: bool) -> None:
+        for task in list(pending):
+            try:
+                self._ray.cancel(task, force=force)
+            except Exception as error:  # already finished, or Ray is shutting down
+                logger.debug("Cancelling a task failed: %s", error)
+            self._forget(task)
+        pending.clear()
+
+    def _forget(self, task: Any) -> None:
+        with self._lock:
+            self._live.pop(task, None)
+
+    def close(self) -> None:
+        """Cancels tasks still running and releases the run's data in the object store.
+
+        The Ray connection stays (see :func:`disconnect`): starting Ray again for
+        the next run would cost seconds, and a cluster it joined is not its own.
+        """
+        with self._lock:
+            live = dict(self._live)
+        self._cancel(live, force=False)
+        self._task_refs.clear()
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, CandidateFailure):
+        return str(error)
+    return f"{type(error).__name__}: {_first_line(error)}"

@@ -1,0 +1,213 @@
+"""What travels to a Ray worker for one candidate, and what runs there.
+
+The driver side is :mod:`galapagos_nao.ray_backend`. A task gets a
+:class:`TaskRequest` (the candidate with its parent record stripped of weights,
+the training settings, the user's layer types) plus refs to the run's data and
+to the parent's weights; it yields :data:`STARTED` first, then a
+:class:`TaskResult`. This module imports Ray only inside the task body, so the
+package imports without the extra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from galapagos_nao import genome
+from galapagos_nao.datasets import Task
+from galapagos_nao.orchestration import Candidate, train_candidate
+from galapagos_nao.training import (
+    CandidateFailure,
+    DeviceData,
+    DeviceDataCache,
+    TrainSettings,
+    resolve_device,
+)
+
+__all__ = [
+    "STARTED",
+    "TaskRequest",
+    "TaskResult",
+    "custom_layer_types",
+    "run_candidate_task",
+    "task_arrays",
+    "task_from_arrays",
+]
+
+#: The first item every task yields, so the driver times training, not queueing.
+STARTED = "started"
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """Everything one candidate task needs besides the shared data.
+
+    Attributes:
+        candidate: The candidate; its parent record travels without weights.
+        settings: Training settings of the generation.
+        timeout: Seconds training may take, counted on the worker.
+        threads: Torch intra-op threads in the worker (the same as the local
+            backend's for the same settings, so results match).
+        log_level: The driver's level for ``galapagos_nao``; records below it are not sent.
+        layer_types: Layer types registered by the user, for workers that lack them.
+    """
+
+    candidate: Candidate
+    settings: TrainSettings
+    timeout: float
+    threads: int
+    log_level: int
+    layer_types: tuple[genome.LayerType, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a finished task sends back.
+
+    Attributes:
+        network: The trained record, without weights (they travel as a plain dict).
+        weights: Its state dict as CPU tensors.
+        seconds: Training wall time on the worker.
+        logs: ``(logger name, level, message)`` of each record training emitted.
+    """
+
+    network: Any
+    weights: dict[str, torch.Tensor]
+    seconds: float
+    logs: tuple[tuple[str, int, str], ...]
+
+
+def task_arrays(task: Task) -> dict[str, Any]:
+    """The task as numpy arrays and plain fields: the object store maps arrays without copying."""
+    return {
+        "name": task.name,
+        "n_classes": task.n_classes,
+        "source": task.source,
+        "x_train": task.x_train.numpy(),
+        "y_train": task.y_train.numpy(),
+        "x_test": task.x_test.numpy(),
+        "y_test": task.y_test.numpy(),
+    }
+
+
+def task_from_arrays(arrays: Mapping[str, Any]) -> Task:
+    """The inverse of :func:`task_arrays`, sharing the arrays' memory."""
+    tensors = {}
+    with warnings.catch_warnings():
+        # Arrays from the object store are read-only; the task is never written to
+        # (device copies are made from it), so sharing their memory is safe.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        for key in ("x_train", "y_train", "x_test", "y_test"):
+            tensors[key] = torch.from_numpy(arrays[key])
+    return Task(
+        name=arrays["name"],
+        n_classes=arrays["n_classes"],
+        source=arrays["source"],
+        **tensors,
+    )
+
+
+def custom_layer_types() -> tuple[genome.LayerType, ...]:
+    """Layer types registered outside the library, which a fresh worker would not know."""
+    return tuple(t for t in genome.layer_types().values() if t.build.__module__ != genome.__name__)
+
+
+# -- the worker side ---------------------------------------------------------------
+
+#: One run's data per worker process: data ref id -> (task, its device copies).
+_worker_data: dict[str, tuple[Task, DeviceDataCache]] = {}
+
+
+def _data_on_worker(ray: Any, task_ref: Any, settings: TrainSettings) -> DeviceData:
+    key = task_ref.hex()
+    entry = _worker_data.get(key)
+    if entry is None:
+        _worker_data.clear()  # a worker keeps only the latest run's data
+        entry = (task_from_arrays(ray.get(task_ref)), DeviceDataCache())
+        _worker_data[key] = entry
+    task, cache = entry
+    return cache.get(task, resolve_device(settings.device), settings.validation_fraction)
+
+
+def _register_missing(layer_types: Sequence[genome.LayerType]) -> None:
+    known = genome.layer_types()
+    for layer_type in layer_types:
+        if layer_type.name not in known:
+            genome.register_layer(layer_type.name, layer_type.params, layer_type.build)
+
+
+class _Collect(logging.Handler):
+    """Keeps the records training emits, to be replayed on the driver."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.records: list[tuple[str, int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102
+        self.records.append((record.name, record.levelno, record.getMessage()))
+
+
+def _never() -> bool:
+    return False
+
+
+def _worker_settings(settings: TrainSettings) -> TrainSettings:
+    # Ray shows a task only the GPUs it was given, renumbered from 0.
+    if settings.device.startswith("cuda"):
+        return dataclasses.replace(settings, device="cuda")
+    return settings
+
+
+def run_candidate_task(request: TaskRequest, shared: list[Any]) -> Iterator[Any]:
+    """The body of one Ray task: trains a candidate on the worker.
+
+    Yields ``"started"`` first (so the driver times training, not queueing),
+    then a :class:`TaskResult`. Failures raise; the driver retries or drops.
+
+    Args:
+        request: The candidate and its settings.
+        shared: ``[task ref, parent weights ref or None]``; nested so Ray hands
+            over the refs and the worker fetches only what it has not cached.
+    """
+    yield STARTED
+    import ray  # present wherever this runs: it is a Ray worker
+
+    torch.set_num_threads(request.threads)
+    _register_missing(request.layer_types)
+    settings = _worker_settings(request.settings)
+    data = _data_on_worker(ray, shared[0], settings)
+    candidate = request.candidate
+    if shared[1] is not None and candidate.parent is not None:
+        parent = candidate.parent.replace(weights=ray.get(shared[1]))
+        candidate = dataclasses.replace(candidate, parent=parent)
+    root = logging.getLogger("galapagos_nao")
+    collect = _Collect(request.log_level)
+    saved = root.level, root.propagate
+    root.addHandler(collect)
+    # Records go back to the driver, not to this worker's stderr (which Ray may forward).
+    root.setLevel(request.log_level)
+    root.propagate = False
+    try:
+        outcome = train_candidate(
+            candidate, data, settings, _never, time.monotonic() + request.timeout
+        )
+    finally:
+        root.removeHandler(collect)
+        root.setLevel(saved[0])
+        root.propagate = saved[1]
+    network = outcome.network
+    if network is None or network.weights is None:  # train_candidate raises instead; kept for mypy
+        raise CandidateFailure("training returned no weights")
+    yield TaskResult(
+        network=network.replace(weights=None),
+        weights=dict(network.weights),
+        seconds=outcome.seconds,
+        logs=tuple(collect.records),
+    )

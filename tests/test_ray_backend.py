@@ -1,0 +1,295 @@
+"""The Ray backend against a real local Ray (2 CPUs, started once for this module).
+
+Everything but the missing-extra path is skipped, with the reason, where the
+``ray`` extra is not installed; CI installs it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import pytest
+import torch
+from torch import nn
+
+import galapagos_nao as gn
+from galapagos_nao import genome, ray_backend
+from galapagos_nao.example import seed_layers
+from galapagos_nao.orchestration import (
+    Candidate,
+    EvaluationJob,
+    LocalEvaluator,
+    Outcome,
+    make_evaluator,
+)
+from galapagos_nao.parameters import Parameters
+from galapagos_nao.selection import Selection
+from galapagos_nao.training import DeviceDataCache
+
+HAS_RAY = importlib.util.find_spec("ray") is not None
+NO_RAY = "Ray is not installed: pip install 'galapagos-nao[ray]' (CI installs it)"
+#: Generous bounds for things that happen in well under a second when the machine is idle.
+PATIENCE = 120.0
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[Any]:
+    """A real local Ray with 2 CPUs, shared by the tests of this module."""
+    if not HAS_RAY:
+        pytest.skip(NO_RAY)
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
+        )
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def ray_parameters(**orchestration: Any) -> Parameters:
+    parameters = Parameters()
+    parameters.put(gn.orchestration, {"backend": "ray", **orchestration})
+    return parameters
+
+
+def job_for(task: gn.datasets.Task, parameters: Parameters) -> EvaluationJob:
+    return EvaluationJob(task, parameters.snapshot(), threading.Event(), DeviceDataCache())
+
+
+def candidate(index: int, layers: list[Any], seed: int = 7) -> Candidate:
+    return Candidate(index=index, generation=0, layers=tuple(layers), seed=seed)
+
+
+def candidate_processes() -> list[psutil.Process]:
+    """Ray worker processes busy with a candidate (Ray titles them ``ray::<task name>``)."""
+    busy = []
+    for process in psutil.process_iter(["cmdline"]):
+        title = " ".join(process.info["cmdline"] or [])
+        if title.startswith(f"ray::{ray_backend.TASK_NAME}"):
+            busy.append(process)
+    return busy
+
+
+def wait_for(predicate: Any, what: str, timeout: float = PATIENCE) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+def messages(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+
+# -- the missing extra (runs everywhere) -----------------------------------------------
+
+
+def test_choosing_ray_without_the_extra_raises_naming_it_and_changes_nothing(monkeypatch):
+    parameters = Parameters()
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without Ray sees
+    with pytest.raises(ImportError, match=r"galapagos-nao\[ray\]"):
+        parameters.put(gn.orchestration, {"backend": "ray", "num_cpus": 2})
+    assert parameters.get(gn.orchestration, "backend") == "threads"
+    assert parameters.get(gn.orchestration, "num_cpus") == 1
+    with pytest.raises(ImportError, match=r"galapagos-nao\[ray\]"):
+        ray_backend.RayEvaluator()
+
+
+@pytest.mark.skipif(not HAS_RAY, reason=NO_RAY)
+def test_a_run_on_ray_without_the_extra_fails_with_the_extra_named(monkeypatch, small_mnist):
+    parameters = ray_parameters()  # chosen while Ray was there, e.g. a resumed session
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=r"galapagos-nao\[ray\]"):
+        make_evaluator(parameters)
+    run = gn.evolve(
+        seed_layers(), 1, small_mnist, selection=Selection(parameters=parameters), seed=0
+    )
+    assert run.join(PATIENCE)
+    assert run.status().state == "failed"
+    with pytest.raises(ImportError, match=r"galapagos-nao\[ray\]"):
+        run.result()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("backend", "dask"),
+        ("ray_address", ""),
+        ("ray_address", 6379),
+        ("num_cpus", 0),
+        ("num_gpus", -0.5),
+        ("num_gpus", 1.5),
+        ("max_retries", -1),
+        ("max_retries", 1.0),
+    ],
+)
+def test_bad_cluster_settings_are_refused_naming_key_and_value(key, value):
+    parameters = Parameters()
+    before = parameters.snapshot()
+    with pytest.raises(ValueError, match=rf"orchestration\.{key}.*{value!r}"):
+        parameters.put(gn.orchestration, {key: value})
+    assert parameters.snapshot() == before
+
+
+def test_the_default_backend_is_local_threads():
+    assert isinstance(make_evaluator(Parameters()), LocalEvaluator)
+
+
+# -- against a real local Ray ---------------------------------------------------------------
+
+
+def test_short_evolution_on_ray_trains_on_the_workers_and_logs_here(
+    ray_cluster, small_mnist, caplog
+):
+    caplog.set_level(logging.INFO, logger="galapagos_nao")
+    parameters = ray_parameters()
+    selection = Selection(parameters=parameters)
+    run = gn.evolve(seed_layers(), 2, small_mnist, selection=selection, seed=1)
+    assert run.join(PATIENCE)
+    status = run.status()
+    assert (status.state, status.generation, status.evaluated, status.failed) == (
+        "finished",
+        2,
+        8,
+        0,
+    )
+    # Training ran in other processes, yet each candidate's line reached this logger.
+    assert len(messages(caplog, "Epoch 0. Loss:")) == 8
+    elites = selection.elites()
+    assert elites
+    for network in elites.values():
+        assert network.weights is not None
+        assert all(t.device.type == "cpu" for t in network.weights.values())
+        assert network.val_acc is not None and network.val_acc > 0.5  # chance is 0.1
+        assert network.predict(small_mnist.x_test[:5]).shape == (5,)
+    assert ray_cluster.is_initialized()  # a Ray it did not start is left running
+
+
+def test_a_seeded_run_gives_the_same_archive_with_either_backend(ray_cluster, small_mnist):
+    archives = {}
+    for backend in ("threads", "ray"):
+        parameters = Parameters()
+        # One intra-op thread in both: CPU float sums depend on how work is split.
+        parameters.put(gn.orchestration, {"backend": backend, "threads_per_worker": 1})
+        selection = Selection(parameters=parameters)
+        run = gn.evolve(seed_layers(), 2, small_mnist, selection=selection, seed=5)
+        assert run.join(PATIENCE) and run.status().state == "finished"
+        archives[backend] = selection.elites()
+    local, remote = archives["threads"], archives["ray"]
+    assert sorted(local) == sorted(remote)
+    for level, network in local.items():
+        other = remote[level]
+        assert (network.layers, network.val_acc, network.test_acc, network.loss) == (
+            other.layers,
+            other.val_acc,
+            other.test_acc,
+            other.loss,
+        )
+        assert network.weights is not None and other.weights is not None
+        assert network.weights.keys() == other.weights.keys()
+        assert all(torch.equal(network.weights[k], other.weights[k]) for k in network.weights)
+
+
+def test_a_task_that_raises_is_retried_then_dropped_as_locally(ray_cluster, small_mnist, caplog):
+    caplog.set_level(logging.INFO, logger="galapagos_nao")
+    parameters = ray_parameters(max_retries=1)
+    # Candidates are trusted records: a bad genome only fails when the worker builds it.
+    broken = [("dense", [-3, "relu"])]
+    candidates = [candidate(0, [("dense", [16, "relu"])]), candidate(1, broken)]
+    evaluator = ray_backend.RayEvaluator()
+    try:
+        outcomes = {
+            o.candidate.index: o
+            for o in evaluator.evaluate(candidates, job_for(small_mnist, parameters))
+        }
+    finally:
+        evaluator.close()
+    assert outcomes[0].network is not None
+    assert outcomes[1].network is None and outcomes[1].failure is not None
+    assert len(messages(caplog, "Candidate 1 of generation 0 failed on attempt 1 of 2")) == 1
+    assert len(messages(caplog, "retrying")) == 1
+    [dropped] = messages(caplog, "dropped")
+    # The reason is the one the local backend gives for the same candidate.
+    local: Outcome = next(
+        LocalEvaluator().evaluate([candidates[1]], job_for(small_mnist, parameters))
+    )
+    assert outcomes[1].failure == local.failure
+    assert local.failure is not None and local.failure in dropped and "ValueError" in dropped
+
+
+def test_a_worker_killed_mid_task_is_retried_and_the_run_goes_on(ray_cluster, small_mnist, caplog):
+    caplog.set_level(logging.INFO, logger="galapagos_nao")
+    parameters = ray_parameters(generation_size=2)
+    parameters.put(gn.training, {"epochs": 30})  # long enough to be caught training
+    selection = Selection(parameters=parameters)
+    run = gn.evolve(seed_layers(), 1, small_mnist, selection=selection, seed=2)
+    [victim, *_] = wait_for(candidate_processes, "a worker training a candidate")
+    os.kill(victim.pid, signal.SIGKILL)
+    assert run.join(PATIENCE)
+    status = run.status()
+    assert (status.state, status.evaluated, status.failed) == ("finished", 2, 0)
+    [retry] = messages(caplog, "retrying")
+    assert "WorkerCrashedError" in retry
+    assert len(selection.elites()) >= 1
+
+
+def test_stop_cancels_the_outstanding_tasks(ray_cluster, small_mnist):
+    parameters = ray_parameters(generation_size=4)  # 2 training, 2 queued on 2 CPUs
+    parameters.put(gn.training, {"epochs": 1000})  # minutes of training if nothing cancels it
+    selection = Selection(parameters=parameters)
+    run = gn.evolve_continual(seed_layers(), small_mnist, selection=selection, seed=3)
+    wait_for(candidate_processes, "a worker training a candidate")
+    run.stop()
+    assert run.join(PATIENCE)
+    assert run.status().state == "stopped"
+    assert selection.elites() == {}  # an interrupted generation is not selected
+    wait_for(lambda: not candidate_processes(), "the workers to drop their candidates")
+    wait_for(lambda: ray_cluster.available_resources().get("CPU") == 2.0, "Ray to free both CPUs")
+
+
+def test_layer_types_registered_here_reach_the_workers(ray_cluster, small_mnist, monkeypatch):
+    monkeypatch.setattr(genome, "_registry", dict(genome.layer_types()))  # undone after the test
+    genome.register_layer("ray_test_identity", [], lambda params, n: ([nn.Identity()], n))
+    layers = [("dense", [16, "relu"]), ("ray_test_identity", [])]
+    evaluator = ray_backend.RayEvaluator()
+    try:
+        [outcome] = evaluator.evaluate(
+            [candidate(0, layers)], job_for(small_mnist, ray_parameters())
+        )
+    finally:
+        evaluator.close()
+    assert outcome.failure is None and outcome.network is not None
+    assert outcome.network.layers[1] == ("ray_test_identity", ())
+
+
+def test_a_request_no_node_can_host_is_dropped_at_once(ray_cluster, small_mnist, caplog):
+    parameters = ray_parameters(num_cpus=64)
+    evaluator = ray_backend.RayEvaluator()
+    try:
+        outcomes = list(
+            evaluator.evaluate(
+                [candidate(0, [("dense", [8, "relu"])])], job_for(small_mnist, parameters)
+            )
+        )
+    finally:
+        evaluator.close()
+    assert [o.failure for o in outcomes] == [
+        "orchestration.num_cpus is 64.0 but the largest Ray node has 2 CPU"
+    ]
