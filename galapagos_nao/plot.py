@@ -113,13 +113,14 @@ def archive(selection: Selection | None = None, *, ax: Any = None, metric: str =
         raise ValueError(
             f"selection: gn.plot.archive draws one or two measures, got {list(grid.measures)}"
         )
+    new_figure = ax is None
     figure, ax = _figure_and_axes(ax, (6.4, 4.0) if len(grid.measures) == 1 else (6.4, 5.0))
     positions = _elite_positions(archive_.elites(), grid)
     if len(grid.measures) == 1:
         _archive_bars(ax, grid, positions, metric)
     else:
         colours = _archive_heatmap(ax, grid, positions, metric)
-        if colours is not None and len(figure.axes) == 1:  # a new figure: room for a colour bar
+        if new_figure:  # on the caller's axes a colour bar would pile up at each refresh
             figure.colorbar(colours, ax=ax, label=metric)
     ax.set_title(f"Archive · {stats_line(archive_.stats())}", fontsize="small")
     if not positions:
@@ -185,7 +186,9 @@ def history(selection: Selection | None = None, *, ax: Any = None, x: str = "gen
         selection: The archive; the shared ``gn.Selection`` when None.
         ax: Axes to draw on (cleared first), against ``x``; when None, a new
             figure with one panel against generation and one against time.
-        x: ``"generation"`` or ``"time"`` (wall time of the generations so far).
+        x: ``"generation"`` (position in the archive's history: a second
+            ``evolve`` on the same archive carries on from the first) or
+            ``"time"`` (summed wall time of the generations so far).
 
     Returns:
         The matplotlib figure.

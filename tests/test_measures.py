@@ -10,7 +10,9 @@ from galapagos_nao.parameters import Parameters
 from galapagos_nao.selection import Selection
 
 
-def net(n_layers: int, val_acc: float = 0.5, units: int = 8, n_params: int | None = None) -> Network:
+def net(
+    n_layers: int, val_acc: float = 0.5, units: int = 8, n_params: int | None = None
+) -> Network:
     layers = [("dense", [units, "relu"])] * n_layers
     return Network(layers, val_acc=val_acc, test_acc=val_acc, n_params=n_params)
 
@@ -57,7 +59,9 @@ def test_one_measure_keeps_int_keys_as_in_the_seed(selection):
 
 
 def test_two_measures_use_tuple_keys_placed_by_hand(selection):
-    selection.parameters.put(selection, {"measures": ["layers", "params"], "measure_levels": {"params": 2}})
+    selection.parameters.put(
+        selection, {"measures": ["layers", "params"], "measure_levels": {"params": 2}}
+    )
     nets = [
         net(1, 0.5, n_params=100),
         net(2, 0.6, n_params=10_000),
@@ -66,7 +70,12 @@ def test_two_measures_use_tuple_keys_placed_by_hand(selection):
     ]
     selection.select(nets)
     # layers edges [2, 4]; params edges [1000, 10000]
-    assert selection.elites() == {(1, 1): nets[0], (1, 2): nets[1], (2, 1): nets[2], (2, 2): nets[3]}
+    assert selection.elites() == {
+        (1, 1): nets[0],
+        (1, 2): nets[1],
+        (2, 1): nets[2],
+        (2, 2): nets[3],
+    }
     grid = selection.grid()
     assert grid.measures == ("layers", "params") and grid.levels == (2, 2) and grid.cells == 4
     assert grid.edges[1] == pytest.approx((1_000.0, 10_000.0))
@@ -115,7 +124,10 @@ def test_a_mix_of_int_and_tuple_cells_still_lists_and_rebins(selection):
         ({"measures": []}, "selection.measures must be a non-empty list"),
         ({"measures": "layers"}, "selection.measures must be a non-empty list"),
         ({"measures": ["params", "params"]}, r"selection.measures\[1\].*listed twice"),
-        ({"measure_levels": {"params": 0}}, r"selection.measure_levels\['params'\] must be >= 1, got 0"),
+        (
+            {"measure_levels": {"params": 0}},
+            r"selection.measure_levels\['params'\] must be >= 1, got 0",
+        ),
         ({"measure_levels": {"colour": 2}}, "unknown measure 'colour'"),
         ({"measure_levels": {"layers": 3}}, "complexity_levels"),
         ({"measure_levels": [("params", 3)]}, "must be a dict"),
@@ -134,7 +146,9 @@ def test_a_registered_measure_becomes_an_axis(selection):
     measures.register_measure(
         name,
         lambda n: sum(p[0] for t, p in n.layers if t == "dropout"),
-        lambda values, levels: [max(values, default=0.0) * i / levels for i in range(1, levels + 1)],
+        lambda values, levels: [
+            max(values, default=0.0) * i / levels for i in range(1, levels + 1)
+        ],
         default_levels=2,
     )
     assert name in measures.measure_names()
