@@ -33,7 +33,9 @@ def test_lineage_walks_every_elite_back_to_the_seed(evolved):
         generations = [n.generation for n in chain[:-1]]
         assert generations == sorted(generations, reverse=True)
         assert chain[-1].generation is None and chain[-1].val_acc is None
-        assert all(n.mutations for n in chain[:-1])  # every child records what made it
+        for child, parent in zip(chain[:-1], chain[1:], strict=True):
+            # a changed genome names what changed it; an unchanged one may name nothing
+            assert child.layers == parent.layers or child.mutations
 
 
 def test_registry_records_are_weightless(evolved):
