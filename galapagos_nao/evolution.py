@@ -172,7 +172,8 @@ def mutate(
             log.append(f"replace {index} {_show((type_name, params))} -> {_show(new_layer)}")
         else:
             new_layer = (type_name, mutate_params(params, type_name, rng, std_dev=std_dev))
-            log.append(f"params {index} {list(params)!r} -> {list(new_layer[1])!r}")
+            if list(new_layer[1]) != list(params):  # layers without params cannot change
+                log.append(f"params {index} {list(params)!r} -> {list(new_layer[1])!r}")
         result.append(new_layer)
     return result, tuple(origin), log
 
