@@ -17,6 +17,10 @@ The map of the package, one module per responsibility:
   :func:`evolve_continual` run generations on a background thread and return a
   :class:`Run` handle;
 - :mod:`~galapagos_nao.example` holds the seed's session;
+- keeping what was learned: :mod:`~galapagos_nao.workspace` is the SQLite file
+  behind the Library and the run checkpoints, :mod:`~galapagos_nao.continual`
+  checkpoints runs and resumes them, :mod:`~galapagos_nao.persistence` saves,
+  loads (:func:`load`) and exports networks;
 - illumination: :mod:`~galapagos_nao.measures` are the archive's axes,
   :mod:`~galapagos_nao.history` its metrics per generation,
   :func:`lineage` walks a network's ancestry, :mod:`~galapagos_nao.plot` draws,
@@ -31,11 +35,21 @@ from __future__ import annotations
 
 import logging
 
-from galapagos_nao import datasets, evolution, example, genome, network, orchestration, training
+from galapagos_nao import (
+    datasets,
+    evolution,
+    example,
+    genome,
+    network,
+    orchestration,
+    training,
+    workspace,
+)
 from galapagos_nao.genome import register_layer, validate
 from galapagos_nao.library import Library as _LibraryClass
 from galapagos_nao.network import Network, build
 from galapagos_nao.parameters import Parameters as _ParametersClass
+from galapagos_nao.persistence import load
 from galapagos_nao.selection import Selection as _SelectionClass
 
 # Library code only logs; the examples (and users) add handlers.
@@ -45,14 +59,15 @@ logging.getLogger("galapagos_nao").addHandler(logging.NullHandler())
 Parameters = _ParametersClass()
 #: The shared archive of elites.
 Selection = _SelectionClass(parameters=Parameters)
-#: The shared model snapshots.
-Library = _LibraryClass()
+#: The shared model snapshots, kept durably in the current workspace.
+Library = _LibraryClass(workspace=workspace.get)
 
 from galapagos_nao.orchestration import Run, evolve, evolve_continual  # noqa: E402
 
 from galapagos_nao import library, parameters, selection  # noqa: E402
 from galapagos_nao import display, history, measures, plot, progress  # noqa: E402
 from galapagos_nao.lineage import lineage  # noqa: E402
+from galapagos_nao import continual, persistence  # noqa: E402 - registers the checkpoint hook
 
 __version__ = "0.1.0"
 
@@ -70,6 +85,11 @@ __all__ = [
     "build",
     "register_layer",
     "validate",
+    # keeping what was learned
+    "load",
+    "workspace",
+    "continual",
+    "persistence",
     # illumination
     "lineage",
     "plot",

@@ -2,26 +2,72 @@
 
 Putting a network in the Library keeps it whatever the archive does later; put
 it back into the population with ``gn.Selection.put_unevaluated(gn.Library.get(id))``.
+
+A Library given a workspace is durable: :meth:`Library.put` returns once the
+network is committed to the workspace file, and a new session finds it there.
+``gn.Library`` uses the current workspace (:func:`galapagos_nao.workspace.get`);
+``Library()`` on its own keeps networks in memory only.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from galapagos_nao import persistence
 from galapagos_nao._checks import describe
 from galapagos_nao.network import Network
+from galapagos_nao.persistence import CorruptFileError
+from galapagos_nao.workspace import Workspace
 
 __all__ = ["Library"]
 
 
 class Library:
-    """Networks by id; ``gn.Library`` is the shared instance. Thread-safe."""
+    """Networks by id; ``gn.Library`` is the shared instance. Thread-safe.
 
-    def __init__(self) -> None:
+    Args:
+        workspace: Where entries are kept durably: a Workspace, a callable
+            returning the one to use at each call (``gn.Library`` passes
+            ``workspace.get``), or None to keep them in memory only.
+    """
+
+    def __init__(self, *, workspace: Workspace | Callable[[], Workspace] | None = None) -> None:
+        if not (workspace is None or isinstance(workspace, Workspace) or callable(workspace)):
+            raise ValueError(
+                f"workspace must be a Workspace, a callable or None, got {describe(workspace)}"
+            )
         self._lock = threading.Lock()
         self._nets: dict[str, Network] = {}
+        self._workspace = workspace
+        # The workspace (and its data version) the in-memory copy was read from.
+        self._loaded: tuple[Workspace, int] | None = None
+        self._broken: dict[str, str] = {}  # id -> what is wrong with its stored bytes
+
+    @property
+    def workspace(self) -> Workspace | None:
+        """The workspace entries are kept in, or None for an in-memory Library."""
+        found = self._workspace
+        if found is None or isinstance(found, Workspace):
+            return found
+        return found()
+
+    def _sync(self) -> Workspace | None:
+        """Reads the workspace's entries if they may have changed since the last read."""
+        store = self.workspace
+        if store is None:
+            return None
+        version = store.data_version()
+        with self._lock:
+            if self._loaded is not None and self._loaded[0] is store and self._loaded[1] == version:
+                return store
+        nets, broken = store.load_library()
+        with self._lock:
+            self._nets, self._broken, self._loaded = nets, broken, (store, version)
+        return store
 
     def put(self, net: Network) -> str:
         """Stores ``net`` (records are immutable, so this is a snapshot).
@@ -34,24 +80,39 @@ class Library:
         """
         if not isinstance(net, Network):
             raise ValueError(f"net must be a Network, got {describe(net)}")
-        with self._lock:
-            self._nets[net.id] = net
+        self._store([net])
         return net.id
+
+    def _store(self, nets: list[Network]) -> None:
+        store = self._sync()
+        if store is not None:  # committed before the in-memory copy changes: durable on return
+            store.put_library({net.id: persistence.to_bytes(net) for net in nets})
+        with self._lock:
+            for net in nets:
+                self._nets[net.id] = net
+                self._broken.pop(net.id, None)
 
     def get(self, id: str) -> Network:  # noqa: A002 - the seed's name
         """The network stored under ``id``.
 
         Raises:
             KeyError: naming the id when it is unknown.
+            CorruptFileError: naming the workspace file and the entry when its
+                stored bytes are damaged.
         """
+        self._sync()
         with self._lock:
             found = self._nets.get(id)
+            broken = self._broken.get(id)
+        if broken is not None:
+            raise CorruptFileError(broken)
         if found is None:
             raise KeyError(f"no network with id {id!r} in the Library")
         return found
 
     def get_all(self) -> dict[str, Network]:
-        """A snapshot: id → network."""
+        """A snapshot: id → network (entries whose stored bytes are damaged are left out)."""
+        self._sync()
         with self._lock:
             return dict(self._nets)
 
@@ -61,37 +122,61 @@ class Library:
         Raises:
             KeyError: naming the id when it is unknown.
         """
+        store = self._sync()
         with self._lock:
-            found = self._nets.pop(id, None)
+            found = self._nets.get(id)
         if found is None:
             raise KeyError(f"no network with id {id!r} in the Library")
+        if store is not None:
+            store.remove_library(id)
+        with self._lock:
+            self._nets.pop(id, None)
         return found
 
     def clear(self) -> None:
-        """Forgets every network."""
+        """Forgets every network (in the workspace too)."""
+        store = self._sync()
+        if store is not None:
+            store.clear_library()
         with self._lock:
             self._nets.clear()
+            self._broken.clear()
+
+    def export(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Saves every network as ``<id>.safetensors`` in ``directory`` (created if needed).
+
+        Returns:
+            The files written.
+        """
+        return persistence.export_networks(self.get_all().values(), directory)
+
+    def import_(self, directory: str | os.PathLike[str]) -> list[str]:
+        """Puts every network file of ``directory`` into the Library, all or none.
+
+        Returns:
+            The ids imported.
+
+        Raises:
+            ValueError: if ``directory`` holds no network files.
+            FileNotFoundError: if it is not a folder.
+            CorruptFileError: naming each damaged file (nothing is imported then).
+        """
+        nets = persistence.read_networks(directory)
+        self._store(nets)
+        return [net.id for net in nets]
 
     def __len__(self) -> int:
+        self._sync()
         with self._lock:
             return len(self._nets)
 
     def __contains__(self, id: object) -> bool:
+        self._sync()
         with self._lock:
             return id in self._nets
 
     def __repr__(self) -> str:
         return f"Library({len(self)} networks)"
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        from galapagos_nao import display
-
-        display.library_pretty(self, p, cycle)
-
-    def _repr_html_(self) -> str:
-        from galapagos_nao import display
-
-        return display.library_html(self)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         from galapagos_nao import display

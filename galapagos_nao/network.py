@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -211,6 +213,24 @@ class Network:
         if self.weights is not None:
             module.load_state_dict({k: v.clone() for k, v in self.weights.items()})
         return module.eval()
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Writes genome, metrics and weights to one safetensors file; read it with ``gn.load``.
+
+        See :func:`galapagos_nao.persistence.save`.
+        """
+        from galapagos_nao import persistence  # persistence builds on this module
+
+        return persistence.save(self, path)
+
+    def to_onnx(self, path: str | os.PathLike[str]) -> Path:
+        """Exports the model to ONNX (needs the ``onnx`` extra).
+
+        See :func:`galapagos_nao.persistence.to_onnx`.
+        """
+        from galapagos_nao import persistence
+
+        return persistence.to_onnx(self, path)
 
     @cached_property
     def _inference_model(self) -> nn.Sequential:

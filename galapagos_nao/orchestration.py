@@ -715,7 +715,27 @@ def evolve_continual(
     parameters: Parameters | None = None,
     seed: int | None = None,
     evaluator: Evaluator | None = None,
+    resume: bool = False,
 ) -> Run:
-    """Evolves until stopped (``run.stop()``); arguments as for :func:`evolve`."""
+    """Evolves until stopped (``run.stop()``); arguments as for :func:`evolve`.
+
+    With ``resume=True`` it continues the workspace's last run from its last
+    completed generation, with that generation's archive, Parameters and
+    generator state (see :func:`galapagos_nao.continual.resume`); ``net`` and
+    ``seed`` must then be None.
+
+    Raises:
+        ValueError: for bad arguments, or ``resume=True`` with ``net`` or ``seed``.
+    """
+    if resume is not False:
+        if resume is not True:
+            raise ValueError(f"resume must be True or False, got {describe(resume)}")
+        if net is not None or seed is not None:
+            raise ValueError(
+                "resume=True conflicts with net and seed: a resumed run continues its checkpoint"
+            )
+        from galapagos_nao.continual import resume as resume_run  # continual imports this module
+
+        return resume_run(task, selection=selection, parameters=parameters, evaluator=evaluator)
     return _start(net, None, task, selection, parameters, seed, evaluator)
 
