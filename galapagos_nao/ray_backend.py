@@ -112,13 +112,47 @@ def check_ray_installed() -> None:
 _connection_lock = threading.Lock()
 #: What this module did to connect: None (nothing), "joined" or "started".
 _connection_kind: str | None = None
+#: Set to let the thread that started the local Ray end (see :func:`_start_local`).
+_release_keeper = threading.Event()
+#: Ray's start-up notices would print past the user's prompt: keep errors only,
+#: and keep worker output in the worker logs.
+_QUIET = {"log_to_driver": False, "logging_level": logging.ERROR}
+
+
+def _start_local(ray: ModuleType, cores: int) -> None:
+    """Starts a local Ray from a thread that lives until :func:`disconnect`.
+
+    Ray ties its processes to the *thread* that starts them (they are killed when
+    it ends, through Linux's parent-death signal), and runs train on threads that
+    end with the run: the keeper thread keeps the local Ray alive across runs.
+    """
+    _release_keeper.clear()
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def keep() -> None:
+        try:
+            # "local" starts a fresh instance even when `ray start` left one on this
+            # machine (join that one with ray_address="auto").
+            ray.init(address="local", num_cpus=cores, include_dashboard=False, **_QUIET)
+        except BaseException as error:  # handed to the caller below
+            failure.append(error)
+        started.set()
+        if not failure:
+            _release_keeper.wait()
+
+    threading.Thread(target=keep, name="gn-ray-keeper", daemon=True).start()
+    started.wait()
+    if failure:
+        raise failure[0]
 
 
 def connect(address: str | None = None) -> str:
     """Connects this process to Ray, once.
 
     Args:
-        address: A cluster to join (``"auto"``, ``"host:6379"``, ``"ray://..."``);
+        address: A cluster to join (``"host:6379"``, or ``"auto"`` for one that
+            ``ray start`` runs on this machine);
             None falls back to ``RAY_ADDRESS``, then to a local Ray started with
             this machine's cores.
 
@@ -136,12 +170,9 @@ def connect(address: str | None = None) -> str:
         if ray.is_initialized():
             return "existing"
         address = address or os.environ.get("RAY_ADDRESS") or None
-        # Ray's own start-up notices would print past the user's prompt: keep
-        # errors only, and keep worker output in the worker logs.
-        quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
         if address is not None:
             try:
-                ray.init(address=address, **quiet)
+                ray.init(address=address, **_QUIET)
             except Exception as error:
                 raise ConnectionError(
                     f"orchestration.ray_address or RAY_ADDRESS {address!r}: cannot connect: {error}"
@@ -150,7 +181,7 @@ def connect(address: str | None = None) -> str:
             logger.info("Joined the Ray cluster at %s", address)
         else:
             cores = usable_cores()
-            ray.init(num_cpus=cores, include_dashboard=False, **quiet)
+            _start_local(ray, cores)
             _connection_kind = "started"
             logger.info("Started a local Ray with %d CPUs", cores)
         return _connection_kind
@@ -169,6 +200,7 @@ def disconnect() -> None:
         ray = import_ray()
         if ray.is_initialized():
             ray.shutdown()
+        _release_keeper.set()
         _connection_kind = None
 
 

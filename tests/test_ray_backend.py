@@ -1,4 +1,4 @@
-"""The Ray backend against a real local Ray (2 CPUs, started once for this module).
+"""The Ray backend against a real local Ray cluster (2 CPUs, started once for this module).
 
 Everything but the missing-extra path is skipped, with the reason, where the
 ``ray`` extra is not installed; CI installs it.
@@ -9,11 +9,15 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import secrets
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -43,21 +47,61 @@ PATIENCE = 120.0
 pytestmark = pytest.mark.ray
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Any]:
-    """A real local Ray with 2 CPUs, shared by the tests of this module."""
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+    """A real local Ray cluster with 2 CPUs, started with ``ray start --head`` as users do.
+
+    The library joins it through ``RAY_ADDRESS``, so every test here also checks
+    that joining works and that runs leave a cluster they did not start running.
+    """
     if not HAS_RAY:
         pytest.skip(NO_RAY)
+    port = free_port()
+    log = (tmp_path_factory.mktemp("ray_head") / "head.log").open("wb")
+    with pytest.MonkeyPatch.context() as patch:
+        # Token authentication on both sides, as a real cluster has it; the token
+        # travels in the environment so that no file in the home folder is needed.
+        patch.setenv("RAY_AUTH_MODE", "token")
+        patch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+        patch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+        command = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block"]
+        command += [f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
+        command += ["--disable-usage-stats"]
+        # --block: the head lives as long as this process; ending it stops its cluster.
+        head = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: port_open(port) or head.poll() is not None, "the Ray head")
+            assert head.poll() is None, f"ray start failed, see {log.name}"
+            assert ray_backend.connect() == "joined"
+            yield head
+        finally:
+            ray_backend.disconnect()
+            head.terminate()
+            try:
+                head.wait(60)
+            except subprocess.TimeoutExpired:
+                head.kill()
+                head.wait(10)
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(ray_head: subprocess.Popen[bytes]) -> Any:
+    """The ``ray`` module, connected to :func:`ray_head`."""
     import ray
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(
-            num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
-        )
-    yield ray
-    if started:
-        ray.shutdown()
+    return ray
 
 
 def ray_parameters(**orchestration: Any) -> Parameters:
@@ -293,3 +337,44 @@ def test_a_request_no_node_can_host_is_dropped_at_once(ray_cluster, small_mnist,
     assert [o.failure for o in outcomes] == [
         "orchestration.num_cpus is 64.0 but the largest Ray node has 2 CPU"
     ]
+
+
+def test_disconnecting_leaves_a_joined_cluster_running(ray_cluster, ray_head, small_mnist):
+    ray_backend.disconnect()
+    assert not ray_cluster.is_initialized()
+    assert ray_head.poll() is None  # this process left; the cluster it joined stays up
+    assert ray_backend.connect() == "joined"
+    evaluator = ray_backend.RayEvaluator()
+    try:
+        [outcome] = evaluator.evaluate(
+            [candidate(0, [("dense", [8, "relu"])])], job_for(small_mnist, ray_parameters())
+        )
+    finally:
+        evaluator.close()
+    assert outcome.network is not None
+
+
+def test_without_an_address_a_local_ray_is_started_with_the_cores_and_stays_quiet():
+    if not HAS_RAY:
+        pytest.skip(NO_RAY)
+    script = """
+import galapagos_nao as gn, ray
+from galapagos_nao import datasets, orchestration, ray_backend
+gn.Parameters.put(gn.orchestration, {"backend": "ray", "generation_size": 2})
+task = datasets.subset(datasets.bundled_mnist(), 500, 200, seed=0)
+run = gn.evolve([("dense", [16, "relu"])], 1, task, seed=0)
+run.join()
+status = run.status()
+cpus = ray.cluster_resources()["CPU"]
+print(status.state, status.evaluated, cpus == orchestration.usable_cores())
+ray_backend.disconnect()
+print(ray.is_initialized())
+"""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["finished", "2", "True", "False"]
+    # Neither the library nor Ray printed from the run's background thread.
+    assert done.stderr == ""
