@@ -323,8 +323,22 @@ def test_layer_types_registered_here_reach_the_workers(ray_cluster, small_mnist,
     assert outcome.network.layers[1] == ("ray_test_identity", ())
 
 
-def test_a_request_no_node_can_host_is_dropped_at_once(ray_cluster, small_mnist, caplog):
-    parameters = ray_parameters(num_cpus=64)
+@pytest.mark.parametrize(
+    ("orchestration", "training", "reason"),
+    [
+        ({"num_cpus": 64}, {}, "orchestration.num_cpus is 64.0 but the largest Ray node has 2 CPU"),
+        (
+            {},
+            {"device": "cuda"},
+            "training.device is 'cuda' but orchestration.num_gpus is 0: Ray gives the task no GPU",
+        ),
+    ],
+)
+def test_a_request_no_node_can_host_is_dropped_at_once(
+    ray_cluster, small_mnist, orchestration, training, reason
+):
+    parameters = ray_parameters(**orchestration)
+    parameters.put(gn.training, training)
     evaluator = ray_backend.RayEvaluator()
     try:
         outcomes = list(
@@ -334,9 +348,7 @@ def test_a_request_no_node_can_host_is_dropped_at_once(ray_cluster, small_mnist,
         )
     finally:
         evaluator.close()
-    assert [o.failure for o in outcomes] == [
-        "orchestration.num_cpus is 64.0 but the largest Ray node has 2 CPU"
-    ]
+    assert [o.failure for o in outcomes] == [reason]
 
 
 def test_disconnecting_leaves_a_joined_cluster_running(ray_cluster, ray_head, small_mnist):
