@@ -247,8 +247,6 @@ class RayEvaluator:
         self._remotes: dict[bool, Any] = {}  # uses a GPU -> the remote function
         # id(task) -> (task, its ref): the task is held so its id is not reused.
         self._task_refs: dict[int, tuple[Task, Any]] = {}
-        self._live: dict[Any, _Attempt] = {}
-        self._lock = threading.Lock()
 
     # -- per run -----------------------------------------------------------------
 
@@ -363,8 +361,6 @@ class RayEvaluator:
             yield failed_outcome(attempt.candidate, error, 0.0)
             return
         pending[task] = attempt
-        with self._lock:
-            self._live[task] = attempt
 
     def _collect(
         self,
@@ -384,13 +380,10 @@ class RayEvaluator:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
             for task in ready:
                 attempt = pending.pop(task)
-                self._forget(task)
                 item, error = self._next_item(task)
-                if item == STARTED:
+                if isinstance(item, str) and item == STARTED:
                     attempt.started = time.monotonic()
                     pending[task] = attempt
-                    with self._lock:
-                        self._live[task] = attempt
                 elif isinstance(item, TaskResult):
                     yield self._success(attempt.candidate, item)
                 else:
@@ -467,7 +460,6 @@ class RayEvaluator:
         ]
         for task in overdue:
             attempt = pending.pop(task)
-            self._forget(task)
             self._ray.cancel(task, force=True)  # kills the stuck worker process
             error = CandidateTimeout(f"no answer {hard_limit:.0f}s after the task started; killed")
             yield from self._retry_or_drop(attempt, error, attempts, submit, pending, job)
@@ -486,22 +478,15 @@ class RayEvaluator:
                 self._ray.cancel(task, force=force)
             except Exception as error:  # already finished, or Ray is shutting down
                 logger.debug("Cancelling a task failed: %s", error)
-            self._forget(task)
         pending.clear()
 
-    def _forget(self, task: Any) -> None:
-        with self._lock:
-            self._live.pop(task, None)
-
     def close(self) -> None:
-        """Cancels tasks still running and releases the run's data in the object store.
+        """Releases the run's data in the object store.
 
-        The Ray connection stays (see :func:`disconnect`): starting Ray again for
-        the next run would cost seconds, and a cluster it joined is not its own.
+        Tasks are cancelled when :meth:`evaluate` ends, however it ends. The Ray
+        connection stays (see :func:`disconnect`): starting Ray again for the next
+        run would cost seconds, and a cluster it joined is not its own.
         """
-        with self._lock:
-            live = dict(self._live)
-        self._cancel(live, force=False)
         self._task_refs.clear()
 
 
