@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import galapagos_nao as gn
 from galapagos_nao import datasets
 from galapagos_nao.example import enable_console_logging, seed_layers
+from galapagos_nao.persistence import CorruptFileError
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -37,6 +38,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--generations must be >= 1, got {args.generations}")
     if args.resume and not args.continual:
         parser.error("--resume needs --continual")
+    if args.resume and args.seed is not None:
+        parser.error("--resume continues the saved generator: it takes no --seed")
     return args
 
 
@@ -51,13 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"galapagos-nao: error: {error}", file=sys.stderr)
         return 2
-    if args.continual:
-        if args.resume:
-            run = gn.evolve_continual(task=task, seed=args.seed, resume=True)  # type: ignore[call-arg]
-        else:
-            run = gn.evolve_continual(seed_layers(), task, seed=args.seed)
-    else:
-        run = gn.evolve(seed_layers(), args.generations, task, seed=args.seed)
+    try:
+        run = _start(args, task)
+    except (ValueError, RuntimeError, CorruptFileError) as error:
+        print(f"galapagos-nao: error: {error}", file=sys.stderr)
+        return 2
     try:
         while not run.join(timeout=0.5):
             pass
@@ -70,6 +71,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for level, net in elites.items():
         print(f"{level}: {net!r}")
     return 0
+
+
+def _start(args: argparse.Namespace, task: datasets.Task | None) -> gn.Run:
+    """Starts the run the flags ask for."""
+    if args.resume:
+        return gn.evolve_continual(task=task, resume=True)
+    if args.continual:
+        return gn.evolve_continual(seed_layers(), task, seed=args.seed)
+    return gn.evolve(seed_layers(), args.generations, task, seed=args.seed)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,8 @@ class Checkpointer:
         blobs = {net.id: persistence.to_bytes(net) for net in nets if not self._is_stored(net)}
         rng = run.rng
         best = {cell: [net.val_acc, net.test_acc] for cell, net in elites.items()}
+        # The history hook runs before this one: its latest entry is this generation's.
+        archive_history = run.selection.history()
         self.run_id = self.workspace.write_checkpoint(
             self.run_id,
             report.generation,
@@ -127,6 +129,7 @@ class Checkpointer:
                 "evaluated": report.evaluated,
                 "failed": report.failed,
                 "best": best,
+                "archive": archive_history[-1].as_dict() if archive_history else None,
             },
             seed=self.seed,
         )
@@ -264,6 +267,8 @@ def resume(
     selection._claim(run)  # fails here, before anything changes, if another run is live
     parameters.load(settings)
     selection.restore(dict(checkpoint.elites), dict(checkpoint.queue))
+    entries = [row["archive"] for row in into.history(checkpoint.run_id) if row["archive"]]
+    selection.restore_history(entries)
     logger.info(
         "Resuming run %d of %s after generation %d",
         checkpoint.run_id,

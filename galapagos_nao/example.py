@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from galapagos_nao.datasets import Task
 from galapagos_nao.orchestration import Run, evolve, evolve_continual
@@ -26,6 +27,25 @@ def seed_layers() -> list[Layer]:
     ]
 
 
+class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each record to whatever ``sys.stderr`` is at that moment.
+
+    IPython kernels and pytest swap ``sys.stderr``; binding the stream once
+    would send later records to a stale (possibly closed) stream.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always sys.stderr
+
+
 def enable_console_logging(level: int = logging.INFO) -> None:
     """Shows the ``galapagos_nao`` log lines on stderr, once (idempotent).
 
@@ -35,10 +55,9 @@ def enable_console_logging(level: int = logging.INFO) -> None:
     """
     root = logging.getLogger("galapagos_nao")
     root.setLevel(level)
-    if not any(getattr(h, "_gn_console", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _ConsoleHandler) for h in root.handlers):
+        handler = _ConsoleHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._gn_console = True  # type: ignore[attr-defined]
         root.addHandler(handler)
 
 

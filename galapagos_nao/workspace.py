@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS history (
     evaluated INTEGER NOT NULL,
     failed INTEGER NOT NULL,
     best TEXT NOT NULL,
+    archive TEXT,
     PRIMARY KEY (run_id, generation)
 );
 """
@@ -627,7 +628,9 @@ class Workspace:
             parameters: The Parameters snapshot in force.
             rng_state: The generator's ``bit_generator.state`` (JSON-able).
             history: ``started``, ``seconds``, ``evaluated``, ``failed`` and
-                ``best`` (cell → ``[val_acc, test_acc]``) of the generation.
+                ``best`` (cell → ``[val_acc, test_acc]``) of the generation, and
+                optionally ``archive``: the Selection's history entry as
+                ``HistoryEntry.as_dict()`` makes it (JSON-able).
             seed: The seed of a new run.
 
         Returns:
@@ -674,8 +677,8 @@ class Workspace:
             )
             connection.execute(
                 "INSERT OR REPLACE INTO history "
-                "(run_id, generation, started, seconds, evaluated, failed, best) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "(run_id, generation, started, seconds, evaluated, failed, best, archive) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     generation,
@@ -684,6 +687,7 @@ class Workspace:
                     history["evaluated"],
                     history["failed"],
                     best_json,
+                    None if history.get("archive") is None else json.dumps(history["archive"]),
                 ),
             )
             # Archive networks no checkpoint refers to any more go with the same commit.
@@ -777,20 +781,22 @@ class Workspace:
         """A run's generation history (the last run's when ``run_id`` is None), as plain dicts.
 
         Each dict has ``generation``, ``started`` (``time.time()``), ``seconds``,
-        ``evaluated``, ``failed`` and ``best``: cell → ``{"val_acc", "test_acc"}``
-        of each elite after the generation.
+        ``evaluated``, ``failed``, ``best``: cell → ``{"val_acc", "test_acc"}``
+        of each elite after the generation, and ``archive``: the Selection's
+        history entry (``HistoryEntry.as_dict()`` form) or None.
         """
         run_id = self._run_or_last(run_id)
         if run_id is None:
             return []
         with self._reading(f"history of run {run_id}") as connection:
             rows = connection.execute(
-                "SELECT generation, started, seconds, evaluated, failed, best FROM history "
+                "SELECT generation, started, seconds, evaluated, failed, best, archive "
+                "FROM history "
                 "WHERE run_id = ? ORDER BY generation",
                 (run_id,),
             ).fetchall()
         entries = []
-        for generation, started, seconds, evaluated, failed, best_json in rows:
+        for generation, started, seconds, evaluated, failed, best_json, archive in rows:
             best = {
                 (tuple(cell) if isinstance(cell, list) else cell): {
                     "val_acc": val,
@@ -806,6 +812,7 @@ class Workspace:
                     "evaluated": evaluated,
                     "failed": failed,
                     "best": best,
+                    "archive": None if archive is None else json.loads(archive),
                 }
             )
         return entries

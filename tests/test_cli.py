@@ -42,6 +42,7 @@ def test_module_runs_the_short_example_and_prints_the_elites(mnist_root):
         (["--generations", "0"], "--generations must be >= 1"),
         (["--generations", "x"], "invalid int value"),
         (["--resume"], "--resume needs --continual"),
+        (["--continual", "--resume", "--seed", "1"], "takes no --seed"),
     ],
 )
 def test_bad_flags_exit_with_a_message(argv, fragment, capsys):
@@ -53,7 +54,11 @@ def test_bad_flags_exit_with_a_message(argv, fragment, capsys):
 
 @pytest.mark.parametrize(
     ("argv", "fragment"),
-    [(["--device", "tpu"], "training.device"), (["--data-dir", "/nonexistent"], "/nonexistent")],
+    [
+        (["--device", "tpu"], "training.device"),
+        (["--data-dir", "/nonexistent"], "/nonexistent"),
+        (["--continual", "--resume"], "holds no run"),  # a fresh GN_HOME: nothing to resume
+    ],
 )
 def test_bad_values_exit_with_status_2_and_name_them(argv, fragment, capsys):
     assert main(argv) == 2

@@ -290,6 +290,11 @@ def test_a_resumed_seeded_run_reaches_the_same_archive_as_an_uninterrupted_one(
     assert straight_store.last_run().generation == resumed_store.last_run().generation == 4
     assert len(resumed_store.runs()) == 1  # the resumed run went on writing the same run
     assert [h["generation"] for h in resumed_store.history()] == [0, 1, 2, 3, 4]
+    # the archive's own history came back from the workspace and went on
+    assert [e.stats.generation for e in later.history()] == [0, 1, 2, 3, 4]
+    assert [e.stats.qd_score for e in later.history()] == [
+        e.stats.qd_score for e in straight.history()
+    ]
 
 
 def test_resume_checks_its_arguments_before_changing_anything(tiny_task, tmp_path):

@@ -233,6 +233,7 @@ def test_checkpoints_keep_tuple_cells_queue_generator_and_history(tmp_path):
                 (1, 2): {"val_acc": 0.6, "test_acc": 0.6},
                 (2, 1): {"val_acc": 0.8, "test_acc": 0.8},
             },
+            "archive": None,  # no Selection history entry was given
         }
     ]
     # never backwards, and a refused write leaves the previous checkpoint whole
