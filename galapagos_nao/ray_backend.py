@@ -244,7 +244,7 @@ class RayEvaluator:
     def __init__(self, *, address: str | None = None) -> None:
         self._ray = import_ray()
         self._address = address
-        self._remotes: dict[bool, Any] = {}  # uses a GPU -> the remote function
+        self._remote: Any = None
         # id(task) -> (task, its ref): the task is held so its id is not reused.
         self._task_refs: dict[int, tuple[Task, Any]] = {}
 
@@ -257,17 +257,13 @@ class RayEvaluator:
             self._task_refs[id(task)] = entry
         return entry[1]
 
-    def _remote_function(self, gpu: bool) -> Any:
-        if gpu not in self._remotes:
-            # Retries are the driver's, so each one is counted and logged. A GPU
-            # task gets a fresh worker (Ray's own default for GPU functions): a
-            # reused process keeps the CUDA device it first saw, which need not be
-            # the one Ray gives the next task, and would hold its GPU memory.
-            options: dict[str, Any] = {"max_retries": 0}
-            if gpu:
-                options["max_calls"] = 1
-            self._remotes[gpu] = self._ray.remote(**options)(run_candidate_task)
-        return self._remotes[gpu]
+    def _remote_function(self) -> Any:
+        if self._remote is None:
+            # Retries are the driver's, so each one is counted and logged. Workers
+            # are reused, GPU ones too (their CUDA context and data copy are the
+            # expensive part): the task picks the GPU Ray gave it (ray_tasks).
+            self._remote = self._ray.remote(max_retries=0)(run_candidate_task)
+        return self._remote
 
     # -- per generation ------------------------------------------------------------
 
@@ -314,7 +310,7 @@ class RayEvaluator:
         threads = threads if isinstance(threads, int) else max(1, int(section["num_cpus"]))
         layer_types = custom_layer_types()
         log_level = logging.getLogger("galapagos_nao").getEffectiveLevel()
-        remote = self._remote_function(section["num_gpus"] > 0)
+        remote = self._remote_function()
 
         def submit(attempt: _Attempt) -> Any:
             candidate = attempt.candidate

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -158,11 +159,31 @@ def _never() -> bool:
     return False
 
 
-def _worker_settings(settings: TrainSettings) -> TrainSettings:
-    # Ray shows a task only the GPUs it was given, renumbered from 0.
-    if settings.device.startswith("cuda"):
-        return dataclasses.replace(settings, device="cuda")
-    return settings
+#: CUDA_VISIBLE_DEVICES when this worker process first used a GPU. torch numbers
+#: devices by it for the life of the process, while Ray sets the variable anew for
+#: every task it gives a reused worker.
+_cuda_visible_at_start: list[str] | None = None
+
+
+def _task_settings(settings: TrainSettings, gpu_ids: Sequence[Any]) -> TrainSettings:
+    """The settings with the device this task may use: the GPU Ray gave it, or the CPU.
+
+    Raises:
+        CandidateFailure: if this process started on other GPUs than the one
+            given (a multi-GPU node); the driver retries, likely elsewhere.
+    """
+    global _cuda_visible_at_start
+    if settings.device == "cpu" or not gpu_ids:
+        # No GPU reserved: never touch one, even if this process used one before.
+        return dataclasses.replace(settings, device="cpu")
+    if _cuda_visible_at_start is None:
+        _cuda_visible_at_start = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+    given = str(gpu_ids[0])
+    if given not in _cuda_visible_at_start:
+        raise CandidateFailure(
+            f"this Ray worker started on GPUs {_cuda_visible_at_start} and cannot reach GPU {given}"
+        )
+    return dataclasses.replace(settings, device=f"cuda:{_cuda_visible_at_start.index(given)}")
 
 
 def run_candidate_task(request: TaskRequest, shared: list[Any]) -> Iterator[Any]:
@@ -181,7 +202,7 @@ def run_candidate_task(request: TaskRequest, shared: list[Any]) -> Iterator[Any]
 
     torch.set_num_threads(request.threads)
     _register_missing(request.layer_types)
-    settings = _worker_settings(request.settings)
+    settings = _task_settings(request.settings, ray.get_gpu_ids())
     data = _data_on_worker(ray, shared[0], settings)
     candidate = request.candidate
     if shared[1] is not None and candidate.parent is not None:
@@ -202,6 +223,8 @@ def run_candidate_task(request: TaskRequest, shared: list[Any]) -> Iterator[Any]
         root.removeHandler(collect)
         root.setLevel(saved[0])
         root.propagate = saved[1]
+        if settings.device.startswith("cuda"):
+            torch.cuda.empty_cache()  # the GPU may be shared with other tasks (num_gpus < 1)
     network = outcome.network
     if network is None or network.weights is None:  # train_candidate raises instead; kept for mypy
         raise CandidateFailure("training returned no weights")
