@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -167,7 +167,9 @@ class Selection:
         _check_cell("level", level)
         _check_network("net", net)
         if net.fitness is None:
-            raise ValueError(f"net {net.id!r} has no val_acc; use put_unevaluated() for untrained networks")
+            raise ValueError(
+                f"net {net.id!r} has no val_acc; use put_unevaluated() for untrained networks"
+            )
         with self._lock:
             old = self._elites.get(level)
             if old is not None and _fitness(old) >= _fitness(net):
@@ -235,24 +237,25 @@ class Selection:
         *,
         complexity_levels: int | None = None,
         consumed: Iterable[int] = (),
+        settings: Mapping[str, Any] | None = None,
     ) -> list[Change]:
         """Re-buckets the elites with ``nets`` and keeps the fittest per cell.
 
-        The measures and the other measures' levels are read from Parameters.
-
         Args:
             nets: Evaluated networks; unevaluated ones are ignored.
-            complexity_levels: Levels of the ``layers`` measure; read from
-                Parameters when None.
+            complexity_levels: Levels of the ``layers`` measure; overrides
+                ``settings`` and Parameters when given.
             consumed: Queue keys whose networks this generation has bred from;
                 they leave the queue.
+            settings: The ``selection`` section to use (a run passes its
+                generation's snapshot); read from Parameters when None.
 
         Returns:
             The cells whose elite changed to one of ``nets``.
         """
         newcomers = [_check_network(f"nets[{i}]", n) for i, n in enumerate(nets)]
         newcomers = [n for n in newcomers if n.fitness is not None]
-        names, levels = self._axes(complexity_levels)
+        names, levels = self._axes(complexity_levels, settings)
         with self._lock:
             old = dict(self._elites)
             pool = [*old.values(), *newcomers]  # incumbents first: they win ties
@@ -277,9 +280,11 @@ class Selection:
             return int(self._parameters.get(self, "complexity_levels"))
         return check_int("complexity_levels", complexity_levels, minimum=1)
 
-    def _axes(self, complexity_levels: int | None) -> tuple[list[str], tuple[int, ...]]:
-        """The measure names and the levels of each, from one read of Parameters."""
-        settings = self._parameters.get(self)
+    def _axes(
+        self, complexity_levels: int | None, settings: Mapping[str, Any] | None = None
+    ) -> tuple[list[str], tuple[int, ...]]:
+        """The measure names and the levels of each, from one read of the settings."""
+        settings = dict(self._parameters.get(self) if settings is None else settings)
         settings[measures.LEVELS_SETTING] = self._levels(
             settings[measures.LEVELS_SETTING] if complexity_levels is None else complexity_levels
         )
