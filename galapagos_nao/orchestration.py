@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -37,12 +38,14 @@ from galapagos_nao.training import (
     CandidateStopped,
     DeviceDataCache,
     TrainSettings,
+    estimated_macs,
     fit,
     resolve_device,
 )
 
 __all__ = [
     "PARAMETER_SECTION",
+    "STREAMS_PER_GPU",
     "Candidate",
     "Evaluator",
     "GenerationReport",
@@ -50,9 +53,13 @@ __all__ = [
     "Outcome",
     "Run",
     "RunStatus",
+    "assign_devices",
     "evolve",
     "evolve_continual",
+    "longest_first",
     "plan_cpu_workers",
+    "plan_workers",
+    "training_devices",
 ]
 
 #: Name of this module's section in :mod:`galapagos_nao.parameters`.
@@ -141,13 +148,20 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def plan_cpu_workers(n_candidates: int, workers: Any = "auto", threads: Any = "auto") -> tuple[int, int]:
+def plan_cpu_workers(
+    n_candidates: int, workers: Any = "auto", threads: Any = "auto"
+) -> tuple[int, int]:
     """How many candidates train at once on the CPU, and intra-op threads for each.
 
     ``auto`` gives every core a candidate (up to the number of candidates) and
-    splits the cores evenly among them, so the product never exceeds the cores:
-    small networks gain more from parallel candidates than from threads inside
-    one matmul, and oversubscription only adds context switches.
+    splits the cores evenly among them, so workers × threads never exceeds the
+    cores. Why candidates rather than threads: the networks evolution makes are
+    small, so a training step is mostly short operators and Python overhead,
+    which one thread runs no slower than two, while two candidates on two cores
+    do twice the work; oversubscribing the cores only adds context switches and
+    OpenMP spin-waits. ``make bench`` measures this choice against the
+    alternatives (see ``docs/performance.md``). The thread count is applied
+    inside each worker thread, since torch's intra-op setting is per thread.
     """
     cores = usable_cores()
     n_workers = min(max(1, n_candidates), cores) if workers == "auto" else int(workers)
@@ -155,11 +169,64 @@ def plan_cpu_workers(n_candidates: int, workers: Any = "auto", threads: Any = "a
     return n_workers, n_threads
 
 
-def training_devices(setting: str) -> list[torch.device]:
-    """Devices candidates are spread over, round-robin: every GPU for 'auto'/'cuda'."""
-    if setting in ("auto", "cuda") and torch.cuda.is_available():
-        return [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+#: Candidates trained at once per GPU when ``workers`` is ``auto``: each worker
+#: thread has its own CUDA stream, so one candidate's kernels fill the gaps left
+#: by another's Python overhead; beyond a few, the GIL is the limit.
+STREAMS_PER_GPU = 4
+
+
+def plan_workers(
+    n_candidates: int, devices: Sequence[torch.device], workers: Any = "auto", threads: Any = "auto"
+) -> tuple[int, int]:
+    """Workers (candidates at once) and intra-op threads per worker for ``devices``.
+
+    On GPUs: up to :data:`STREAMS_PER_GPU` candidates per device (or ``workers``),
+    one CPU thread each (the CPU only launches kernels). On the CPU:
+    :func:`plan_cpu_workers`.
+    """
+    if devices and devices[0].type == "cuda":
+        wanted = max(1, n_candidates) if workers == "auto" else int(workers)
+        limit = STREAMS_PER_GPU * len(devices) if workers == "auto" else wanted
+        return min(wanted, limit), 1
+    return plan_cpu_workers(n_candidates, workers, threads)
+
+
+def training_devices(setting: str, cuda_count: int | None = None) -> list[torch.device]:
+    """Devices candidates are spread over, round-robin: every GPU for 'auto'/'cuda'.
+
+    Args:
+        setting: The ``training.device`` setting.
+        cuda_count: GPUs visible; None asks torch.
+    """
+    if cuda_count is None:
+        cuda_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if setting in ("auto", "cuda") and cuda_count > 0:
+        return [torch.device("cuda", i) for i in range(cuda_count)]
+    if setting == "auto":
+        return [torch.device("cpu")]
     return [resolve_device(setting)]
+
+
+def assign_devices(
+    candidates: Sequence[Candidate], devices: Sequence[torch.device]
+) -> list[torch.device]:
+    """The device of each candidate: round-robin over ``devices`` by candidate index."""
+    return [devices[c.index % len(devices)] for c in candidates]
+
+
+def longest_first(
+    candidates: Sequence[Candidate], devices: Sequence[torch.device], task: Task
+) -> list[tuple[Candidate, torch.device]]:
+    """Candidates paired with their devices, costliest first.
+
+    A generation ends when its last candidate does: starting the big ones first
+    lets the small ones fill the other workers meanwhile, instead of one big
+    candidate finishing alone at the end (longest-processing-time scheduling).
+    """
+    features = math.prod(task.input_shape)
+    pairs = list(zip(candidates, devices, strict=True))
+    pairs.sort(key=lambda pair: -estimated_macs(pair[0].layers, features, task.n_classes))
+    return pairs
 
 
 class LocalEvaluator:
@@ -188,17 +255,14 @@ class LocalEvaluator:
         settings = TrainSettings.from_parameters(job.snapshot)
         orchestration = job.snapshot["orchestration"]
         devices = training_devices(settings.device)
-        if devices[0].type == "cuda":
-            workers = len(candidates) if orchestration["workers"] == "auto" else orchestration["workers"]
-            workers, threads = min(workers, 4 * len(devices)), 1
-        else:
-            workers, threads = plan_cpu_workers(
-                len(candidates), orchestration["workers"], orchestration["threads_per_worker"]
-            )
+        workers, threads = plan_workers(
+            len(candidates), devices, orchestration["workers"], orchestration["threads_per_worker"]
+        )
         pool = self._executor(workers, threads)
         timeout = float(orchestration["timeout"])
         futures = [
-            pool.submit(self._train, c, devices[c.index % len(devices)], settings, job, timeout) for c in candidates
+            pool.submit(self._train, c, device, settings, job, timeout)
+            for c, device in longest_first(candidates, assign_devices(candidates, devices), job.task)
         ]
         for future in concurrent.futures.as_completed(futures):
             yield future.result()

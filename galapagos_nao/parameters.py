@@ -130,9 +130,11 @@ SETTINGS: dict[str, dict[str, Setting]] = {
     },
     "training": {
         "epochs": Setting(1, _int_at_least(1), "epochs per candidate"),
-        "batch_size": Setting(128, _int_at_least(1), "mini-batch size"),
+        "batch_size": Setting(
+            "auto", _auto_or_int, "mini-batch size ('auto': 512, smaller on small data; see README)"
+        ),
         "optimizer": Setting("adam", lambda n, v: check_choice(n, v, ["adam", "adamw", "sgd"]), "optimizer"),
-        "learning_rate": Setting(1e-3, _positive_number, "optimizer learning rate"),
+        "learning_rate": Setting(3e-3, _positive_number, "optimizer learning rate"),
         "validation_fraction": Setting(
             0.1, lambda n, v: check_number(n, v, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False),
             "share of the training data held out for fitness",

@@ -1,0 +1,173 @@
+"""Turns the figures into the printed table and the JSON file.
+
+The JSON (``benchmarks/results/<host>-<date>.json``) holds every figure the
+table shows plus the raw ones behind them; the table is what ``make bench``
+prints last.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import socket
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["format_table", "result_path", "write_json"]
+
+
+def result_path(directory: Path, when: datetime.datetime | None = None) -> Path:
+    """``directory/<host>-<YYYY-MM-DD>.json`` (a second run that day replaces the first)."""
+    when = when or datetime.datetime.now()
+    return directory / f"{socket.gethostname()}-{when:%Y-%m-%d}.json"
+
+
+def write_json(path: Path, figures: Mapping[str, Any]) -> Path:
+    """Writes ``figures`` as indented JSON (through a temporary file: no half file on a crash)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(".tmp")
+    scratch.write_text(json.dumps(figures, indent=2, sort_keys=False) + "\n")
+    scratch.replace(path)
+    return path
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def _grid(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += [
+        "  ".join(
+            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in cells
+    ]
+    return out
+
+
+THROUGHPUT_COLUMNS = [
+    ("genome", None),
+    ("layers", "layers"),
+    ("MFLOP/sample", "train_mflop_per_sample"),
+    ("ours cand/min", "ours_per_minute"),
+    ("ours test acc", "ours_test_acc"),
+    ("ours s/cand", "ours_seconds"),
+    ("seed cand/min", "seed_per_minute"),
+    ("seed s/cand", "seed_seconds"),
+    ("seed test acc", "seed_test_acc"),
+    ("ratio", "ratio"),
+    ("% of peak", "percent_of_peak"),
+]
+POLICY_COLUMNS = [
+    ("workers × threads", "layout"),
+    ("batch", "batch_size"),
+    ("lr", "learning_rate"),
+    ("precision", "precision"),
+    ("cand/min", "per_minute"),
+    ("CPU s/cand", "cpu_per_candidate"),
+    ("cores used %", "percent_cores_used"),
+    ("test acc", "test_acc"),
+    ("chosen", "mark"),
+]
+
+
+def _table(
+    columns: Sequence[tuple[str, str | None]], rows: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """Rows of ``rows`` (name → figures) under ``columns`` (header, key; None: the name)."""
+    headers = [header for header, _ in columns]
+    cells = [
+        [name if key is None else row.get(key, "") for _, key in columns]
+        for name, row in rows.items()
+    ]
+    return _grid(headers, cells)
+
+
+def _throughput_lines(throughput: Mapping[str, Any], seed: int) -> list[str]:
+    rows = {
+        name: {**g, "percent_of_peak": 100 * g["fraction_of_peak"]}
+        for name, g in throughput["genomes"].items()
+    }
+    rows["all four"] = {
+        key: throughput["total"][key] for key in ("ours_per_minute", "seed_per_minute", "ratio")
+    }
+    return [
+        f"Candidate throughput: 1 epoch on full MNIST ({throughput['n_train']} train / "
+        f"{throughput['n_test']} test), through evolve with seed {seed}",
+        f"  ours: {throughput['policy']}; seed pipeline: {throughput['seed_policy']}",
+        *_table(THROUGHPUT_COLUMNS, rows),
+        f"peak float32 matmul: {throughput['peak_gflops']:.1f} GFLOP/s "
+        f"({throughput['peak_layout']})",
+        f"overhead (no candidate training): {100 * throughput['overhead']:.1f}% of generation wall "
+        f"time; worker time not training (incl. waiting for the slowest candidate): "
+        f"{100 * throughput['idle_share']:.1f}%",
+        "",
+    ]
+
+
+def _policy_lines(policy: Mapping[str, Any]) -> list[str]:
+    rows = {
+        str(index): {
+            **row,
+            "percent_cores_used": 100 * row["cores_used"],
+            "mark": "<- default" if row["chosen"] else "",
+        }
+        for index, row in enumerate(policy["rows"])
+    }
+    return [
+        f"Thread policy: {policy['genome']}, {policy['candidates']} candidates per generation",
+        *_table(POLICY_COLUMNS, rows),
+        "",
+    ]
+
+
+def _latency_line(latency: Mapping[str, Any]) -> str:
+    return (
+        f"Responsiveness while a run trains ({latency['samples']} samples, "
+        f"{latency['elites_seen']} elites): get_all p50 {latency['get_all_p50_ms']:.2f} ms, "
+        f"p99 {latency['get_all_p99_ms']:.2f} ms; Parameters.get p50 "
+        f"{latency['parameters_get_p50_ms']:.2f} ms, p99 {latency['parameters_get_p99_ms']:.2f} ms"
+    )
+
+
+def _memory_line(memory: Mapping[str, Any]) -> str:
+    mib = 2**20
+    return (
+        f"Memory, {memory['generations']}-generation run ({memory['n_train']} train samples): "
+        f"peak RSS {memory['peak_rss_bytes'] / mib:.0f} MiB (after loading the task "
+        f"{memory['rss_after_task_load_bytes'] / mib:.0f} MiB); {memory['elites']} elites, "
+        f"{memory['bytes_per_elite'] / 1024:.0f} KiB of weights each"
+    )
+
+
+def format_table(figures: Mapping[str, Any]) -> str:
+    """The benchmark's table, section by section, from the figures dict."""
+    machine = figures["machine"]
+    lines = [
+        f"Galápagos Nǎo benchmark — {machine['summary']}",
+        f"load average at start / end: {machine['load_start']} / {machine.get('load_end')}",
+        "",
+    ]
+    if figures.get("throughput"):
+        lines += _throughput_lines(figures["throughput"], figures["seed"])
+    if figures.get("policy"):
+        lines += _policy_lines(figures["policy"])
+    if figures.get("responsiveness"):
+        lines.append(_latency_line(figures["responsiveness"]))
+    if figures.get("memory"):
+        lines.append(_memory_line(figures["memory"]))
+    if figures.get("targets"):
+        lines += ["", "Targets:"]
+        marks = {True: "met ", False: "MISS"}
+        lines += [f"  {marks[t['met']]}  {t['what']}: {t['reached']}" for t in figures["targets"]]
+    return "\n".join(lines)
