@@ -278,6 +278,22 @@ def test_a_task_that_raises_is_retried_then_dropped_as_locally(ray_cluster, smal
     assert local.failure is not None and local.failure in dropped and "ValueError" in dropped
 
 
+def test_a_task_past_its_timeout_is_retried_then_dropped(ray_cluster, small_mnist, caplog):
+    caplog.set_level(logging.INFO, logger="galapagos_nao")
+    parameters = ray_parameters(timeout=0.001, max_retries=1)  # past it at the first batch
+    evaluator = ray_backend.RayEvaluator()
+    try:
+        [outcome] = evaluator.evaluate(
+            [candidate(0, [("dense", [8, "relu"])])], job_for(small_mnist, parameters)
+        )
+    finally:
+        evaluator.close()
+    assert outcome.network is None and outcome.failure is not None
+    assert outcome.failure.startswith("training exceeded its timeout")
+    [retry] = messages(caplog, "retrying")
+    assert "attempt 1 of 2 (training exceeded its timeout" in retry
+
+
 def test_a_worker_killed_mid_task_is_retried_and_the_run_goes_on(ray_cluster, small_mnist, caplog):
     caplog.set_level(logging.INFO, logger="galapagos_nao")
     parameters = ray_parameters(generation_size=2)
