@@ -61,7 +61,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--memory-train",
         type=int,
-        default=12000,
+        default=0,
         help="training samples of the memory run (0: all)",
     )
     args = parser.parse_args(argv)
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures["machine"]["load_end"] = _load()
     figures["targets"] = sections.targets(figures)
     figures["seconds"] = time.perf_counter() - started
-    path = report.write_json(report.result_path(Path(args.out)), figures)
+    path = report.write_json(report.result_path(Path(args.out), args.device), figures)
     print(report.format_table(figures))
     print(f"\n{figures['seconds']:.0f} s; figures in {path}")
     return 1 if failed else 0

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The throughput part of `make bench` on a GPU, from a bare machine with Python, in < 5 minutes.
 #
-# Usage, from anywhere:  benchmarks/gpu.sh
+# Usage, from anywhere:  benchmarks/gpu.sh [extra arguments for `python -m benchmarks`]
 # Environment:
-#   PYTHON       interpreter to use (default: python3)
-#   GN_DATA_DIR  dataset root holding MNIST/raw (default: ../shared/data beside the repository)
-#   MNIST_GZ     else, a folder holding the four MNIST .gz files (train-images-idx3-ubyte.gz, ...),
-#                unpacked into a temporary root; without either, torchvision downloads MNIST
-#   OUT          folder for the JSON and the log (default: benchmarks/results)
+#   PYTHON        interpreter to use (default: python3)
+#   GN_DATA_DIR   dataset root holding MNIST/raw (default: ../shared/data beside the repository)
+#   MNIST_GZ      else, a folder holding the four MNIST .gz files (train-images-idx3-ubyte.gz, ...),
+#                 unpacked into a temporary root; without either, torchvision downloads MNIST
+#   OUT           folder for the JSON and the log (default: benchmarks/results)
+#   BENCH_DEVICE  device to benchmark (default: cuda; "cpu" only to try this script without a GPU)
 #
 # It installs what is missing (torch, torchvision, numpy, safetensors) with pip, checks that torch
-# sees a GPU, runs the GPU-only tests of tests/test_engine.py when pytest is there, then
+# sees a GPU, runs the GPU tests of tests/test_engine.py when pytest is there, then
 # `python -m benchmarks --device cuda --sections throughput,policy`: candidate throughput of the
 # four genomes, the seed pipeline on the same GPU, the share of the float32 matmul peak, and the
 # concurrency and bf16 rows. Record the table with the device name in benchmarks/RESULTS.md.
@@ -19,24 +20,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-benchmarks/results}
+DEVICE=${BENCH_DEVICE:-cuda}
 mkdir -p "$OUT"
 
-missing=$("$PYTHON" - <<'EOF'
+missing=$("$PYTHON" -c '
 import importlib.util
-wanted = {"torch": "torch", "torchvision": "torchvision", "numpy": "numpy", "safetensors": "safetensors"}
-print(" ".join(pip for module, pip in wanted.items() if importlib.util.find_spec(module) is None))
-EOF
-)
+wanted = ["torch", "torchvision", "numpy", "safetensors"]
+print(" ".join(name for name in wanted if importlib.util.find_spec(name) is None))
+')
 if [ -n "$missing" ]; then
     echo "installing: $missing"
     "$PYTHON" -m pip install --quiet $missing
 fi
-"$PYTHON" - <<'EOF'
+if [[ $DEVICE == cuda* ]]; then
+    "$PYTHON" -c '
 import sys, torch
 if not torch.cuda.is_available():
     sys.exit("gpu.sh: torch sees no CUDA GPU")
 print(f"torch {torch.__version__}, {torch.cuda.device_count()} GPU(s): {torch.cuda.get_device_name(0)}")
-EOF
+'
+fi
 
 data=${GN_DATA_DIR:-$(cd .. && pwd)/shared/data}
 if [ ! -f "$data/MNIST/raw/train-images-idx3-ubyte" ]; then
@@ -52,8 +55,9 @@ if [ ! -f "$data/MNIST/raw/train-images-idx3-ubyte" ]; then
 fi
 export GN_DATA_DIR=$data PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 
-if "$PYTHON" -c "import pytest" 2>/dev/null; then
+if [[ $DEVICE == cuda* ]] && "$PYTHON" -c "import pytest" 2>/dev/null; then
     "$PYTHON" -m pytest tests/test_engine.py -q -k "gpu" -p no:cacheprovider
 fi
-"$PYTHON" -m benchmarks --device cuda --sections throughput,policy --data "$data" --out "$OUT" \
+set -o pipefail
+"$PYTHON" -m benchmarks --device "$DEVICE" --sections throughput,policy --data "$data" --out "$OUT" \
     "$@" 2>&1 | tee "$OUT/gpu-bench.log"

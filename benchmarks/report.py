@@ -18,10 +18,16 @@ from typing import Any
 __all__ = ["format_table", "result_path", "write_json"]
 
 
-def result_path(directory: Path, when: datetime.datetime | None = None) -> Path:
-    """``directory/<host>-<YYYY-MM-DD>.json`` (a second run that day replaces the first)."""
+def result_path(
+    directory: Path, device: str = "cpu", when: datetime.datetime | None = None
+) -> Path:
+    """``directory/<host>-<YYYY-MM-DD>.json``, ``<host>-cuda-<date>.json`` for a GPU run.
+
+    A second run on the same day and device replaces the first.
+    """
     when = when or datetime.datetime.now()
-    return directory / f"{socket.gethostname()}-{when:%Y-%m-%d}.json"
+    kind = "" if device == "cpu" else f"-{device.replace(':', '')}"
+    return directory / f"{socket.gethostname()}{kind}-{when:%Y-%m-%d}.json"
 
 
 def write_json(path: Path, figures: Mapping[str, Any]) -> Path:
@@ -106,6 +112,7 @@ def _throughput_lines(throughput: Mapping[str, Any], seed: int) -> list[str]:
         f"{throughput['n_test']} test), through evolve with seed {seed}",
         f"  ours: {throughput['policy']}; seed pipeline: {throughput['seed_policy']}",
         *_table(THROUGHPUT_COLUMNS, rows),
+        _alone_line(throughput),
         f"peak float32 matmul: {throughput['peak_gflops']:.1f} GFLOP/s "
         f"({throughput['peak_layout']})",
         f"overhead (no candidate training): {100 * throughput['overhead']:.1f}% of generation wall "
@@ -113,6 +120,17 @@ def _throughput_lines(throughput: Mapping[str, Any], seed: int) -> list[str]:
         f"{100 * throughput['idle_share']:.1f}%",
         "",
     ]
+
+
+def _alone_line(throughput: Mapping[str, Any]) -> str:
+    alone = throughput.get("seed_alone")
+    if not alone:
+        return "seed pipeline one candidate at a time: not measured"
+    return (
+        f"seed pipeline one candidate at a time ({alone['layout']}, as its script runs), seed "
+        f"genome: {alone['per_minute']:.2f} cand/min, {alone['seconds']:.1f} s, test acc "
+        f"{alone['test_acc']:.3f}; ours is {alone['ratio']:.1f}× that"
+    )
 
 
 def _policy_lines(policy: Mapping[str, Any]) -> list[str]:

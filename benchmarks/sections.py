@@ -30,6 +30,8 @@ CPU_GENERATION = 4
 #: On a GPU, enough candidates per generation for the streams to overlap.
 GPU_GENERATION = 8
 SEED_GENOME = "8 layers (seed)"
+#: Measured generations per policy row: one is too few to rise above a shared machine's noise.
+POLICY_GENERATIONS = 2
 
 
 def load_task(root: str) -> Task:
@@ -82,7 +84,7 @@ def throughput(task: Task, root: str, device: str, seed: int, generations: int) 
     seeds = run_concurrently(
         BENCH_GENOMES, root, processes=processes, threads=threads, seed=seed, device=device
     )
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for name, layers in BENCH_GENOMES.items():
         flops = training_flops(layers)
         seconds, test_acc = ours.genome_figures(layers)
@@ -105,6 +107,15 @@ def throughput(task: Task, root: str, device: str, seed: int, generations: int) 
             "fraction_of_peak": flops * n_train * per_minute / 60.0 / peak,
         }
     seed_per_minute = 60.0 * len(seeds) * processes / sum(s.seconds for s in seeds.values())
+    # The seed's script as written: one candidate at a time, torch's default threads.
+    alone = run_concurrently(
+        {SEED_GENOME: BENCH_GENOMES[SEED_GENOME]},
+        root,
+        processes=1,
+        threads=1 if on_gpu else usable_cores(),
+        seed=seed,
+        device=device,
+    )[SEED_GENOME]
     return {
         "n_train": task.n_train,
         "n_test": task.n_test,
@@ -120,6 +131,13 @@ def throughput(task: Task, root: str, device: str, seed: int, generations: int) 
         "seconds": ours.seconds,
         "failures": ours.failures,
         "genomes": rows,
+        "seed_alone": {
+            "layout": f"1 process × {1 if on_gpu else usable_cores()} threads",
+            "seconds": alone.seconds,
+            "per_minute": 60.0 / alone.seconds,
+            "test_acc": alone.test_acc,
+            "ratio": rows[SEED_GENOME]["ours_per_minute"] * alone.seconds / 60.0,
+        },
         "total": {
             "ours_per_minute": ours.per_minute,
             "seed_per_minute": seed_per_minute,
@@ -156,9 +174,15 @@ def policy(task: Task, device: str, seed: int) -> dict[str, Any]:
     rows = []
     for training, (workers, threads) in runs:
         measure = measure_engine(
-            [seed_layers()], task, seed=seed, workers=workers, threads=threads,
-            generation_size=size, training=training,
-        )  # fmt: skip
+            [seed_layers()],
+            task,
+            seed=seed,
+            workers=workers,
+            threads=threads,
+            generation_size=size,
+            generations=POLICY_GENERATIONS,
+            training=training,
+        )
         rows.append(
             {
                 "layout": _layout(measure),
