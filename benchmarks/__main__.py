@@ -11,7 +11,9 @@ Sections, in the order they run (each is a module of this package):
   previous default;
 - responsiveness of the shared singletons while a run trains
   (:mod:`benchmarks.responsiveness`);
-- memory of a 20-generation run (:mod:`benchmarks.memory`).
+- memory of a 20-generation run (:mod:`benchmarks.memory`);
+- the Ray backend against the thread backend on this machine, and Ray's
+  per-task overhead (:mod:`benchmarks.ray_bench`; skipped without the ``ray`` extra).
 
 The table is printed last; every figure also goes to
 ``benchmarks/results/<host>-<date>.json``. ``--device cuda`` runs the
@@ -34,7 +36,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 #: Sections ``--sections`` may name.
-SECTIONS = ("throughput", "policy", "responsiveness", "memory")
+SECTIONS = ("throughput", "policy", "responsiveness", "memory", "ray")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -109,6 +111,18 @@ def machine_info(device: str) -> dict[str, Any]:
     }
 
 
+def _ray_row(root: str) -> dict[str, Any] | None:
+    """The Ray row: both backends on a 20,000-sample MNIST subset; None without Ray."""
+    try:
+        import ray  # noqa: F401 - only checks that the extra is installed
+    except ImportError:
+        _say("ray is not installed (pip install 'galapagos-nao[ray]'): no Ray row")
+        return None
+    from benchmarks import ray_bench
+
+    return ray_bench.measure(root=root, n_train=20000, generations=3, generation_size=8)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the chosen sections, prints the table and writes the JSON."""
     args = parse_args(argv)
@@ -146,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             lambda: sections.memory(
                 args.data, args.memory_generations, args.memory_train, args.seed
             ),
+        ),
+        "ray": (
+            "the Ray backend against threads",
+            lambda: _ray_row(args.data),
         ),
     }
     failed = False

@@ -168,6 +168,16 @@ def _memory_line(memory: Mapping[str, Any]) -> str:
     )
 
 
+def _ray_line(ray: Mapping[str, Any]) -> str:
+    return (
+        f"Ray backend on this machine ({ray['n_train']} train samples, {ray['generation_size']} "
+        f"candidates a generation): {ray['ray_candidate_epochs_per_min']:.1f} candidate-epochs/min "
+        f"vs threads {ray['threads_candidate_epochs_per_min']:.1f} ({ray['ray_vs_threads']:.2f}x); "
+        f"per-task overhead {ray['ray_task_overhead_ms']:.1f} ms (threads "
+        f"{ray['threads_task_overhead_ms']:.2f} ms); local Ray start {ray['ray_start_s']:.1f} s"
+    )
+
+
 def format_table(figures: Mapping[str, Any]) -> str:
     """The benchmark's table, section by section, from the figures dict."""
     machine = figures["machine"]
@@ -184,6 +194,8 @@ def format_table(figures: Mapping[str, Any]) -> str:
         lines.append(_latency_line(figures["responsiveness"]))
     if figures.get("memory"):
         lines.append(_memory_line(figures["memory"]))
+    if figures.get("ray"):
+        lines.append(_ray_line(figures["ray"]))
     if figures.get("targets"):
         lines += ["", "Targets:"]
         marks = {True: "met ", False: "MISS"}

@@ -62,12 +62,21 @@ Selection = _SelectionClass(parameters=Parameters)
 #: The shared model snapshots, kept durably in the current workspace.
 Library = _LibraryClass(workspace=workspace.get)
 
-from galapagos_nao.orchestration import Run, evolve, evolve_continual  # noqa: E402
-
-from galapagos_nao import library, parameters, selection  # noqa: E402
-from galapagos_nao import display, history, measures, plot, progress  # noqa: E402
+from galapagos_nao import (  # noqa: E402  # noqa: E402  # noqa: E402 - registers the checkpoint hook
+    continual,
+    display,
+    history,
+    library,
+    measures,
+    parameters,
+    persistence,
+    plot,
+    progress,
+    ray_backend,  # noqa: E402 - imports Ray only when the backend is used
+    selection,
+)
 from galapagos_nao.lineage import lineage  # noqa: E402
-from galapagos_nao import continual, persistence  # noqa: E402 - registers the checkpoint hook
+from galapagos_nao.orchestration import Run, evolve, evolve_continual  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -108,4 +117,5 @@ __all__ = [
     "history",
     "measures",
     "progress",
+    "ray_backend",
 ]

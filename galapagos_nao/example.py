@@ -27,7 +27,7 @@ def seed_layers() -> list[Layer]:
     ]
 
 
-class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _ConsoleHandler(logging.StreamHandler):
     """Writes each record to whatever ``sys.stderr`` is at that moment.
 
     IPython kernels and pytest swap ``sys.stderr``; binding the stream once
@@ -37,7 +37,7 @@ class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

@@ -37,7 +37,9 @@ def _layer_prefix(index: int) -> str:
     return f"layer{index}"
 
 
-def build(layers: Genome, input_shape: Sequence[int] = MNIST_SHAPE, n_classes: int = 10) -> nn.Sequential:
+def build(
+    layers: Genome, input_shape: Sequence[int] = MNIST_SHAPE, n_classes: int = 10
+) -> nn.Sequential:
     """Compiles a genome into a fresh ``nn.Sequential``.
 
     Args:
@@ -65,7 +67,9 @@ def build(layers: Genome, input_shape: Sequence[int] = MNIST_SHAPE, n_classes: i
 
 def _check_shape(input_shape: Any) -> tuple[int, ...]:
     if not isinstance(input_shape, (tuple, list)) or not input_shape:
-        raise ValueError(f"input_shape must be a non-empty tuple of ints, got {describe(input_shape)}")
+        raise ValueError(
+            f"input_shape must be a non-empty tuple of ints, got {describe(input_shape)}"
+        )
     for index, size in enumerate(input_shape):
         check_int(f"input_shape[{index}]", size, minimum=1)
     return tuple(input_shape)

@@ -271,7 +271,12 @@ class LocalEvaluator:
             yield future.result()
 
     def _train(
-        self, candidate: Candidate, device: torch.device, settings: TrainSettings, job: EvaluationJob, timeout: float
+        self,
+        candidate: Candidate,
+        device: torch.device,
+        settings: TrainSettings,
+        job: EvaluationJob,
+        timeout: float,
     ) -> Outcome:
         started = time.monotonic()
         if job.stop_event.is_set():
@@ -279,7 +284,9 @@ class LocalEvaluator:
         try:
             data = job.data_cache.get(job.task, device, settings.validation_fraction)
             with self._stream(device):
-                return train_candidate(candidate, data, settings, job.stop_event.is_set, started + timeout)
+                return train_candidate(
+                    candidate, data, settings, job.stop_event.is_set, started + timeout
+                )
         except Exception as error:  # a failing candidate never stops the run
             return failed_outcome(candidate, error, time.monotonic() - started)
 
@@ -360,7 +367,9 @@ def failed_outcome(candidate: Candidate, error: BaseException, seconds: float) -
         reason = str(error)
     else:
         reason = f"{type(error).__name__}: {error}"
-    logger.warning("Candidate %d of generation %d dropped: %s", candidate.index, candidate.generation, reason)
+    logger.warning(
+        "Candidate %d of generation %d dropped: %s", candidate.index, candidate.generation, reason
+    )
     return Outcome(candidate, failure=reason, seconds=seconds)
 
 
@@ -541,8 +550,8 @@ class Run:
         best = "-" if s.best_test_acc is None else f"{s.best_test_acc:.3f}"
         minutes, seconds = divmod(int(s.elapsed), 60)
         return (
-            f"<Run {s.state}: generation {current}/{total}, {s.evaluated} evaluated, {s.failed} failed, "
-            f"best test_acc {best}, {minutes:02d}:{seconds:02d}>"
+            f"<Run {s.state}: generation {current}/{total}, {s.evaluated} evaluated, "
+            f"{s.failed} failed, best test_acc {best}, {minutes:02d}:{seconds:02d}>"
         )
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
@@ -566,13 +575,19 @@ class Run:
             seed = self._seed if self._seed is not None else self.parameters.get("training", "seed")
             rng = self._rng if self._rng is not None else np.random.default_rng(seed)
             self._rng = rng
-            evaluator = self._evaluator if self._evaluator is not None else make_evaluator(self.parameters)
+            evaluator = (
+                self._evaluator if self._evaluator is not None else make_evaluator(self.parameters)
+            )
             self._evaluator = evaluator
             try:
                 while not self._stop_event.is_set() and (
                     self.generations is None or self._completed < self.generations
                 ):
-                    remaining = "infinity" if self.generations is None else self.generations - self._completed
+                    remaining = (
+                        "infinity"
+                        if self.generations is None
+                        else self.generations - self._completed
+                    )
                     logger.info("Generations remaining: %s", remaining)
                     self._run_generation(task, rng, evaluator)
             finally:
@@ -597,7 +612,9 @@ class Run:
         snapshot = self.parameters.snapshot()
         generation = self.generation
         parents, queued = self.selection.elites(), self.selection.queued()
-        candidates = breed(list(parents.values()) + list(queued.values()), rng, snapshot, generation)
+        candidates = breed(
+            list(parents.values()) + list(queued.values()), rng, snapshot, generation
+        )
         job = EvaluationJob(task, snapshot, self._stop_event, self._data_cache)
         outcomes: list[Outcome] = []
         for outcome in evaluator.evaluate(candidates, job):
@@ -613,9 +630,7 @@ class Run:
         # Queued networks that already carry metrics compete as they are.
         pool = [o.network for o in outcomes if o.network is not None]
         pool += [n for n in queued.values() if n.fitness is not None]
-        changes = self.selection.select(
-            pool, complexity_levels=snapshot["selection"]["complexity_levels"], consumed=queued
-        )
+        changes = self.selection.select(pool, settings=snapshot["selection"], consumed=queued)
         report = GenerationReport(
             run=self,
             generation=generation,
@@ -634,7 +649,10 @@ class Run:
 
 
 def breed(
-    parents: Sequence[Network], rng: np.random.Generator, snapshot: Mapping[str, Mapping[str, Any]], generation: int
+    parents: Sequence[Network],
+    rng: np.random.Generator,
+    snapshot: Mapping[str, Mapping[str, Any]],
+    generation: int,
 ) -> list[Candidate]:
     """One child per parent, at least ``generation_size`` children (parents taken in turn).
 
@@ -643,7 +661,9 @@ def breed(
     large as ``generation_size``.
     """
     if not parents:
-        raise RuntimeError("the Selection is empty: nothing to breed from (put_unevaluated a network first)")
+        raise RuntimeError(
+            "the Selection is empty: nothing to breed from (put_unevaluated a network first)"
+        )
     settings = snapshot["evolution"]
     count = max(len(parents), snapshot["orchestration"]["generation_size"])
     candidates = []
@@ -691,7 +711,8 @@ def _initial_networks(net_or_nets: Any) -> list[Network]:
     if isinstance(net_or_nets, Network):
         return [net_or_nets]
     is_genome = isinstance(net_or_nets, (list, tuple)) and (
-        not net_or_nets or (isinstance(net_or_nets[0], (tuple, list)) and isinstance(net_or_nets[0][0], str))
+        not net_or_nets
+        or (isinstance(net_or_nets[0], (tuple, list)) and isinstance(net_or_nets[0][0], str))
     )
     if is_genome:
         return [Network(net_or_nets)]
@@ -703,7 +724,9 @@ def _initial_networks(net_or_nets: Any) -> list[Network]:
             except ValueError as error:
                 raise ValueError(f"net_or_nets[{index}]: {error}") from None
         return nets
-    raise ValueError(f"net_or_nets must be a Network, a genome or a list of them, got {describe(net_or_nets)}")
+    raise ValueError(
+        f"net_or_nets must be a Network, a genome or a list of them, got {describe(net_or_nets)}"
+    )
 
 
 def _start(
@@ -726,7 +749,9 @@ def _start(
         check_int("seed", seed, minimum=0)
     nets = [] if net_or_nets is None else _initial_networks(net_or_nets)
     if not nets and not len(selection):
-        raise ValueError("net_or_nets is None and the Selection is empty: give a network to start from")
+        raise ValueError(
+            "net_or_nets is None and the Selection is empty: give a network to start from"
+        )
     run = Run(
         generations=generations,
         task=task,
@@ -805,4 +830,3 @@ def evolve_continual(
 
         return resume_run(task, selection=selection, parameters=parameters, evaluator=evaluator)
     return _start(net, None, task, selection, parameters, seed, evaluator)
-

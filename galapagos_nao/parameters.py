@@ -61,14 +61,18 @@ def _bool(name: str, value: Any) -> bool:
 
 
 def _device(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not (value in ("auto", "cpu", "cuda") or value.startswith("cuda:")):
+    if not isinstance(value, str) or not (
+        value in ("auto", "cpu", "cuda") or value.startswith("cuda:")
+    ):
         raise ValueError(f"{name} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {describe(value)}")
     return value
 
 
 def _layer_types(name: str, value: Any) -> dict[str, list[Any]]:
     if not isinstance(value, Mapping) or not value:
-        raise ValueError(f"{name} must be a non-empty dict of type -> default params, got {describe(value)}")
+        raise ValueError(
+            f"{name} must be a non-empty dict of type -> default params, got {describe(value)}"
+        )
     checked: dict[str, list[Any]] = {}
     for type_name, params in value.items():
         try:
@@ -91,7 +95,9 @@ def _backend(name: str, value: Any) -> str:
 
 def _optional_address(name: str, value: Any) -> str | None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise ValueError(f"{name} must be None or an address like 'host:6379', got {describe(value)}")
+        raise ValueError(
+            f"{name} must be None or an address like 'host:6379', got {describe(value)}"
+        )
     return value
 
 
@@ -105,15 +111,23 @@ def _gpu_share(name: str, value: Any) -> float:
 #: Every section, its settings and their defaults (the seed's, plus training).
 SETTINGS: dict[str, dict[str, Setting]] = {
     "selection": {
-        "complexity_levels": Setting(2, _int_at_least(1), "levels the complexity axis is split into"),
-        "measures": Setting(["layers"], check_measures, "behaviour measures, one archive axis each"),
+        "complexity_levels": Setting(
+            2, _int_at_least(1), "levels the complexity axis is split into"
+        ),
+        "measures": Setting(
+            ["layers"], check_measures, "behaviour measures, one archive axis each"
+        ),
         "measure_levels": Setting(
             {"params": 4}, check_measure_levels, "levels of each measure but layers (see measures)"
         ),
     },
     "orchestration": {
-        "generation_size": Setting(4, _int_at_least(1), "children bred per generation (at least one per parent)"),
-        "timeout": Setting(300, _positive_number, "seconds a candidate may train before it is dropped"),
+        "generation_size": Setting(
+            4, _int_at_least(1), "children bred per generation (at least one per parent)"
+        ),
+        "timeout": Setting(
+            300, _positive_number, "seconds a candidate may train before it is dropped"
+        ),
         "workers": Setting("auto", _auto_or_int, "candidates trained at once ('auto': see README)"),
         "threads_per_worker": Setting("auto", _auto_or_int, "intra-op threads of each CPU worker"),
         "backend": Setting("threads", _backend, "'threads' (this machine) or 'ray' (a cluster)"),
@@ -123,23 +137,38 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         "max_retries": Setting(2, _int_at_least(0), "Ray retries of a task that failed or died"),
     },
     "evolution": {
-        "layer_types": Setting(DEFAULT_LAYER_TYPES, _layer_types, "types a replaced layer may become"),
-        "mutation_rate": Setting(0.25, lambda n, v: check_number(n, v, low=0.0, high=1.0), "probability of each mutation"),
-        "std_dev": Setting(2, lambda n, v: check_number(n, v, low=0.0), "spread of integer mutations"),
-        "inherit_weights": Setting(True, _bool, "children start from their parent's trained weights"),
+        "layer_types": Setting(
+            DEFAULT_LAYER_TYPES, _layer_types, "types a replaced layer may become"
+        ),
+        "mutation_rate": Setting(
+            0.25, lambda n, v: check_number(n, v, low=0.0, high=1.0), "probability of each mutation"
+        ),
+        "std_dev": Setting(
+            2, lambda n, v: check_number(n, v, low=0.0), "spread of integer mutations"
+        ),
+        "inherit_weights": Setting(
+            True, _bool, "children start from their parent's trained weights"
+        ),
     },
     "training": {
         "epochs": Setting(1, _int_at_least(1), "epochs per candidate"),
         "batch_size": Setting(
             "auto", _auto_or_int, "mini-batch size ('auto': 512, smaller on small data; see README)"
         ),
-        "optimizer": Setting("adam", lambda n, v: check_choice(n, v, ["adam", "adamw", "sgd"]), "optimizer"),
+        "optimizer": Setting(
+            "adam", lambda n, v: check_choice(n, v, ["adam", "adamw", "sgd"]), "optimizer"
+        ),
         "learning_rate": Setting(3e-3, _positive_number, "optimizer learning rate"),
         "validation_fraction": Setting(
-            0.1, lambda n, v: check_number(n, v, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False),
+            0.1,
+            lambda n, v: check_number(
+                n, v, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
+            ),
             "share of the training data held out for fitness",
         ),
-        "device": Setting("auto", _device, "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'"),
+        "device": Setting(
+            "auto", _device, "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'"
+        ),
         "precision": Setting(
             "float32", lambda n, v: check_choice(n, v, ["float32", "bf16"]), "bf16 autocast on CUDA"
         ),

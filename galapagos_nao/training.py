@@ -261,7 +261,9 @@ def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractCon
     return contextlib.nullcontext()
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, precision: str = "float32") -> float:
+def accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, precision: str = "float32"
+) -> float:
     """Share of ``x`` that ``model`` classifies as ``y``, in large no-grad batches."""
     was_training = model.training
     model.eval()
@@ -334,7 +336,9 @@ def fit(
     if parent_weights is not None and origins is not None:
         inherited = inherit_weights(model, parent_weights, origins)
     model.to(device)
-    device_generator = cpu_generator if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
+    device_generator = (
+        cpu_generator if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
+    )
     _attach_generator(model, device_generator)
     optimizer = _make_optimizer(settings, model)
     loss_fn = nn.CrossEntropyLoss()
@@ -355,7 +359,9 @@ def fit(
             if should_stop():
                 raise CandidateStopped("the run was stopped")
             if deadline is not None and time.monotonic() > deadline:
-                raise CandidateTimeout(f"training exceeded its timeout after {time.monotonic() - started:.1f}s")
+                raise CandidateTimeout(
+                    f"training exceeded its timeout after {time.monotonic() - started:.1f}s"
+                )
             index = order[start : start + batch_size]
             x, y = x_rows.index_select(0, index), data.y_train.index_select(0, index)
             with autocast_for(device, settings.precision):
@@ -373,7 +379,9 @@ def fit(
         raise NonFiniteLoss(f"training loss became {mean_loss}")
     val_acc = accuracy(model, data.x_val, data.y_val, precision=settings.precision)
     test_acc = accuracy(model, data.x_test, data.y_test, precision=settings.precision)
-    weights = {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+    weights = {
+        name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()
+    }
     return FitResult(
         weights=weights,
         loss=mean_loss,

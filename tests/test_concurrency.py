@@ -39,7 +39,7 @@ def test_readers_and_writers_while_a_run_trains(small_mnist):
         while not stop.is_set():
             snapshot = parameters.snapshot()
             training = snapshot["training"]
-            if training["batch_size"] != 128:  # 128: the default, before the first put
+            if training["batch_size"] != Parameters.defaults()["training"]["batch_size"]:
                 paired = round(training["learning_rate"] * 1e4) == training["batch_size"] - 100
                 check(paired, f"torn training section {training}")
             check(
