@@ -416,6 +416,12 @@ class Workspace:
             raise WorkspaceCorrupt(
                 f"{self.path}: not a workspace: the file is not a SQLite database"
             )
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            # Committed pages may still live in the WAL: a checkpoint in progress (a live
+            # writer) or cut short (a killed one) leaves the main file shorter than its
+            # header says, and SQLite itself recovers it from the WAL. Not truncation.
+            return None
         return _truncation(self.path, header)
 
     def _configure(self, connection: sqlite3.Connection, writable: bool) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +178,40 @@ def test_a_truncated_workspace_is_named_and_what_is_intact_still_loads(tmp_path)
     assert all(same(net, intact[net.id]) for net in nets if net.id in intact)
     assert all(str(path) in message and net_id in message for net_id, message in problems.items())
     assert path.read_bytes() == truncated  # looking changed nothing
+
+
+def test_a_checkpoint_of_the_wal_cut_short_by_a_kill_is_not_truncation(tmp_path):
+    # A writer killed while SQLite copies its WAL into the main file leaves the main
+    # file shorter than its header says; the WAL still holds every committed page.
+    path = tmp_path / "w.db"
+    child = (
+        "import os, sys\n"
+        "from galapagos_nao.library import Library\n"
+        "from galapagos_nao.network import Network\n"
+        "from galapagos_nao.workspace import Workspace\n"
+        "store = Workspace(sys.argv[1])\n"
+        "library = Library(workspace=store)\n"
+        "print(library.put(Network([('dense', [8, 'relu'])], val_acc=0.5)), flush=True)\n"
+        "os._exit(0)  # dies without closing: the WAL is left behind, as after SIGKILL\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", child, str(path)], capture_output=True, text=True, check=True
+    )
+    net_id = done.stdout.strip()
+    wal = path.with_name(path.name + "-wal")
+    assert wal.stat().st_size > 0
+    header = bytearray(path.read_bytes()[:100])
+    page_size = int.from_bytes(header[16:18], "big")
+    # the header of a checkpoint that got further than the pages it announces
+    header[28:32] = (path.stat().st_size // page_size + 3).to_bytes(4, "big")
+    header[92:96] = header[24:28]
+    with path.open("r+b") as file:
+        file.write(bytes(header))
+    with Workspace(path, read_only=True) as view:
+        assert view.problems == ()
+        assert net_id in view.load_library()[0]
+    with Workspace(path) as store:  # and the next writer opens it as SQLite recovers it
+        assert net_id in store.load_library()[0]
 
 
 def test_a_file_that_is_not_a_workspace_is_refused_untouched(tmp_path):
