@@ -66,8 +66,9 @@ logger = logging.getLogger("galapagos_nao.workspace")
 HOME_ENV = "GN_HOME"
 #: File name of the workspace inside its folder.
 FILE_NAME = "workspace.db"
-#: Layout version written in the ``meta`` table; newer files are refused.
-SCHEMA_VERSION = 1
+#: Layout version written in the ``meta`` table; newer files are refused, older ones
+#: upgraded when opened for writing (2 added ``history.archive``).
+SCHEMA_VERSION = 2
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -212,6 +213,10 @@ def _cell_order(cell: Any) -> tuple[int, ...]:
 
 
 # -- damaged files -------------------------------------------------------------------
+
+
+def _has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in connection.execute(f"PRAGMA table_info({table})"))
 
 
 def _page_size(header: bytes) -> int:
@@ -460,8 +465,11 @@ class Workspace:
         with self._lock:
             connection.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
             self._check_schema(connection)
+            # Schema 1 files predate the history's archive column: add it, keep every row.
+            if not _has_column(connection, "history", "archive"):
+                connection.execute("ALTER TABLE history ADD COLUMN archive TEXT")
             connection.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
 
@@ -795,9 +803,11 @@ class Workspace:
         if run_id is None:
             return []
         with self._reading(f"history of run {run_id}") as connection:
+            # A read-only view of a schema 1 file has no archive column.
+            archive = "archive" if _has_column(connection, "history", "archive") else "NULL"
             rows = connection.execute(
-                "SELECT generation, started, seconds, evaluated, failed, best, archive "
-                "FROM history "
+                "SELECT generation, started, seconds, evaluated, failed, best, "
+                f"{archive} FROM history "
                 "WHERE run_id = ? ORDER BY generation",
                 (run_id,),
             ).fetchall()

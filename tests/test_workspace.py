@@ -321,3 +321,25 @@ def test_open_returns_the_current_workspace_for_the_same_file(tmp_path):
     assert workspace.open(Path(tmp_path) / "w.db") is first
     other = workspace.open(tmp_path / "other.db")
     assert first.closed and workspace.current() is other
+
+
+def test_a_schema_1_workspace_is_upgraded_and_keeps_its_history(tmp_path):
+    path = tmp_path / "old.db"
+    with Workspace(path) as store:
+        store.write_checkpoint(
+            None, 0, seed=1, **checkpoint_args({1: network(0.5)}, {}, np.random.default_rng(0))
+        )
+    # make it the layout schema 1 wrote: no archive column in history
+    with sqlite3.connect(path) as old:
+        old.execute("ALTER TABLE history DROP COLUMN archive")
+        old.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with Workspace(path, read_only=True) as view:
+        assert [h["archive"] for h in view.history()] == [None]
+    with Workspace(path) as store:
+        assert [h["generation"] for h in store.history()] == [0]
+        store.write_checkpoint(
+            store.last_run().id,
+            1,
+            **checkpoint_args({1: network(0.6)}, {}, np.random.default_rng(1)),
+        )
+        assert [h["generation"] for h in store.history()] == [0, 1]
