@@ -1,17 +1,20 @@
 """Command line: ``python -m galapagos_nao`` (or ``galapagos-nao``) runs the seed's example.
 
-Prints the elites when the run ends; ``--continual`` runs until Ctrl-C.
+Prints the elites after every generation and when the run ends; ``--continual``
+runs until Ctrl-C. (A script may print; the library itself only logs.)
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import galapagos_nao as gn
-from galapagos_nao import datasets
+from galapagos_nao import datasets, orchestration
 from galapagos_nao.example import enable_console_logging, seed_layers
+from galapagos_nao.network import Network
 from galapagos_nao.persistence import CorruptFileError
 
 
@@ -54,11 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"galapagos-nao: error: {error}", file=sys.stderr)
         return 2
+    orchestration.default_hook_factories.append(_elites_printer)
     try:
         run = _start(args, task)
     except (ValueError, RuntimeError, CorruptFileError) as error:
         print(f"galapagos-nao: error: {error}", file=sys.stderr)
         return 2
+    finally:  # only the run started here prints
+        orchestration.default_hook_factories.remove(_elites_printer)
     try:
         while not run.join(timeout=0.5):
             pass
@@ -67,10 +73,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         run.stop()
         run.join()
     print(run)
-    elites = run.result()
+    _print_elites(run.result())
+    return 0
+
+
+def _print_elites(elites: Mapping[Any, Network]) -> None:
     for level, net in elites.items():
         print(f"{level}: {net!r}")
-    return 0
+
+
+def _elites_printer(run: gn.Run) -> Callable[[orchestration.GenerationReport], None]:
+    """A generation hook printing the archive after each generation."""
+
+    def print_generation(report: orchestration.GenerationReport) -> None:
+        print(f"Elites after generation {report.generation}:", flush=True)
+        _print_elites(report.elites)
+        sys.stdout.flush()
+
+    return print_generation
 
 
 def _start(args: argparse.Namespace, task: datasets.Task | None) -> gn.Run:

@@ -32,6 +32,7 @@ def test_module_runs_the_short_example_and_prints_the_elites(mnist_root):
     assert "Generations remaining: 1" in result.stderr
     assert result.stderr.count("Epoch 0. Loss: ") == 4
     assert "<Run finished: generation 1/1, " in result.stdout
+    assert "Elites after generation 0:" in result.stdout
     elites = [line for line in result.stdout.splitlines() if ": Network(id=" in line]
     assert elites and all("test_acc=0." in line for line in elites)
 
