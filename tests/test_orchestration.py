@@ -98,6 +98,14 @@ def test_non_finite_loss_is_a_logged_failure(selection, small_mnist, caplog):
     assert selection.elites() == {}
 
 
+def test_a_candidate_that_runs_out_of_memory_is_dropped(selection, small_mnist, caplog):
+    # A real allocation failure: a 784 x 10^9 weight matrix (3 TB) cannot be allocated.
+    selection.parameters.put(gn.evolution, {"mutation_rate": 0.0})
+    run = finish(gn.evolve([("dense", [10**9, "relu"])], 1, small_mnist, selection=selection))
+    assert run.status().failed == 4 and run.status().state == "finished"
+    assert any("allocate memory" in r.getMessage() for r in caplog.records)
+
+
 def test_candidates_over_their_timeout_are_dropped(selection, small_mnist, caplog):
     selection.parameters.put(gn.orchestration, {"timeout": 1e-6})
     run = finish(gn.evolve(seed_layers(), 1, small_mnist, selection=selection))
