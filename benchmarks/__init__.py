@@ -9,3 +9,16 @@ PyTorch), :mod:`~benchmarks.responsiveness`, :mod:`~benchmarks.memory`,
 :mod:`~benchmarks.report` (table and JSON). ``benchmarks/gpu.sh`` runs the
 throughput part on a GPU.
 """
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The repository root.
+REPO = Path(__file__).resolve().parent.parent
+
+
+def default_data_root() -> str:
+    """Where the benchmarks read MNIST: ``GN_DATA_DIR``, else ``../shared/data``."""
+    return os.environ.get("GN_DATA_DIR") or str(REPO.parent / "shared" / "data")

@@ -34,7 +34,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from benchmarks import REPO, default_data_root
+
 #: Sections ``--sections`` may name.
 SECTIONS = ("throughput", "policy", "responsiveness", "memory", "ray")
 
@@ -44,8 +45,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.splitlines()[0]
     )
-    default_data = os.environ.get("GN_DATA_DIR") or str(REPO.parent / "shared" / "data")
-    parser.add_argument("--data", default=default_data, help="dataset root holding MNIST/raw")
+    parser.add_argument(
+        "--data", default=default_data_root(), help="dataset root holding MNIST/raw"
+    )
     parser.add_argument(
         "--out", default=str(REPO / "benchmarks" / "results"), help="folder of the JSON"
     )

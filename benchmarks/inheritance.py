@@ -27,13 +27,12 @@ from pathlib import Path
 import torch
 
 import galapagos_nao as gn
+from benchmarks import default_data_root
 from galapagos_nao import datasets
 from galapagos_nao.datasets import Task
 from galapagos_nao.example import seed_layers
 from galapagos_nao.parameters import Parameters
 from galapagos_nao.selection import Selection
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.inheritance", description=__doc__.splitlines()[0]
     )
-    default_data = os.environ.get("GN_DATA_DIR") or str(REPO.parent / "shared" / "data")
-    parser.add_argument("--data", default=default_data, help="dataset root holding MNIST/raw")
+    parser.add_argument(
+        "--data", default=default_data_root(), help="dataset root holding MNIST/raw"
+    )
     parser.add_argument(
         "--generations", type=int, default=20, help="generations per run (default 20)"
     )

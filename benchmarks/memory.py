@@ -17,8 +17,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
+
+from benchmarks import REPO
 
 __all__ = ["measure_memory", "run_in_subprocess"]
 
@@ -100,11 +101,10 @@ def run_in_subprocess(
     command += ["--seed", str(seed)]
     if n_train is not None and n_test is not None:
         command += ["--train", str(n_train), "--test", str(n_test)]
-    repo = Path(__file__).resolve().parent.parent
     # Its own workspace: the caller's is locked for writing by the caller.
     environment = {**os.environ, "GN_HOME": tempfile.mkdtemp(prefix="gn-bench-memory-")}
     done = subprocess.run(
-        command, cwd=repo, env=environment, capture_output=True, text=True, check=False
+        command, cwd=REPO, env=environment, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise RuntimeError(f"the memory run failed ({done.returncode}):\n{done.stderr[-2000:]}")

@@ -12,13 +12,13 @@ round trip minus the training time its worker reports, one task at a time.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import default_data_root
 from galapagos_nao import datasets, ray_backend
 from galapagos_nao.datasets import Task
 from galapagos_nao.example import seed_layers
@@ -37,13 +37,10 @@ from galapagos_nao.training import DeviceDataCache
 
 __all__ = ["main", "measure"]
 
-#: Where the real MNIST is looked for when no root is given (the repository's neighbour).
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-
 
 def load_task(root: str | Path | None, n_train: int | None, n_test: int | None) -> Task:
     """MNIST from ``root``, GN_DATA_DIR or ../shared/data (bundled subset otherwise), subsampled."""
-    root = root or os.environ.get(datasets.DATA_DIR_ENV) or DEFAULT_ROOT
+    root = root or default_data_root()
     task = datasets.mnist(root, download=False)
     if n_train is not None or n_test is not None:
         task = datasets.subset(task, n_train or task.n_train, n_test or task.n_test, seed=0)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from benchmarks import REPO
 from galapagos_nao.network import build
 from galapagos_nao.typing import Genome
 
@@ -163,7 +164,6 @@ def run_concurrently(
     Returns:
         Name → result, in the order of ``genomes``.
     """
-    repo = Path(__file__).resolve().parent.parent
     waiting = list(genomes.items())
     running: list[tuple[str, subprocess.Popen[str]]] = []
     results: dict[str, SeedResult] = {}
@@ -174,7 +174,7 @@ def run_concurrently(
             command += ["--genome", json.dumps(layers), "--seed", str(seed)]
             command += ["--threads", str(threads), "--device", device]
             running.append(
-                (name, subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE, text=True))
+                (name, subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True))
             )
         name, process = running.pop(0)
         output, _ = process.communicate()

@@ -342,15 +342,10 @@ def train_candidate(
         candidate.layers,
         input_shape=data.input_shape,
         n_classes=data.n_classes,
-        test_acc=result.test_acc,
-        val_acc=result.val_acc,
-        train_acc=result.train_acc,
-        loss=result.loss,
-        n_params=result.n_params,
         parent_id=None if parent is None else parent.id,
         generation=candidate.generation,
         mutations=candidate.mutations,
-        weights=result.weights,
+        **result.record_fields(),
     )
     return Outcome(candidate, network=network, seconds=result.seconds)
 

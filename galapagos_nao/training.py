@@ -132,6 +132,17 @@ class FitResult:
     inherited: int
     seconds: float
 
+    def record_fields(self) -> dict[str, Any]:
+        """The metrics and weights as ``Network`` keyword arguments."""
+        return {
+            "test_acc": self.test_acc,
+            "val_acc": self.val_acc,
+            "train_acc": self.train_acc,
+            "loss": self.loss,
+            "n_params": self.n_params,
+            "weights": self.weights,
+        }
+
 
 def batch_size_for(setting: int | str, n_train: int) -> int:
     """The batch size to train ``n_train`` samples with.

@@ -36,15 +36,10 @@ def trained(small_mnist) -> Network:
         LAYERS,
         input_shape=small_mnist.input_shape,
         n_classes=small_mnist.n_classes,
-        test_acc=result.test_acc,
-        val_acc=result.val_acc,
-        train_acc=result.train_acc,
-        loss=result.loss,
-        n_params=result.n_params,
         parent_id="parent-0",
         generation=3,
         mutations=("remove 1 ('dropout', [0.5])",),
-        weights=result.weights,
+        **result.record_fields(),
     )
 
 
