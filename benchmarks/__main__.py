@@ -88,7 +88,7 @@ def machine_info(device: str) -> dict[str, Any]:
     """What the figures were measured on."""
     import torch
 
-    from galapagos_nao.orchestration import usable_cores
+    from galapagos_nao.run.devices import usable_cores
 
     cpu = platform.processor() or platform.machine()
     try:

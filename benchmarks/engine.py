@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from galapagos_nao import orchestration
-from galapagos_nao.datasets import Task
-from galapagos_nao.network import Network
-from galapagos_nao.orchestration import GenerationReport, Outcome, Run, evolve
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import Selection
-from galapagos_nao.typing import Genome
+from galapagos_nao import evolve
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.network import Network
+from galapagos_nao.core.typing import Genome
+from galapagos_nao.run.devices import plan_workers, training_devices
+from galapagos_nao.run.loop import GenerationReport
+from galapagos_nao.run.records import Outcome
 
 __all__ = ["EngineMeasure", "measure_engine", "union_seconds"]
 
@@ -131,10 +133,6 @@ class _Recorder:
         self.generation_ends.append(time.monotonic())
         self.generation_cpu.append(time.process_time())
 
-    def attach(self, run: Run) -> Callable[[GenerationReport], None]:
-        run.candidate_hooks.append(self.on_outcome)
-        return self.on_generation
-
 
 def _parameters(
     genomes: Sequence[Genome],
@@ -183,26 +181,24 @@ def measure_engine(
     """
     parameters = _parameters(genomes, workers, threads, generation_size, training or {})
     recorder = _Recorder()
-    orchestration.default_hook_factories.append(recorder.attach)
-    try:
-        run = evolve(
-            [Network(tuple(g)) for g in genomes],
-            generations + 1,
-            task,
-            selection=Selection(parameters=parameters),
-            parameters=parameters,
-            seed=seed,
-        )
-    finally:
-        orchestration.default_hook_factories.remove(recorder.attach)
+    run = evolve(
+        [Network(tuple(g)) for g in genomes],
+        generations + 1,
+        task,
+        selection=Selection(parameters=parameters),
+        parameters=parameters,
+        seed=seed,
+        hooks=[recorder.on_generation],
+        candidate_hooks=[recorder.on_outcome],
+    )
     run.result()  # re-raises whatever killed the run
     return _summarise(recorder, parameters, generation_size)
 
 
 def _summarise(recorder: _Recorder, parameters: Parameters, generation_size: int) -> EngineMeasure:
     section = parameters.get("orchestration")
-    devices = orchestration.training_devices(parameters.get("training", "device"))
-    workers, threads = orchestration.plan_workers(
+    devices = training_devices(parameters.get("training", "device"))
+    workers, threads = plan_workers(
         generation_size, devices, section["workers"], section["threads_per_worker"]
     )
     measure = EngineMeasure(workers=workers, threads=threads)

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from galapagos_nao.core.network import MNIST_SHAPE, build
+from galapagos_nao.core.typing import Genome, Layer
 from galapagos_nao.example import seed_layers
-from galapagos_nao.network import MNIST_SHAPE, build
-from galapagos_nao.typing import Genome, Layer
 
 __all__ = ["BENCH_GENOMES", "training_flops"]
 

@@ -28,11 +28,11 @@ import torch
 
 import galapagos_nao as gn
 from benchmarks import default_data_root
-from galapagos_nao import datasets
-from galapagos_nao.datasets import Task
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import datasets
+from galapagos_nao.core.datasets import Task
 from galapagos_nao.example import seed_layers
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import Selection
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from benchmarks import REPO
@@ -48,8 +48,6 @@ def measure_memory(
         seed: The run's seed.
     """
     import galapagos_nao as gn
-    from galapagos_nao import orchestration
-    from galapagos_nao.orchestration import GenerationReport, Run
 
     task = gn.datasets.mnist(root, download=False)
     if n_train is not None and n_test is not None:
@@ -57,15 +55,14 @@ def measure_memory(
     after_load = _rss_bytes()
     per_generation: list[int] = []
 
-    def factory(run: Run) -> Callable[[GenerationReport], None]:
-        return lambda report: per_generation.append(_rss_bytes())
-
-    orchestration.default_hook_factories.append(factory)
-    try:
-        started = time.perf_counter()
-        run = gn.evolve(gn.example.seed_layers(), generations, task, seed=seed)
-    finally:
-        orchestration.default_hook_factories.remove(factory)
+    started = time.perf_counter()
+    run = gn.evolve(
+        gn.example.seed_layers(),
+        generations,
+        task,
+        seed=seed,
+        hooks=[lambda report: per_generation.append(_rss_bytes())],
+    )
     elites = run.result()
     seconds = time.perf_counter() - started
     weight_bytes = [

@@ -19,21 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import default_data_root
-from galapagos_nao import datasets, ray_backend
-from galapagos_nao.datasets import Task
+from galapagos_nao import evolve
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import datasets
+from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.training import DeviceDataCache
 from galapagos_nao.example import seed_layers
-from galapagos_nao.orchestration import (
-    Candidate,
-    EvaluationJob,
-    Evaluator,
-    GenerationReport,
-    LocalEvaluator,
-    evolve,
-    usable_cores,
-)
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import Selection
-from galapagos_nao.training import DeviceDataCache
+from galapagos_nao.run.devices import usable_cores
+from galapagos_nao.run.local import LocalEvaluator
+from galapagos_nao.run.loop import GenerationReport
+from galapagos_nao.run.ray import driver
+from galapagos_nao.run.records import Candidate, EvaluationJob, Evaluator
 
 __all__ = ["main", "measure"]
 
@@ -100,7 +97,7 @@ def _round_trips(evaluator: Evaluator, task: Task, count: int) -> list[float]:
 def _per_task_overhead(task: Task, count: int) -> dict[str, float]:
     tiny = datasets.subset(task, 256, 256, seed=0)
     figures = {}
-    for name, evaluator in (("threads", LocalEvaluator()), ("ray", ray_backend.RayEvaluator())):
+    for name, evaluator in (("threads", LocalEvaluator()), ("ray", driver.RayEvaluator())):
         try:
             overheads = _round_trips(evaluator, tiny, count)
         finally:
@@ -137,7 +134,7 @@ def measure(
     """
     task = load_task(root, n_train, n_test)
     started = time.perf_counter()
-    connection = ray_backend.connect()
+    connection = driver.connect()
     ray_start = time.perf_counter() - started
     try:
         figures: dict[str, Any] = {
@@ -160,7 +157,7 @@ def measure(
         return figures
     finally:
         if connection != "existing":
-            ray_backend.disconnect()  # a local Ray this call started; a joined cluster stays up
+            driver.disconnect()  # a local Ray this call started; a joined cluster stays up
 
 
 def main(argv: list[str] | None = None) -> None:

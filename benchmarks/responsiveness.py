@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import galapagos_nao as gn
-from galapagos_nao.datasets import Task
-from galapagos_nao.typing import Genome
+from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.typing import Genome
 
 __all__ = ["Latencies", "measure_latency", "percentile"]
 

@@ -16,12 +16,12 @@ from benchmarks.memory import run_in_subprocess
 from benchmarks.peak import cpu_matmul_peak, cuda_matmul_peak
 from benchmarks.responsiveness import measure_latency
 from benchmarks.seed_pipeline import run_concurrently
-from galapagos_nao import datasets
-from galapagos_nao.datasets import Task
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import datasets
+from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.training import split_validation
 from galapagos_nao.example import seed_layers
-from galapagos_nao.orchestration import STREAMS_PER_GPU, plan_cpu_workers, usable_cores
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.training import split_validation
+from galapagos_nao.run.devices import STREAMS_PER_GPU, plan_cpu_workers, usable_cores
 
 __all__ = ["load_task", "memory", "policy", "responsiveness", "targets", "throughput"]
 
@@ -147,7 +147,7 @@ def throughput(task: Task, root: str, device: str, seed: int, generations: int) 
 
 
 def _batch_label(task: Task) -> str:
-    from galapagos_nao.training import batch_size_for
+    from galapagos_nao.core.training import batch_size_for
 
     setting = Parameters.defaults()["training"]["batch_size"]
     return f"{setting} = {batch_size_for(setting, _train_samples(task))}"

@@ -27,8 +27,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from benchmarks import REPO
-from galapagos_nao.network import build
-from galapagos_nao.typing import Genome
+from galapagos_nao.core.network import build
+from galapagos_nao.core.typing import Genome
 
 __all__ = [
     "SEED_BATCH",
@@ -103,7 +103,7 @@ def train_like_seed(
     """Trains ``layers`` for one epoch the way the seed did, and measures it.
 
     Args:
-        layers: The genome, compiled with our :func:`~galapagos_nao.network.build`.
+        layers: The genome, compiled with our :func:`~galapagos_nao.core.network.build`.
         data: The opened datasets.
         seed: Seeds torch's global generator (init, shuffling and dropout).
         device: Where the model runs; batches are moved there one by one, as

@@ -1,82 +1,97 @@
 """Galápagos Nǎo: a playground for continual, interactive neuroevolution on PyTorch.
 
-The map of the package, one module per responsibility:
+The map of the package. Six layers, each a sub-package whose modules import
+only from the layers before it (``tests/test_layers.py`` enforces it):
 
-- :mod:`~galapagos_nao.genome` describes networks as lists of layer tuples
-  (registry, validation, complexity);
-- :mod:`~galapagos_nao.evolution` breeds children from them (pure operators on a
-  seeded generator);
-- :mod:`~galapagos_nao.network` compiles genomes to ``nn.Sequential`` and keeps
-  each trained result as an immutable :class:`Network` record;
-- :mod:`~galapagos_nao.training` and :mod:`~galapagos_nao.datasets` train and
-  measure candidates on device-resident tasks;
-- :mod:`~galapagos_nao.selection` is the archive of elites per complexity level,
-  :mod:`~galapagos_nao.library` the user's snapshots, and
-  :mod:`~galapagos_nao.parameters` the runtime settings;
-- :mod:`~galapagos_nao.orchestration` connects them: :func:`evolve` and
-  :func:`evolve_continual` run generations on a background thread and return a
-  :class:`Run` handle;
-- :mod:`~galapagos_nao.example` holds the seed's session;
-- keeping what was learned: :mod:`~galapagos_nao.workspace` is the SQLite file
-  behind the Library and the run checkpoints, :mod:`~galapagos_nao.continual`
-  checkpoints runs and resumes them, :mod:`~galapagos_nao.persistence` saves,
-  loads (:func:`load`) and exports networks;
-- illumination: :mod:`~galapagos_nao.measures` are the archive's axes,
-  :mod:`~galapagos_nao.history` its metrics per generation,
-  :func:`lineage` walks a network's ancestry, :mod:`~galapagos_nao.plot` draws,
-  :mod:`~galapagos_nao.display` renders IPython views and
-  :mod:`~galapagos_nao.progress` shows ``run.wait(progress=True)`` bars.
+1. :mod:`~galapagos_nao.core`: genomes and their layer registry, the
+   :class:`Network` record, breeding operators, archive measures, datasets and
+   training. Pure: no shared state.
+2. :mod:`~galapagos_nao.config`: the Parameters sections, defaults and checks.
+3. :mod:`~galapagos_nao.archive`: the MAP-Elites Selection, its history and
+   the lineage registry.
+4. :mod:`~galapagos_nao.store`: network files, the SQLite workspace, the Library.
+5. :mod:`~galapagos_nao.run`: evaluators (threads, Ray), the generation loop
+   (:class:`Run`), its hooks, and the :class:`~galapagos_nao.run.api.Session`
+   that starts runs.
+6. :mod:`~galapagos_nao.ui`: IPython views, plots, progress bars.
 
-``gn.Selection``, ``gn.Library`` and ``gn.Parameters`` are the shared instances
-the REPL talks to, as in the seed.
+This file, :mod:`~galapagos_nao.example` and ``__main__`` sit on top: here the
+shared instances are made (``gn.Parameters``, ``gn.Selection``, ``gn.Library``
+and the ``session`` whose methods are ``gn.evolve``, ``gn.evolve_continual`` and
+``gn.lineage``), the upper layers lend their views and file code to the lower
+classes (``store.bind()``, ``ui.bind()``), and the old flat module names
+(``galapagos_nao.orchestration``, ``.selection``, …) are kept as aliases.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 
-from galapagos_nao import (
-    datasets,
-    evolution,
-    example,
-    genome,
-    network,
-    orchestration,
-    training,
-    workspace,
-)
-from galapagos_nao.genome import register_layer, validate
-from galapagos_nao.library import Library as _LibraryClass
-from galapagos_nao.network import Network, build
-from galapagos_nao.parameters import Parameters as _ParametersClass
-from galapagos_nao.persistence import load
-from galapagos_nao.selection import Selection as _SelectionClass
+from galapagos_nao import archive, config, core, run, store, ui
+from galapagos_nao.archive import history, selection
+from galapagos_nao.config import parameters
+from galapagos_nao.core import datasets, evolution, genome, measures, network, training
+from galapagos_nao.core.genome import register_layer, validate
+from galapagos_nao.core.network import Network, build
+from galapagos_nao.run import api, checkpoint, loop
+from galapagos_nao.run.loop import Run
+from galapagos_nao.run.ray import driver as ray_backend
+from galapagos_nao.run.ray import worker as ray_tasks
+from galapagos_nao.store import library, persistence, workspace
+from galapagos_nao.store.persistence import load
+from galapagos_nao.ui import display, progress
 
 # Library code only logs; the examples (and users) add handlers.
 logging.getLogger("galapagos_nao").addHandler(logging.NullHandler())
 
-#: The shared runtime settings.
-Parameters = _ParametersClass()
-#: The shared archive of elites.
-Selection = _SelectionClass(parameters=Parameters)
-#: The shared model snapshots, kept durably in the current workspace.
-Library = _LibraryClass(workspace=workspace.get)
+# The upper layers lend their code to the lower classes, once, here.
+store.bind()
+ui.bind()
 
-from galapagos_nao import (  # noqa: E402  # noqa: E402  # noqa: E402 - registers the checkpoint hook
-    continual,
-    display,
-    history,
-    library,
-    measures,
-    parameters,
-    persistence,
-    plot,
-    progress,
-    ray_backend,  # noqa: E402 - imports Ray only when the backend is used
-    selection,
+#: The shared runtime settings.
+Parameters = parameters.Parameters()
+#: The shared archive of elites.
+Selection = selection.Selection(parameters=Parameters)
+#: The shared model snapshots, kept durably in the current workspace.
+Library = library.Library(workspace=workspace.get)
+#: The session the REPL talks to: starts runs of ``Selection`` (checkpointed
+#: in the current workspace) and remembers their lineage.
+session: api.Session = api.Session(
+    parameters=Parameters, selection=Selection, library=Library, workspace=workspace.get
 )
-from galapagos_nao.lineage import lineage  # noqa: E402
-from galapagos_nao.orchestration import Run, evolve, evolve_continual  # noqa: E402
+evolve = session.evolve
+evolve_continual = session.evolve_continual
+
+# Old flat module names, kept importable for users' scripts (the package's own
+# code imports from the layers). These four bind the shared instances and so are
+# files of their own: orchestration, continual, plot, lineage.
+for _old_name, _module in {
+    "datasets": datasets,
+    "display": display,
+    "evolution": evolution,
+    "genome": genome,
+    "history": history,
+    "library": library,
+    "measures": measures,
+    "network": network,
+    "parameters": parameters,
+    "persistence": persistence,
+    "progress": progress,
+    "ray_backend": ray_backend,
+    "ray_tasks": ray_tasks,
+    "selection": selection,
+    "training": training,
+    "typing": core.typing,
+    "workspace": workspace,
+}.items():
+    sys.modules.setdefault(f"{__name__}.{_old_name}", _module)
+
+from galapagos_nao import continual, example, orchestration, plot  # noqa: E402
+from galapagos_nao import lineage as _lineage_module  # noqa: E402, F401 - binds the old module
+
+#: ``gn.lineage(net)``: the chain from ``net`` back to its seed.
+lineage = session.lineage
 
 __version__ = "0.1.0"
 
@@ -85,6 +100,7 @@ __all__ = [
     "Library",
     "Parameters",
     "Selection",
+    "session",
     # running
     "Run",
     "evolve",
@@ -102,20 +118,29 @@ __all__ = [
     # illumination
     "lineage",
     "plot",
-    # modules
+    # layers
+    "archive",
+    "config",
+    "core",
+    "run",
+    "store",
+    "ui",
+    # modules (old flat names)
+    "checkpoint",
     "datasets",
+    "display",
     "evolution",
     "example",
     "genome",
+    "history",
     "library",
+    "loop",
+    "measures",
     "network",
     "orchestration",
     "parameters",
-    "selection",
-    "training",
-    "display",
-    "history",
-    "measures",
     "progress",
     "ray_backend",
+    "selection",
+    "training",
 ]

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import galapagos_nao as gn
-from galapagos_nao import datasets, orchestration
+from galapagos_nao.core import datasets
+from galapagos_nao.core.network import Network
 from galapagos_nao.example import enable_console_logging, seed_layers
-from galapagos_nao.network import Network
-from galapagos_nao.persistence import CorruptFileError
+from galapagos_nao.run.loop import GenerationReport
+from galapagos_nao.store.persistence import CorruptFileError
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -57,14 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"galapagos-nao: error: {error}", file=sys.stderr)
         return 2
-    orchestration.default_hook_factories.append(_elites_printer)
     try:
         run = _start(args, task)
     except (ValueError, RuntimeError, CorruptFileError) as error:
         print(f"galapagos-nao: error: {error}", file=sys.stderr)
         return 2
-    finally:  # only the run started here prints
-        orchestration.default_hook_factories.remove(_elites_printer)
     try:
         while not run.join(timeout=0.5):
             pass
@@ -82,24 +80,21 @@ def _print_elites(elites: Mapping[Any, Network]) -> None:
         print(f"{level}: {net!r}")
 
 
-def _elites_printer(run: gn.Run) -> Callable[[orchestration.GenerationReport], None]:
+def _print_generation(report: GenerationReport) -> None:
     """A generation hook printing the archive after each generation."""
-
-    def print_generation(report: orchestration.GenerationReport) -> None:
-        print(f"Elites after generation {report.generation}:", flush=True)
-        _print_elites(report.elites)
-        sys.stdout.flush()
-
-    return print_generation
+    print(f"Elites after generation {report.generation}:", flush=True)
+    _print_elites(report.elites)
+    sys.stdout.flush()
 
 
 def _start(args: argparse.Namespace, task: datasets.Task | None) -> gn.Run:
     """Starts the run the flags ask for."""
+    hooks = [_print_generation]
     if args.resume:
-        return gn.evolve_continual(task=task, resume=True)
+        return gn.evolve_continual(task=task, resume=True, hooks=hooks)
     if args.continual:
-        return gn.evolve_continual(seed_layers(), task, seed=args.seed)
-    return gn.evolve(seed_layers(), args.generations, task, seed=args.seed)
+        return gn.evolve_continual(seed_layers(), task, seed=args.seed, hooks=hooks)
+    return gn.evolve(seed_layers(), args.generations, task, seed=args.seed, hooks=hooks)
 
 
 if __name__ == "__main__":

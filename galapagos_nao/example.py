@@ -1,4 +1,7 @@
-"""The seed's examples: its eight-layer genome, a two-generation run and a continual one."""
+"""The seed's examples: its eight-layer genome, a two-generation run and a continual one.
+
+Top layer, beside the package root: runs start on the shared ``gn`` session.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import logging
 import sys
 from typing import Any
 
-from galapagos_nao.datasets import Task
-from galapagos_nao.orchestration import Run, evolve, evolve_continual
-from galapagos_nao.typing import Layer
+import galapagos_nao as gn
+from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.typing import Layer
+from galapagos_nao.run.loop import Run
 
 __all__ = ["enable_console_logging", "infinite_example", "seed_layers", "short_example"]
 
@@ -64,10 +68,10 @@ def enable_console_logging(level: int = logging.INFO) -> None:
 def short_example(task: Task | None = None, generations: int = 2) -> Run:
     """Evolves the seed genome for two generations on a background thread."""
     enable_console_logging()
-    return evolve(seed_layers(), generations, task)
+    return gn.evolve(seed_layers(), generations, task)
 
 
 def infinite_example(task: Task | None = None) -> Run:
     """Evolves the seed genome until ``run.stop()``."""
     enable_console_logging()
-    return evolve_continual(seed_layers(), task)
+    return gn.evolve_continual(seed_layers(), task)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torchvision.datasets
 
-from galapagos_nao import datasets
-from galapagos_nao.datasets import DATA_DIR_ENV, Task
+from galapagos_nao.core import datasets
+from galapagos_nao.core.datasets import DATA_DIR_ENV, Task
 
 logger = logging.getLogger("galapagos_nao.tests")
 

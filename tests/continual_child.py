@@ -35,7 +35,9 @@ import numpy as np
 import torch._dynamo  # noqa: F401 - the optimizer's first step imports it (seconds): once, here
 
 import galapagos_nao as gn
-from galapagos_nao import datasets, orchestration, persistence
+from galapagos_nao.core import datasets
+from galapagos_nao.run.loop import GenerationReport
+from galapagos_nao.store import persistence
 
 START = [("dense", [8, "relu"]), ("dropout", [0.2])]
 
@@ -78,7 +80,7 @@ def run_child(request: dict[str, Any]) -> None:
 
     store._before_commit = before_commit
 
-    def after_generation(report: orchestration.GenerationReport) -> None:
+    def after_generation(report: GenerationReport) -> None:
         # Runs after the checkpoint hook (added earlier), so this generation is committed.
         emit({"generation": report.generation, "archive": archive(dict(report.elites))})
         best = max(report.elites.values(), key=lambda n: n.val_acc or 0.0)
@@ -87,15 +89,14 @@ def run_child(request: dict[str, Any]) -> None:
         if report.generation == request["stop_at"]:
             report.run.stop()
 
-    orchestration.default_hook_factories.append(lambda run: after_generation)
     gn.Parameters.put(
         gn.orchestration, {"generation_size": 2, "workers": 2, "threads_per_worker": 1}
     )
     gn.Parameters.put(gn.training, {"batch_size": 50, "device": "cpu"})
     if store.last_run() is None:
-        run = gn.evolve_continual(START, task, seed=request["seed"])
+        run = gn.evolve_continual(START, task, seed=request["seed"], hooks=[after_generation])
     else:
-        run = gn.evolve_continual(task=task, resume=True)
+        run = gn.evolve_continual(task=task, resume=True, hooks=[after_generation])
     emit({"started": run.generation})
     run.join()
     if run.status().error is not None:

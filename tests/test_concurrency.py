@@ -6,11 +6,11 @@ import contextlib
 import threading
 
 import galapagos_nao as gn
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core.network import Network
 from galapagos_nao.example import seed_layers
-from galapagos_nao.library import Library
-from galapagos_nao.network import Network
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import Selection
+from galapagos_nao.store.library import Library
 
 
 def test_readers_and_writers_while_a_run_trains(small_mnist):

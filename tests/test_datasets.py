@@ -1,4 +1,4 @@
-"""Tests for galapagos_nao.datasets: MNIST sources, the bundled subset, user tensors."""
+"""Tests for galapagos_nao.core.datasets: MNIST sources, the bundled subset, user tensors."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from galapagos_nao import datasets
-from galapagos_nao.datasets import (
+from galapagos_nao.core import datasets
+from galapagos_nao.core.datasets import (
     DATA_DIR_ENV,
     Task,
     bundled_mnist,
@@ -24,8 +24,8 @@ from galapagos_nao.datasets import (
     subset,
 )
 
-BUNDLED_NPZ = Path(datasets.__file__).parent / "data" / "mnist_subset.npz"
-LOGGER = "galapagos_nao.datasets"
+BUNDLED_NPZ = Path(datasets.__file__).parents[1] / "data" / "mnist_subset.npz"
+LOGGER = "galapagos_nao.core.datasets"
 
 
 def _write_idx(path: Path, magic: int, array: np.ndarray) -> None:

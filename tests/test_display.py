@@ -6,13 +6,13 @@ import pytest
 from IPython.core.formatters import DisplayFormatter
 from IPython.lib.pretty import pretty
 
-from galapagos_nao import display
+from galapagos_nao import evolve
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core.network import Network, count_parameters
 from galapagos_nao.example import seed_layers
-from galapagos_nao.library import Library
-from galapagos_nao.network import Network, count_parameters
-from galapagos_nao.orchestration import evolve
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import Selection
+from galapagos_nao.store.library import Library
+from galapagos_nao.ui import display
 
 VOID_TAGS = {"br", "hr", "img", "input", "meta", "link", "wbr"}
 

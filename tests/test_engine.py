@@ -18,21 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from galapagos_nao import datasets
-from galapagos_nao.example import seed_layers
-from galapagos_nao.orchestration import (
-    STREAMS_PER_GPU,
-    Candidate,
-    LocalEvaluator,
-    longest_first,
-    plan_cpu_workers,
-    plan_workers,
-    training_devices,
-    usable_cores,
-)
-from galapagos_nao.orchestration import assign_devices as assign
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.training import (
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import datasets
+from galapagos_nao.core.training import (
     AUTO_BATCH_MAX,
     AUTO_BATCH_MIN,
     AUTO_MIN_STEPS,
@@ -45,6 +33,18 @@ from galapagos_nao.training import (
     fit,
     split_validation,
 )
+from galapagos_nao.example import seed_layers
+from galapagos_nao.run.devices import (
+    STREAMS_PER_GPU,
+    longest_first,
+    plan_cpu_workers,
+    plan_workers,
+    training_devices,
+    usable_cores,
+)
+from galapagos_nao.run.devices import assign_devices as assign
+from galapagos_nao.run.local import LocalEvaluator
+from galapagos_nao.run.records import Candidate
 
 # The benchmark package sits at the repository root, beside the tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

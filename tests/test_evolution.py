@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from galapagos_nao import evolution, genome
+from galapagos_nao.core import evolution, genome
 from galapagos_nao.example import seed_layers
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from galapagos_nao import genome
+from galapagos_nao.core import genome
 from galapagos_nao.example import seed_layers
 
 

@@ -4,13 +4,12 @@ import json
 
 import pytest
 
-from galapagos_nao import orchestration
+from galapagos_nao import evolve
+from galapagos_nao.archive.history import ArchiveStats, HistoryEntry, archive_stats
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core.network import Network
 from galapagos_nao.example import seed_layers
-from galapagos_nao.history import ArchiveStats, HistoryEntry, archive_stats
-from galapagos_nao.network import Network
-from galapagos_nao.orchestration import evolve
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import Selection
 
 
 def net(n_layers: int, val_acc: float, n_params: int | None = None) -> Network:
@@ -122,17 +121,14 @@ def test_clear_forgets_the_history(selection):
     assert selection.history() == [] and selection.stats().filled == 0
 
 
-def test_a_real_run_records_every_generation(small_mnist, monkeypatch):
+def test_a_real_run_records_every_generation(small_mnist):
     reports = []
-    monkeypatch.setattr(
-        orchestration,
-        "default_hook_factories",
-        [*orchestration.default_hook_factories, lambda run: reports.append],
-    )
     parameters = Parameters()
     parameters.put("orchestration", {"generation_size": 2})
     selection = Selection(parameters=parameters)
-    evolve(seed_layers(), 2, small_mnist, selection=selection, seed=0).result(timeout=120)
+    evolve(
+        seed_layers(), 2, small_mnist, selection=selection, seed=0, hooks=[reports.append]
+    ).result(timeout=120)
     history = selection.history()
     assert [entry.stats.generation for entry in history] == [0, 1]
     for entry, report in zip(history, reports, strict=True):

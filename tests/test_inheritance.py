@@ -7,11 +7,12 @@ import pytest
 import torch
 
 import galapagos_nao as gn
-from galapagos_nao import datasets, evolution, network
-from galapagos_nao.network import Network
-from galapagos_nao.orchestration import breed, train_candidate
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.training import DeviceDataCache, TrainSettings, fit
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import datasets, evolution, network
+from galapagos_nao.core.network import Network
+from galapagos_nao.core.training import DeviceDataCache, TrainSettings, fit
+from galapagos_nao.run.loop import breed
+from galapagos_nao.run.train import train_candidate
 
 PARENT = [("dense", [24, "relu"]), ("batch_norm", []), ("dense", [12, "tanh"]), ("dropout", [0.3])]
 SETTINGS = TrainSettings(batch_size=50, device="cpu")

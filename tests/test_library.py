@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from galapagos_nao.library import Library
-from galapagos_nao.network import Network
+from galapagos_nao.core.network import Network
+from galapagos_nao.store.library import Library
 
 
 def test_put_get_round_trip_keeps_the_same_record():

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import pytest
 
+import galapagos_nao as gn
+from galapagos_nao import evolve, lineage
+from galapagos_nao.archive.lineage import LineageRegistry
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core.network import Network
 from galapagos_nao.example import seed_layers
-from galapagos_nao.library import Library
-from galapagos_nao.lineage import LineageRegistry, lineage, registry
-from galapagos_nao.network import Network
-from galapagos_nao.orchestration import evolve
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import Selection
+from galapagos_nao.store.library import Library
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +43,8 @@ def test_registry_records_are_weightless(evolved):
     elite = next(iter(evolved.elites().values()))
     chain = lineage(elite, selection=evolved, library=Library())
     assert chain[0].weights is not None
-    assert all(registry.get(n.id) is not None for n in chain[1:])
-    assert all(registry.get(n.id).weights is None for n in chain)
+    assert all(gn.session.lineage_registry.get(n.id) is not None for n in chain[1:])
+    assert all(gn.session.lineage_registry.get(n.id).weights is None for n in chain)
 
 
 def test_lineage_accepts_an_id(evolved):

@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from galapagos_nao import measures
-from galapagos_nao.network import Network, build, count_parameters
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import Selection
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import measures
+from galapagos_nao.core.network import Network, build, count_parameters
 
 
 def net(

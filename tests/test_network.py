@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from galapagos_nao import network
+from galapagos_nao.core import network
+from galapagos_nao.core.network import Network
 from galapagos_nao.example import seed_layers
-from galapagos_nao.network import Network
 
 
 def test_build_adds_input_adapter_named_layer_blocks_and_head():

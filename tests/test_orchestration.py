@@ -7,12 +7,13 @@ import torch
 from torch import nn
 
 import galapagos_nao as gn
-from galapagos_nao import genome
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import genome
+from galapagos_nao.core.network import Network
 from galapagos_nao.example import seed_layers
-from galapagos_nao.network import Network
-from galapagos_nao.orchestration import breed, plan_cpu_workers
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import Selection
+from galapagos_nao.run.devices import plan_cpu_workers
+from galapagos_nao.run.loop import breed
 
 
 @pytest.fixture
@@ -209,7 +210,7 @@ def test_children_inherit_their_parents_weights(selection, small_mnist):
     selection.parameters.put(gn.evolution, {"mutation_rate": 0.0})
     finish(gn.evolve([("dense", [16, "relu"])], 1, small_mnist, selection=selection, seed=3))
     (parent,) = selection.elites().values()
-    from galapagos_nao.training import DeviceDataCache, TrainSettings, fit
+    from galapagos_nao.core.training import DeviceDataCache, TrainSettings, fit
 
     data = DeviceDataCache().get(small_mnist, torch.device("cpu"), 0.1)
     inherited = fit(
@@ -222,7 +223,7 @@ def test_children_inherit_their_parents_weights(selection, small_mnist):
 
 
 def test_cpu_plan_never_oversubscribes():
-    from galapagos_nao.orchestration import usable_cores
+    from galapagos_nao.run.devices import usable_cores
 
     cores = usable_cores()
     for n in range(1, 9):

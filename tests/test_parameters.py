@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 import galapagos_nao as gn
-from galapagos_nao.parameters import Parameters
+from galapagos_nao.config.parameters import Parameters
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import galapagos_nao as gn
-from galapagos_nao import persistence
-from galapagos_nao.library import Library
-from galapagos_nao.network import Network
-from galapagos_nao.persistence import CorruptFileError
-from galapagos_nao.training import DeviceDataCache, TrainSettings, fit
+from galapagos_nao.core.network import Network
+from galapagos_nao.core.training import DeviceDataCache, TrainSettings, fit
+from galapagos_nao.store import persistence
+from galapagos_nao.store.library import Library
+from galapagos_nao.store.persistence import CorruptFileError
 
 LAYERS = [("dense", [16, "relu"]), ("batch_norm", []), ("dropout", [0.25]), ("dense", [8, "tanh"])]
 

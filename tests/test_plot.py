@@ -12,10 +12,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from galapagos_nao import measures, plot
-from galapagos_nao.network import Network
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import Selection
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import measures
+from galapagos_nao.core.network import Network
+from galapagos_nao.ui import plot
 
 THIRD_MEASURE = "test_plot.dropouts"
 if THIRD_MEASURE not in measures.measure_names():

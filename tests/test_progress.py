@@ -5,12 +5,13 @@ import sys
 
 import pytest
 
-from galapagos_nao import progress
+from galapagos_nao import evolve, evolve_continual
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core.network import Network
 from galapagos_nao.example import seed_layers
-from galapagos_nao.network import Network
-from galapagos_nao.orchestration import Run, evolve, evolve_continual
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import Selection
+from galapagos_nao.run.loop import Run
+from galapagos_nao.ui import progress
 
 
 def fresh_selection(generation_size: int = 2) -> Selection:

@@ -26,18 +26,15 @@ import torch
 from torch import nn
 
 import galapagos_nao as gn
-from galapagos_nao import genome, ray_backend
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import genome
+from galapagos_nao.core.training import DeviceDataCache
 from galapagos_nao.example import seed_layers
-from galapagos_nao.orchestration import (
-    Candidate,
-    EvaluationJob,
-    LocalEvaluator,
-    Outcome,
-    make_evaluator,
-)
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import Selection
-from galapagos_nao.training import DeviceDataCache
+from galapagos_nao.run.local import LocalEvaluator
+from galapagos_nao.run.loop import make_evaluator
+from galapagos_nao.run.ray import driver
+from galapagos_nao.run.records import Candidate, EvaluationJob, Outcome
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 NO_RAY = "Ray is not installed: pip install 'galapagos-nao[ray]' (CI installs it)"
@@ -83,10 +80,10 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Po
         try:
             wait_for(lambda: port_open(port) or head.poll() is not None, "the Ray head")
             assert head.poll() is None, f"ray start failed, see {log.name}"
-            assert ray_backend.connect() == "joined"
+            assert driver.connect() == "joined"
             yield head
         finally:
-            ray_backend.disconnect()
+            driver.disconnect()
             head.terminate()
             try:
                 head.wait(60)
@@ -123,7 +120,7 @@ def candidate_processes() -> list[psutil.Process]:
     busy = []
     for process in psutil.process_iter(["cmdline"]):
         title = " ".join(process.info["cmdline"] or [])
-        if title.startswith(f"ray::{ray_backend.TASK_NAME}"):
+        if title.startswith(f"ray::{driver.TASK_NAME}"):
             busy.append(process)
     return busy
 
@@ -153,7 +150,7 @@ def test_choosing_ray_without_the_extra_raises_naming_it_and_changes_nothing(mon
     assert parameters.get(gn.orchestration, "backend") == "threads"
     assert parameters.get(gn.orchestration, "num_cpus") == 1
     with pytest.raises(ImportError, match=r"galapagos-nao\[ray\]"):
-        ray_backend.RayEvaluator()
+        driver.RayEvaluator()
 
 
 @pytest.mark.skipif(not HAS_RAY, reason=NO_RAY)
@@ -257,7 +254,7 @@ def test_a_task_that_raises_is_retried_then_dropped_as_locally(ray_cluster, smal
     # Candidates are trusted records: a bad genome only fails when the worker builds it.
     broken = [("dense", [-3, "relu"])]
     candidates = [candidate(0, [("dense", [16, "relu"])]), candidate(1, broken)]
-    evaluator = ray_backend.RayEvaluator()
+    evaluator = driver.RayEvaluator()
     try:
         outcomes = {
             o.candidate.index: o
@@ -281,7 +278,7 @@ def test_a_task_that_raises_is_retried_then_dropped_as_locally(ray_cluster, smal
 def test_a_task_past_its_timeout_is_retried_then_dropped(ray_cluster, small_mnist, caplog):
     caplog.set_level(logging.INFO, logger="galapagos_nao")
     parameters = ray_parameters(timeout=0.001, max_retries=1)  # past it at the first batch
-    evaluator = ray_backend.RayEvaluator()
+    evaluator = driver.RayEvaluator()
     try:
         [outcome] = evaluator.evaluate(
             [candidate(0, [("dense", [8, "relu"])])], job_for(small_mnist, parameters)
@@ -328,7 +325,7 @@ def test_layer_types_registered_here_reach_the_workers(ray_cluster, small_mnist,
     monkeypatch.setattr(genome, "_registry", dict(genome.layer_types()))  # undone after the test
     genome.register_layer("ray_test_identity", [], lambda params, n: ([nn.Identity()], n))
     layers = [("dense", [16, "relu"]), ("ray_test_identity", [])]
-    evaluator = ray_backend.RayEvaluator()
+    evaluator = driver.RayEvaluator()
     try:
         [outcome] = evaluator.evaluate(
             [candidate(0, layers)], job_for(small_mnist, ray_parameters())
@@ -355,7 +352,7 @@ def test_a_request_no_node_can_host_is_dropped_at_once(
 ):
     parameters = ray_parameters(**orchestration)
     parameters.put(gn.training, training)
-    evaluator = ray_backend.RayEvaluator()
+    evaluator = driver.RayEvaluator()
     try:
         outcomes = list(
             evaluator.evaluate(
@@ -368,11 +365,11 @@ def test_a_request_no_node_can_host_is_dropped_at_once(
 
 
 def test_disconnecting_leaves_a_joined_cluster_running(ray_cluster, ray_head, small_mnist):
-    ray_backend.disconnect()
+    driver.disconnect()
     assert not ray_cluster.is_initialized()
     assert ray_head.poll() is None  # this process left; the cluster it joined stays up
-    assert ray_backend.connect() == "joined"
-    evaluator = ray_backend.RayEvaluator()
+    assert driver.connect() == "joined"
+    evaluator = driver.RayEvaluator()
     try:
         [outcome] = evaluator.evaluate(
             [candidate(0, [("dense", [8, "relu"])])], job_for(small_mnist, ray_parameters())
@@ -387,15 +384,17 @@ def test_without_an_address_a_local_ray_is_started_with_the_cores_and_stays_quie
         pytest.skip(NO_RAY)
     script = """
 import galapagos_nao as gn, ray
-from galapagos_nao import datasets, orchestration, ray_backend
+from galapagos_nao.core import datasets
+from galapagos_nao.run.devices import usable_cores
+from galapagos_nao.run.ray import driver
 gn.Parameters.put(gn.orchestration, {"backend": "ray", "generation_size": 2})
 task = datasets.subset(datasets.bundled_mnist(), 500, 200, seed=0)
 run = gn.evolve([("dense", [16, "relu"])], 1, task, seed=0)
 run.join()
 status = run.status()
 cpus = ray.cluster_resources()["CPU"]
-print(status.state, status.evaluated, cpus == orchestration.usable_cores())
-ray_backend.disconnect()
+print(status.state, status.evaluated, cpus == usable_cores())
+driver.disconnect()
 print(ray.is_initialized())
 """
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}

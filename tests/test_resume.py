@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,12 @@ import pytest
 import torch
 
 import galapagos_nao as gn
-from galapagos_nao import continual, datasets, orchestration
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import Selection
-from galapagos_nao.workspace import Workspace, WorkspaceLocked
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import datasets
+from galapagos_nao.run.checkpoint import Checkpointer, generator_from_state
+from galapagos_nao.run.loop import GenerationReport
+from galapagos_nao.store.workspace import Workspace, WorkspaceLocked
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
@@ -228,28 +230,20 @@ def without_ids(cells: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 # -- in one process ------------------------------------------------------------------
 
 
-@pytest.fixture
-def stop_after(monkeypatch):
-    """``stop_after(g)``: runs started from now on stop once generation ``g`` is checkpointed."""
-    original = list(orchestration.default_hook_factories)
+def stop_after(generation: int) -> Callable[[GenerationReport], None]:
+    """A hook that stops its run once generation ``generation`` is checkpointed."""
 
-    def install(generation: int) -> None:
-        def factory(run: orchestration.Run):
-            def hook(report: orchestration.GenerationReport) -> None:
-                if report.generation == generation:
-                    run.stop()
+    def hook(report: GenerationReport) -> None:
+        if report.generation == generation:
+            report.run.stop()
 
-            return hook
-
-        monkeypatch.setattr(orchestration, "default_hook_factories", [*original, factory])
-
-    return install
+    return hook
 
 
 def fresh_selection(store: Workspace) -> Selection:
     """A Selection with default Parameters, as a new session has, checkpointed into ``store``."""
     selection = Selection(parameters=Parameters())
-    continual.track(selection, store)
+    gn.session.track(selection, store)
     return selection
 
 
@@ -261,22 +255,19 @@ def settle(selection: Selection) -> None:
     selection.parameters.put(gn.Selection, {"complexity_levels": 3})
 
 
-def test_a_resumed_seeded_run_reaches_the_same_archive_as_an_uninterrupted_one(
-    tiny_task, tmp_path, stop_after
-):
+def test_a_resumed_seeded_run_reaches_the_same_archive_as_an_uninterrupted_one(tiny_task, tmp_path):
     straight_store, resumed_store = Workspace(tmp_path / "a.db"), Workspace(tmp_path / "b.db")
     straight = fresh_selection(straight_store)
     settle(straight)
-    stop_after(4)
-    assert gn.evolve_continual(START, tiny_task, selection=straight, seed=5).join(120)
+    hooks = [stop_after(4)]
+    assert gn.evolve_continual(START, tiny_task, selection=straight, seed=5, hooks=hooks).join(120)
 
     first = fresh_selection(resumed_store)
     settle(first)
-    stop_after(1)
-    assert gn.evolve_continual(START, tiny_task, selection=first, seed=5).join(120)
+    hooks = [stop_after(1)]
+    assert gn.evolve_continual(START, tiny_task, selection=first, seed=5, hooks=hooks).join(120)
     later = fresh_selection(resumed_store)  # as after a restart: empty, default Parameters
-    stop_after(4)
-    run = gn.evolve_continual(task=tiny_task, selection=later, resume=True)
+    run = gn.evolve_continual(task=tiny_task, selection=later, resume=True, hooks=[stop_after(4)])
     assert later.parameters.snapshot() == first.parameters.snapshot()
     assert run.join(120) and run.status().error is None
     assert run.generation == 5 and run.status().generation == 3
@@ -319,7 +310,7 @@ def test_an_untracked_selection_is_not_checkpointed(tiny_task):
     settle(selection)
     run = gn.evolve([("dense", [4, "relu"])], 1, tiny_task, selection=selection, seed=1)
     assert run.join(60)
-    assert not any(isinstance(h, continual.Checkpointer) for h in run.hooks)
+    assert not any(isinstance(h, Checkpointer) for h in run.hooks)
     assert not (Path(os.environ["GN_HOME"]) / "workspace.db").exists()
 
 
@@ -356,7 +347,7 @@ def test_a_failed_checkpoint_is_logged_and_the_run_goes_on(tiny_task, tmp_path, 
     assert run.join(60) and run.status().state == "finished"
     assert store.checkpoint() is None  # rolled back: nothing half-written
     assert "Checkpoint of generation 1 not written: disk full" in caplog.text
-    checkpointer = next(h for h in run.hooks if isinstance(h, continual.Checkpointer))
+    checkpointer = next(h for h in run.hooks if isinstance(h, Checkpointer))
     assert isinstance(checkpointer.error, OSError)
 
 
@@ -364,10 +355,10 @@ def test_generator_state_round_trips_exactly():
     rng = np.random.default_rng(12)
     rng.integers(100, size=7)
     state = json.loads(json.dumps(rng.bit_generator.state))
-    restored = continual.generator_from_state(state)
+    restored = generator_from_state(state)
     assert np.array_equal(restored.integers(2**62, size=5), rng.integers(2**62, size=5))
     legacy = np.random.Generator(np.random.MT19937(3))
     state = json.loads(json.dumps(legacy.bit_generator.state, default=lambda a: a.tolist()))
-    assert continual.generator_from_state(state).random() == legacy.random()
+    assert generator_from_state(state).random() == legacy.random()
     with pytest.raises(ValueError, match="unknown bit generator 'os.system'"):
-        continual.generator_from_state({"bit_generator": "os.system"})
+        generator_from_state({"bit_generator": "os.system"})

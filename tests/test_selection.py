@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from galapagos_nao.network import Network
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.selection import AddStatus, Selection
+from galapagos_nao.archive.selection import AddStatus, Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core.network import Network
 
 
 def net(n_layers: int, val_acc: float | None = 0.5) -> Network:

@@ -8,7 +8,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import galapagos_nao as gn
-from galapagos_nao import datasets
+from galapagos_nao.core import datasets
 
 
 @pytest.fixture

@@ -13,13 +13,19 @@ import pytest
 import torch
 
 import galapagos_nao as gn
-from galapagos_nao import continual, persistence, workspace
-from galapagos_nao.library import Library
-from galapagos_nao.network import Network
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.persistence import CorruptFileError
-from galapagos_nao.selection import Selection
-from galapagos_nao.workspace import Workspace, WorkspaceCorrupt, WorkspaceError, WorkspaceLocked
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core.network import Network
+from galapagos_nao.run.checkpoint import generator_from_state
+from galapagos_nao.store import persistence, workspace
+from galapagos_nao.store.library import Library
+from galapagos_nao.store.persistence import CorruptFileError
+from galapagos_nao.store.workspace import (
+    Workspace,
+    WorkspaceCorrupt,
+    WorkspaceError,
+    WorkspaceLocked,
+)
 
 LAYERS = [("dense", [32, "relu"]), ("batch_norm", [])]
 
@@ -120,7 +126,7 @@ def test_a_second_writer_gets_a_clear_error_or_a_read_only_view(tmp_path):
     Library(workspace=writer).put(later)
     assert later.id in reader  # the view notices the writer's commits
     selection = Selection(parameters=Parameters())
-    continual.track(selection, view)
+    gn.session.track(selection, view)
     with pytest.raises(WorkspaceLocked, match="read-only view"):
         gn.evolve(LAYERS, 1, selection=selection)
     assert len(selection) == 0
@@ -186,9 +192,9 @@ def test_a_checkpoint_of_the_wal_cut_short_by_a_kill_is_not_truncation(tmp_path)
     path = tmp_path / "w.db"
     child = (
         "import os, sys\n"
-        "from galapagos_nao.library import Library\n"
-        "from galapagos_nao.network import Network\n"
-        "from galapagos_nao.workspace import Workspace\n"
+        "from galapagos_nao.store.library import Library\n"
+        "from galapagos_nao.core.network import Network\n"
+        "from galapagos_nao.store.workspace import Workspace\n"
         "store = Workspace(sys.argv[1])\n"
         "library = Library(workspace=store)\n"
         "print(library.put(Network([('dense', [8, 'relu'])], val_acc=0.5)), flush=True)\n"
@@ -256,7 +262,7 @@ def test_checkpoints_keep_tuple_cells_queue_generator_and_history(tmp_path):
     assert all(same(checkpoint.elites[c], elites[c]) for c in elites)
     assert checkpoint.queue[-1].id == queue[-1].id and checkpoint.queue[-1].weights is None
     assert checkpoint.parameters == Parameters().snapshot()
-    restored = continual.generator_from_state(checkpoint.rng_state)
+    restored = generator_from_state(checkpoint.rng_state)
     assert restored.random() == rng.random()
     assert store.history() == [
         {
@@ -293,7 +299,7 @@ def test_a_damaged_archive_network_is_named_and_resume_refuses(tmp_path):
     assert list(checkpoint.elites) == [1] and len(checkpoint.problems) == 1
     assert f"(archive network {elites[2].id})" in checkpoint.problems[0]
     selection = Selection(parameters=Parameters())
-    continual.track(selection, store)
+    gn.session.track(selection, store)
     with pytest.raises(WorkspaceCorrupt, match=elites[2].id):
         gn.evolve_continual(resume=True, selection=selection)
     assert len(selection) == 0 and selection.run is None

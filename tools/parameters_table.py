@@ -1,4 +1,4 @@
-"""Prints the README's parameters table from ``galapagos_nao.parameters.SETTINGS``.
+"""Prints the README's parameters table from ``galapagos_nao.config.parameters.SETTINGS``.
 
 Usage: ``.venv/bin/python tools/parameters_table.py`` and paste between the
 ``<!-- parameters -->`` markers of README.md; ``tests/test_readme.py`` checks
@@ -7,7 +7,7 @@ that the README's table is this one.
 
 from __future__ import annotations
 
-from galapagos_nao.parameters import SETTINGS
+from galapagos_nao.config.parameters import SETTINGS
 
 #: How each section is addressed in ``gn.Parameters.put(section, …)``.
 SECTION_HANDLES = {

@@ -42,7 +42,7 @@ __all__ = [
 
 # Named explicitly (not __name__) so the record's logger stays the same when the
 # module is reached through the `gn` alias package.
-logger = logging.getLogger("galapagos_nao.datasets")
+logger = logging.getLogger("galapagos_nao.core.datasets")
 
 #: Environment variable naming a dataset root that holds ``MNIST/raw/``.
 DATA_DIR_ENV = "GN_DATA_DIR"
@@ -119,7 +119,7 @@ def mnist(root: str | os.PathLike[str] | None = None, *, download: bool = True) 
     (``$XDG_CACHE_HOME/galapagos_nao`` or ``~/.cache/galapagos_nao``), downloading
     into it when ``download`` is true. When none of these yields MNIST (offline,
     download disabled or failed) the bundled subset from :func:`bundled_mnist` is
-    returned. The source used is logged at INFO on ``galapagos_nao.datasets``.
+    returned. The source used is logged at INFO on ``galapagos_nao.core.datasets``.
 
     Args:
         root: A dataset root holding ``MNIST/raw/`` as torchvision lays it out.

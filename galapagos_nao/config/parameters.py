@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from galapagos_nao import genome
-from galapagos_nao._checks import check_choice, check_int, check_number, describe
-from galapagos_nao.evolution import DEFAULT_LAYER_TYPES
-from galapagos_nao.measures import check_measure_levels, check_measures
+from galapagos_nao.core import genome
+from galapagos_nao.core.checks import check_choice, check_int, check_number, describe
+from galapagos_nao.core.evolution import DEFAULT_LAYER_TYPES
+from galapagos_nao.core.extras import check_ray_installed
+from galapagos_nao.core.measures import check_measure_levels, check_measures
 
 __all__ = ["SETTINGS", "Parameters", "Setting", "section_name"]
 
@@ -86,9 +87,6 @@ def _layer_types(name: str, value: Any) -> dict[str, list[Any]]:
 def _backend(name: str, value: Any) -> str:
     check_choice(name, value, ["threads", "ray"])
     if value == "ray":
-        # Imported here: the Ray backend imports orchestration, which imports this module.
-        from galapagos_nao.ray_backend import check_ray_installed
-
         check_ray_installed()  # choosing Ray without the extra fails now, naming the extra
     return str(value)
 

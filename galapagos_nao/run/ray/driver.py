@@ -2,8 +2,8 @@
 
 Chosen with ``gn.Parameters.put(gn.orchestration, {"backend": "ray"})``; everything
 else (Selection, Library, Parameters, ``Run``, log lines) behaves as with the local
-threads, because the workers run the same :func:`~galapagos_nao.orchestration.train_candidate`
-and failures go through the same :func:`~galapagos_nao.orchestration.failed_outcome`.
+threads, because the workers run the same :func:`~galapagos_nao.run.loop.train_candidate`
+and failures go through the same :func:`~galapagos_nao.run.loop.failed_outcome`.
 
 Connection: an existing ``ray.init`` of this process is reused as it is; otherwise
 the ``ray_address`` parameter or ``RAY_ADDRESS`` names a cluster to join; otherwise
@@ -36,15 +36,16 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from galapagos_nao.datasets import Task
-from galapagos_nao.orchestration import (
-    Candidate,
-    EvaluationJob,
-    Outcome,
-    failed_outcome,
-    usable_cores,
+from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.extras import MISSING_RAY, check_ray_installed
+from galapagos_nao.core.training import (
+    CandidateFailure,
+    CandidateTimeout,
+    NonFiniteLoss,
+    TrainSettings,
 )
-from galapagos_nao.ray_tasks import (
+from galapagos_nao.run.devices import usable_cores
+from galapagos_nao.run.ray.worker import (
     STARTED,
     TaskRequest,
     TaskResult,
@@ -52,12 +53,8 @@ from galapagos_nao.ray_tasks import (
     run_candidate_task,
     task_arrays,
 )
-from galapagos_nao.training import (
-    CandidateFailure,
-    CandidateTimeout,
-    NonFiniteLoss,
-    TrainSettings,
-)
+from galapagos_nao.run.records import Candidate, EvaluationJob, Outcome
+from galapagos_nao.run.train import failed_outcome
 
 __all__ = [
     "MISSING_RAY",
@@ -69,12 +66,8 @@ __all__ = [
     "import_ray",
 ]
 
-logger = logging.getLogger("galapagos_nao.ray_backend")
+logger = logging.getLogger("galapagos_nao.run.ray.driver")
 
-#: The message of the ImportError raised when Ray is chosen but not installed.
-MISSING_RAY = (
-    "the Ray backend (orchestration.backend='ray') needs Ray: pip install 'galapagos-nao[ray]'"
-)
 #: Prefix of every candidate task's name; Ray titles the worker process ``ray::<name>``.
 TASK_NAME = "gn-candidate"
 #: Seconds between checks of the stop flag and the deadlines while tasks run.
@@ -95,16 +88,6 @@ def import_ray() -> ModuleType:
         return importlib.import_module("ray")
     except ImportError as error:
         raise ImportError(MISSING_RAY) from error
-
-
-def check_ray_installed() -> None:
-    """Fails fast, without importing Ray, when it is not installed.
-
-    Raises:
-        ImportError: naming the ``galapagos-nao[ray]`` extra.
-    """
-    if importlib.util.find_spec("ray") is None:
-        raise ImportError(MISSING_RAY)
 
 
 # -- the connection ----------------------------------------------------------------
@@ -302,10 +285,11 @@ class RayEvaluator:
         task_ref = self._task_ref(job.task)
         parent_refs: dict[str, Any] = {}  # parent id -> its weights, put once per generation
         for candidate in candidates:
-            parent = candidate.parent
-            inherits = candidate.inherit and parent is not None and parent.weights is not None
-            if inherits and parent is not None and parent.id not in parent_refs:
-                parent_refs[parent.id] = ray.put(dict(parent.weights or {}))
+            weights = candidate.inherited_weights
+            if weights is not None and candidate.parent is not None:
+                parent_id = candidate.parent.id
+                if parent_id not in parent_refs:
+                    parent_refs[parent_id] = ray.put(dict(weights))
         threads = section["threads_per_worker"]
         threads = threads if isinstance(threads, int) else max(1, int(section["num_cpus"]))
         layer_types = custom_layer_types()

@@ -3,7 +3,7 @@
 It holds the Library, each run's last archive checkpoint (elites, queue, the
 Parameters in force and the run generator's state), and every generation's
 history row. Networks are stored as the safetensors bytes of
-:mod:`~galapagos_nao.persistence`, never as pickles, so reading a workspace
+:mod:`~galapagos_nao.store.persistence`, never as pickles, so reading a workspace
 never runs code.
 
 Where it lives: ``$GN_HOME/workspace.db`` when ``GN_HOME`` is set, else a
@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from galapagos_nao._checks import describe
-from galapagos_nao.network import Network
-from galapagos_nao.persistence import CorruptFileError, from_bytes
+from galapagos_nao.core.checks import describe
+from galapagos_nao.core.network import Network
+from galapagos_nao.store.persistence import CorruptFileError, from_bytes
 
 __all__ = [
     "FILE_NAME",
@@ -60,7 +60,7 @@ __all__ = [
     "open",
 ]
 
-logger = logging.getLogger("galapagos_nao.workspace")
+logger = logging.getLogger("galapagos_nao.store.workspace")
 
 #: Environment variable naming the folder that holds the default workspace.
 HOME_ENV = "GN_HOME"

@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from galapagos_nao._checks import check_int, describe
-from galapagos_nao.network import Network, build, count_parameters
-from galapagos_nao.typing import CellKey
+from galapagos_nao.core.checks import check_int, describe
+from galapagos_nao.core.network import Network, build, count_parameters
+from galapagos_nao.core.typing import CellKey
 
 __all__ = [
     "LEVELS_SETTING",

@@ -5,7 +5,7 @@ it back into the population with ``gn.Selection.put_unevaluated(gn.Library.get(i
 
 A Library given a workspace is durable: :meth:`Library.put` returns once the
 network is committed to the workspace file, and a new session finds it there.
-``gn.Library`` uses the current workspace (:func:`galapagos_nao.workspace.get`);
+``gn.Library`` uses the current workspace (:func:`galapagos_nao.store.workspace.get`);
 ``Library()`` on its own keeps networks in memory only.
 """
 
@@ -15,18 +15,18 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from galapagos_nao import persistence
-from galapagos_nao._checks import describe
-from galapagos_nao.network import Network
-from galapagos_nao.persistence import CorruptFileError
-from galapagos_nao.workspace import Workspace
+from galapagos_nao.core.bindings import Viewable
+from galapagos_nao.core.checks import describe
+from galapagos_nao.core.network import Network
+from galapagos_nao.store import persistence
+from galapagos_nao.store.persistence import CorruptFileError
+from galapagos_nao.store.workspace import Workspace
 
 __all__ = ["Library"]
 
 
-class Library:
+class Library(Viewable):
     """Networks by id; ``gn.Library`` is the shared instance. Thread-safe.
 
     Args:
@@ -177,13 +177,3 @@ class Library:
 
     def __repr__(self) -> str:
         return f"Library({len(self)} networks)"
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        from galapagos_nao import display
-
-        display.library_pretty(self, p, cycle)
-
-    def _repr_html_(self) -> str:
-        from galapagos_nao import display
-
-        return display.library_html(self)

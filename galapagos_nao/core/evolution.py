@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from galapagos_nao import genome
-from galapagos_nao.typing import Genome, Layer
+from galapagos_nao.core import genome
+from galapagos_nao.core.typing import Genome, Layer
 
 __all__ = [
     "DEFAULT_LAYER_TYPES",
@@ -37,7 +37,7 @@ __all__ = [
     "spawn_offspring",
 ]
 
-#: Name of this module's section in :mod:`galapagos_nao.parameters`.
+#: Name of this module's section in :mod:`galapagos_nao.config.parameters`.
 PARAMETER_SECTION = "evolution"
 
 #: The seed's defaults: the types a replaced layer can become, with starting params.

@@ -1,6 +1,6 @@
 """What travels to a Ray worker for one candidate, and what runs there.
 
-The driver side is :mod:`galapagos_nao.ray_backend`. A task gets a
+The driver side is :mod:`galapagos_nao.run.ray.driver`. A task gets a
 :class:`TaskRequest` (the candidate with its parent record stripped of weights,
 the training settings, the user's layer types) plus refs to the run's data and
 to the parent's weights; it yields :data:`STARTED` first, then a
@@ -21,16 +21,18 @@ from typing import Any
 
 import torch
 
-from galapagos_nao import genome
-from galapagos_nao.datasets import Task
-from galapagos_nao.orchestration import Candidate, train_candidate
-from galapagos_nao.training import (
+from galapagos_nao.core import genome
+from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.training import (
     CandidateFailure,
     DeviceData,
     DeviceDataCache,
     TrainSettings,
+    never,
     resolve_device,
 )
+from galapagos_nao.run.records import Candidate
+from galapagos_nao.run.train import train_candidate
 
 __all__ = [
     "STARTED",
@@ -155,10 +157,6 @@ class _Collect(logging.Handler):
         self.records.append((record.name, record.levelno, record.getMessage()))
 
 
-def _never() -> bool:
-    return False
-
-
 #: CUDA_VISIBLE_DEVICES when this worker process first used a GPU. torch numbers
 #: devices by it for the life of the process, while Ray sets the variable anew for
 #: every task it gives a reused worker.
@@ -217,7 +215,7 @@ def run_candidate_task(request: TaskRequest, shared: list[Any]) -> Iterator[Any]
     root.propagate = False
     try:
         outcome = train_candidate(
-            candidate, data, settings, _never, time.monotonic() + request.timeout
+            candidate, data, settings, never, time.monotonic() + request.timeout
         )
     finally:
         root.removeHandler(collect)

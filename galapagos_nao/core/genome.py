@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from galapagos_nao._checks import describe
-from galapagos_nao.typing import Genome, Layer
+from galapagos_nao.core.checks import describe
+from galapagos_nao.core.typing import Genome, Layer
 
 __all__ = [
     "ACTIVATIONS",

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-if TYPE_CHECKING:
-    from galapagos_nao.orchestration import GenerationReport, Outcome, Run
+from galapagos_nao.run.loop import GenerationReport, Run, children_per_generation
+from galapagos_nao.run.records import Outcome
 
 __all__ = ["expected_candidates", "watch"]
 
@@ -58,12 +58,11 @@ class _Counter:
 def expected_candidates(run: Run) -> int:
     """Candidates the next generation breeds: one per parent, at least ``generation_size``.
 
-    The breeding rule of ``orchestration.breed``; the Selection's queue is only
-    consumed at the end of a generation, so during one this is exact unless
-    networks are queued meanwhile.
+    The Selection's queue is only consumed at the end of a generation, so
+    during one this is exact unless networks are queued meanwhile.
     """
     size = int(run.parameters.get("orchestration", "generation_size"))
-    return max(len(run.selection), size)
+    return children_per_generation(len(run.selection), size)
 
 
 def watch(run: Run, timeout: float | None = None, *, file: IO[str] | None = None) -> bool:

@@ -29,8 +29,8 @@ from typing import Any, BinaryIO
 
 import torch
 
-from galapagos_nao._checks import describe
-from galapagos_nao.network import Network, build
+from galapagos_nao.core.checks import describe
+from galapagos_nao.core.network import Network, build
 
 __all__ = [
     "FILE_SUFFIX",
@@ -47,10 +47,10 @@ __all__ = [
     "weights_digest",
 ]
 
-logger = logging.getLogger("galapagos_nao.persistence")
+logger = logging.getLogger("galapagos_nao.store.persistence")
 
 #: Value of the ``format`` metadata key in every network file.
-FORMAT = "galapagos_nao.network"
+FORMAT = "galapagos_nao.core.network"
 #: Version of the metadata layout; files of a newer version are refused.
 FORMAT_VERSION = 1
 #: Suffix of the files :func:`export_networks` writes and :func:`read_networks` reads.

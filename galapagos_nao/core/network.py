@@ -23,11 +23,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from galapagos_nao import genome
-from galapagos_nao._checks import check_int, describe
-from galapagos_nao.typing import Genome, Layer
+from galapagos_nao.core import genome
+from galapagos_nao.core.bindings import Viewable, bound
+from galapagos_nao.core.checks import check_int, describe
+from galapagos_nao.core.typing import Genome, Layer
 
-__all__ = ["MNIST_SHAPE", "Network", "build", "count_parameters", "inherit_weights", "seed_init"]
+__all__ = [
+    "MNIST_SHAPE",
+    "Network",
+    "build",
+    "count_parameters",
+    "fitness_or",
+    "inherit_weights",
+    "seed_init",
+]
 
 #: Input shape of MNIST images, the default task.
 MNIST_SHAPE: tuple[int, ...] = (1, 28, 28)
@@ -91,10 +100,10 @@ def seed_init(model: nn.Module, generator: torch.Generator) -> None:
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.Linear):
-                bound = 1.0 / math.sqrt(module.in_features)
-                module.weight.uniform_(-bound, bound, generator=generator)
+                limit = 1.0 / math.sqrt(module.in_features)
+                module.weight.uniform_(-limit, limit, generator=generator)
                 if module.bias is not None:
-                    module.bias.uniform_(-bound, bound, generator=generator)
+                    module.bias.uniform_(-limit, limit, generator=generator)
 
 
 def inherit_weights(
@@ -139,7 +148,7 @@ def _new_id() -> str:
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Network:
+class Network(Viewable):
     """An immutable record of one network: genome, metrics and trained weights.
 
     Create one from a genome with ``Network(layers)``; training returns new
@@ -221,20 +230,16 @@ class Network:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Writes genome, metrics and weights to one safetensors file; read it with ``gn.load``.
 
-        See :func:`galapagos_nao.persistence.save`.
+        See :func:`galapagos_nao.store.persistence.save`.
         """
-        from galapagos_nao import persistence  # persistence builds on this module
-
-        return persistence.save(self, path)
+        return Path(bound(type(self), "save")(self, path))
 
     def to_onnx(self, path: str | os.PathLike[str]) -> Path:
         """Exports the model to ONNX (needs the ``onnx`` extra).
 
-        See :func:`galapagos_nao.persistence.to_onnx`.
+        See :func:`galapagos_nao.store.persistence.to_onnx`.
         """
-        from galapagos_nao import persistence
-
-        return persistence.to_onnx(self, path)
+        return Path(bound(type(self), "to_onnx")(self, path))
 
     @cached_property
     def _inference_model(self) -> nn.Sequential:
@@ -263,12 +268,11 @@ class Network:
         accuracy = "None" if self.test_acc is None else f"{self.test_acc:.4f}"
         return f"Network(id={self.id!r}, layers={layers!r}, test_acc={accuracy})"
 
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        from galapagos_nao import display  # display builds on this module
 
-        display.network_pretty(self, p, cycle)
+def fitness_or(net: Network, missing: float) -> float:
+    """``net.fitness``, or ``missing`` for a network never evaluated.
 
-    def _repr_html_(self) -> str:
-        from galapagos_nao import display
-
-        return display.network_html(self)
+    Callers say what an unevaluated network is worth where they use it: the
+    archive ranks it below everything (``-inf``); the QD-score counts it as 0.
+    """
+    return missing if net.fitness is None else net.fitness

@@ -1,11 +1,13 @@
 """Rich IPython display: text (``_repr_pretty_``) and HTML (``_repr_html_``) views.
 
-``Network``, ``Selection``, ``Library`` and ``Run`` delegate their display hooks
-here, so their plain ``repr`` stays the seed's short one-liner while IPython and
-Jupyter show a table: a network's layers with output shapes and parameter
-counts, the archive's cells, the Library's snapshots, a run's progress and
-latest metrics. Inside a container (``gn.Selection.get_all()`` is a dict of
-networks) a network shows its one-line repr, as in the seed's session.
+``Network``, ``Selection``, ``Library`` and ``Run`` are
+:class:`~galapagos_nao.core.bindings.Viewable`: :func:`bind_views` (called by
+the package root) lends them the renderers below, so their plain ``repr``
+stays the seed's short one-liner while IPython and Jupyter show a table: a
+network's layers with output shapes and parameter counts, the archive's
+cells, the Library's snapshots, a run's progress and latest metrics. Inside a
+container (``gn.Selection.get_all()`` is a dict of networks) a network shows
+its one-line repr, as in the seed's session.
 """
 
 from __future__ import annotations
@@ -14,19 +16,19 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from galapagos_nao import genome
-from galapagos_nao.history import ArchiveStats
-
-if TYPE_CHECKING:
-    from galapagos_nao.library import Library
-    from galapagos_nao.network import Network
-    from galapagos_nao.orchestration import Run
-    from galapagos_nao.selection import Selection
+from galapagos_nao.archive.history import ArchiveStats
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.core import genome
+from galapagos_nao.core.bindings import bind
+from galapagos_nao.core.network import Network
+from galapagos_nao.run.loop import Run
+from galapagos_nao.store.library import Library
 
 __all__ = [
     "LayerRow",
+    "bind_views",
     "layer_rows",
     "library_html",
     "library_pretty",
@@ -309,3 +311,15 @@ def run_html(run: Run) -> str:
     if status.generations is not None:
         bar = f'<progress value="{status.generation}" max="{status.generations}"></progress>'
     return _html_block("Run", _run_lines(run), bar)
+
+
+def bind_views() -> None:
+    """Lends the text and HTML renderers above to the classes they draw."""
+    for cls, pretty, html_view in (
+        (Network, network_pretty, network_html),
+        (Selection, selection_pretty, selection_html),
+        (Library, library_pretty, library_html),
+        (Run, run_pretty, run_html),
+    ):
+        bind(cls, "pretty", pretty)
+        bind(cls, "html", html_view)

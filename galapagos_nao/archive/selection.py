@@ -8,7 +8,7 @@ current elites together with the newcomers, so a change of ``complexity_levels``
 or of the complexity range keeps every elite that still wins its level.
 
 The axes are the behaviour measures named in Parameters (``selection.measures``,
-``["layers"]`` by default: the seed's complexity; see :mod:`~galapagos_nao.measures`).
+``["layers"]`` by default: the seed's complexity; see :mod:`~galapagos_nao.core.measures`).
 Cells are int levels for one measure and tuples of levels for several. After every
 generation the archive's metrics and changes go to its :meth:`Selection.history`.
 """
@@ -19,18 +19,31 @@ import enum
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from galapagos_nao import measures
-from galapagos_nao._checks import check_int, describe
-from galapagos_nao.history import ArchiveStats, History, HistoryEntry, archive_stats, cell_changes
-from galapagos_nao.measures import Grid
-from galapagos_nao.network import Network
-from galapagos_nao.parameters import Parameters
-from galapagos_nao.typing import CellKey
+from galapagos_nao.archive.history import (
+    ArchiveStats,
+    History,
+    HistoryEntry,
+    archive_stats,
+    cell_changes,
+)
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import measures
+from galapagos_nao.core.bindings import Viewable
+from galapagos_nao.core.checks import check_int, describe
+from galapagos_nao.core.measures import Grid
+from galapagos_nao.core.network import Network, fitness_or
+from galapagos_nao.core.typing import CellKey
 
-if TYPE_CHECKING:
-    from galapagos_nao.orchestration import Run
+
+class RunClaim(Protocol):
+    """What the archive needs of the run that evolves it: whether it has ended."""
+
+    def done(self) -> bool:
+        """True once the run has ended."""
+        ...
+
 
 __all__ = ["AddStatus", "Change", "Selection"]
 
@@ -58,8 +71,9 @@ class Change:
     new: Network
 
 
-def _fitness(net: Network) -> float:
-    return float("-inf") if net.fitness is None else net.fitness
+def _rank(net: Network) -> float:
+    # An unevaluated network loses to any evaluated one.
+    return fitness_or(net, float("-inf"))
 
 
 def _check_network(name: str, net: Any) -> Network:
@@ -90,31 +104,28 @@ def _sorted_cells(cells: dict[Any, Network]) -> dict[Any, Network]:
     return dict(sorted(cells.items(), key=_cell_order))
 
 
-class Selection:
+class Selection(Viewable):
     """Elites by level plus a queue of networks waiting for the next generation.
 
     ``gn.Selection`` is the shared instance; make your own for an isolated run.
     Every operation is atomic under an internal lock and readers get snapshots.
 
     Args:
-        parameters: Where ``complexity_levels`` is read; the shared
-            ``gn.Parameters`` when None.
+        parameters: Where ``complexity_levels`` is read; a fresh
+            :class:`Parameters` of its own when None (``gn.Selection`` is made
+            with the shared ``gn.Parameters``).
     """
 
     #: Name of this object's section in Parameters (``gn.Parameters.put(gn.Selection, …)``).
     PARAMETER_SECTION = "selection"
 
     def __init__(self, *, parameters: Parameters | None = None) -> None:
-        if parameters is None:
-            from galapagos_nao import Parameters as shared_parameters
-
-            parameters = shared_parameters
-        self._parameters = parameters
+        self._parameters = Parameters() if parameters is None else parameters
         self._lock = threading.RLock()
         self._elites: dict[Any, Network] = {}  # CellKey -> elite
         self._queue: dict[int, Network] = {}  # negative keys, as in the seed
         self._next_queue_key = -1
-        self._run: Run | None = None
+        self._run: RunClaim | None = None
         self._grid: Grid | None = None  # as the last select drew it
         self._history = History()
 
@@ -172,7 +183,7 @@ class Selection:
             )
         with self._lock:
             old = self._elites.get(level)
-            if old is not None and _fitness(old) >= _fitness(net):
+            if old is not None and _rank(old) >= _rank(net):
                 return AddStatus.NOT_ADDED
             self._elites[level] = net
             return AddStatus.NEW if old is None else AddStatus.IMPROVE_EXISTING
@@ -262,7 +273,7 @@ class Selection:
             grid, cells = measures.bin_networks(pool, names, levels)
             best: dict[Any, Network] = {}
             for net, cell in zip(pool, cells, strict=True):
-                if cell not in best or _fitness(net) > _fitness(best[cell]):
+                if cell not in best or _rank(net) > _rank(best[cell]):
                     best[cell] = net
             self._elites = _sorted_cells(best)
             self._grid = grid
@@ -368,7 +379,7 @@ class Selection:
 
     # -- run ownership -------------------------------------------------------
 
-    def _claim(self, run: Run) -> None:
+    def claim(self, run: RunClaim) -> None:
         """Marks ``run`` as this archive's run; raises if another is still running."""
         with self._lock:
             if self._run is not None and self._run is not run and not self._run.done():
@@ -379,22 +390,12 @@ class Selection:
             self._run = run
 
     @property
-    def run(self) -> Run | None:
+    def run(self) -> RunClaim | None:
         """The run that last evolved this archive, if any."""
         with self._lock:
             return self._run
 
     def __repr__(self) -> str:
         with self._lock:
-            levels = {k: round(_fitness(v), 4) for k, v in _sorted_cells(self._elites).items()}
+            levels = {k: round(_rank(v), 4) for k, v in _sorted_cells(self._elites).items()}
             return f"Selection(elites={levels}, queued={len(self._queue)})"
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        from galapagos_nao import display
-
-        display.selection_pretty(self, p, cycle)
-
-    def _repr_html_(self) -> str:
-        from galapagos_nao import display
-
-        return display.selection_html(self)

@@ -12,16 +12,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from galapagos_nao._checks import describe
-from galapagos_nao.network import Network
-from galapagos_nao.typing import CellKey
+from galapagos_nao.core.checks import describe
+from galapagos_nao.core.network import Network, fitness_or
+from galapagos_nao.core.typing import CellKey
 
-if TYPE_CHECKING:
-    from galapagos_nao.orchestration import GenerationReport, Run
-
-__all__ = ["ArchiveStats", "CellChange", "History", "HistoryEntry", "archive_stats", "history_hook"]
+__all__ = ["ArchiveStats", "CellChange", "History", "HistoryEntry", "archive_stats"]
 
 
 @dataclass(frozen=True)
@@ -123,8 +120,9 @@ def _cell_key(cell: Any) -> CellKey:
     return tuple(cell) if isinstance(cell, list) else cell
 
 
-def _fitness(net: Network) -> float:
-    return 0.0 if net.fitness is None else net.fitness
+def _score(net: Network) -> float:
+    # An unevaluated elite adds nothing to the QD-score.
+    return fitness_or(net, 0.0)
 
 
 def archive_stats(
@@ -148,8 +146,8 @@ def archive_stats(
         seconds: Its wall time.
         elapsed: Wall time of all generations so far.
     """
-    fitness = [_fitness(net) for net in elites.values()]
-    best = max(elites.values(), key=_fitness, default=None)
+    fitness = [_score(net) for net in elites.values()]
+    best = max(elites.values(), key=_score, default=None)
     return ArchiveStats(
         generation=generation,
         filled=len(fitness),
@@ -237,22 +235,3 @@ class History:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
-
-
-def history_hook(run: Run) -> Any:
-    """A generation hook that records each generation in the run's Selection.
-
-    Registered in ``orchestration.default_hook_factories`` so every run feeds
-    its archive's history.
-    """
-
-    def record(report: GenerationReport) -> None:
-        run.selection.record_generation(
-            report.generation,
-            report.changes,
-            evaluated=report.evaluated,
-            failed=report.failed,
-            seconds=report.seconds,
-        )
-
-    return record

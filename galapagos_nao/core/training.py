@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from galapagos_nao import genome
-from galapagos_nao.datasets import Task
-from galapagos_nao.genome import SeededDropout
-from galapagos_nao.network import build, count_parameters, inherit_weights, seed_init
-from galapagos_nao.typing import Genome
+from galapagos_nao.core import genome
+from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.genome import SeededDropout
+from galapagos_nao.core.network import build, count_parameters, inherit_weights, seed_init
+from galapagos_nao.core.typing import Genome
 
 __all__ = [
     "PARAMETER_SECTION",
@@ -42,13 +42,14 @@ __all__ = [
     "batch_size_for",
     "estimated_macs",
     "fit",
+    "never",
     "resolve_device",
 ]
 
-#: Name of this module's section in :mod:`galapagos_nao.parameters`.
+#: Name of this module's section in :mod:`galapagos_nao.config.parameters`.
 PARAMETER_SECTION = "training"
 
-logger = logging.getLogger("galapagos_nao.training")
+logger = logging.getLogger("galapagos_nao.core.training")
 
 #: Samples per forward pass when measuring accuracy (no gradients, so large is cheap).
 EVAL_BATCH = 8192
@@ -305,7 +306,8 @@ def _attach_generator(model: nn.Module, generator: torch.Generator) -> None:
             module.generator = generator
 
 
-def _never() -> bool:
+def never() -> bool:
+    """A ``should_stop`` that never asks to stop."""
     return False
 
 
@@ -317,13 +319,13 @@ def fit(
     seed: int,
     parent_weights: Mapping[str, torch.Tensor] | None = None,
     origins: Sequence[int | None] | None = None,
-    should_stop: Callable[[], bool] = _never,
+    should_stop: Callable[[], bool] = never,
     deadline: float | None = None,
 ) -> FitResult:
     """Trains one genome and measures it.
 
     Args:
-        layers: The genome (validated by :func:`~galapagos_nao.network.build`).
+        layers: The genome (validated by :func:`~galapagos_nao.core.network.build`).
         data: The task's splits on the training device.
         settings: Training settings.
         seed: Seeds init, shuffling and dropout, so the same seed trains the same.

@@ -1,0 +1,427 @@
+"""The public way to run evolution: a :class:`Session` of shared objects and its ``evolve``.
+
+``galapagos_nao/__init__.py`` makes one Session from the shared ``gn.Parameters``,
+``gn.Selection`` and ``gn.Library``; ``gn.evolve``, ``gn.evolve_continual`` and
+``gn.lineage`` are its methods. Every run, new or resumed, is prepared by one
+path (:meth:`Session._launch`): check the arguments, assemble the hooks, claim
+the archive, and only then change the archive and settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from galapagos_nao.archive.lineage import LineageRegistry, lineage
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core.checks import check_int, describe
+from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.network import Network
+from galapagos_nao.run.checkpoint import Checkpointer, generator_from_state, loadable_parameters
+from galapagos_nao.run.hooks import default_hooks
+from galapagos_nao.run.loop import CandidateHook, GenerationHook, Run
+from galapagos_nao.run.records import Evaluator
+from galapagos_nao.store.library import Library
+from galapagos_nao.store.workspace import Checkpoint, Workspace, WorkspaceCorrupt
+
+__all__ = ["Session", "initial_networks"]
+
+logger = logging.getLogger("galapagos_nao.run.api")
+
+
+def initial_networks(net_or_nets: Any) -> list[Network]:
+    """Networks from a Network, a genome, or a list of either; validated before anything changes.
+
+    Raises:
+        ValueError: naming the argument (and the list index) that is not one.
+    """
+    if isinstance(net_or_nets, Network):
+        return [net_or_nets]
+    is_genome = isinstance(net_or_nets, (list, tuple)) and (
+        not net_or_nets
+        or (isinstance(net_or_nets[0], (tuple, list)) and isinstance(net_or_nets[0][0], str))
+    )
+    if is_genome:
+        return [Network(net_or_nets)]
+    if isinstance(net_or_nets, (list, tuple)):
+        nets = []
+        for index, item in enumerate(net_or_nets):
+            try:
+                nets.append(item if isinstance(item, Network) else Network(item))
+            except ValueError as error:
+                raise ValueError(f"net_or_nets[{index}]: {error}") from None
+        return nets
+    raise ValueError(
+        f"net_or_nets must be a Network, a genome or a list of them, got {describe(net_or_nets)}"
+    )
+
+
+def _checked_hooks(name: str, hooks: Iterable[Any]) -> list[Any]:
+    if isinstance(hooks, (str, bytes)) or not isinstance(hooks, Iterable):
+        raise ValueError(f"{name} must be a list of callables, got {describe(hooks)}")
+    checked = list(hooks)
+    for index, hook in enumerate(checked):
+        if not callable(hook):
+            raise ValueError(f"{name}[{index}] must be callable, got {describe(hook)}")
+    return checked
+
+
+class Session:
+    """The objects a REPL session shares, and the one way runs of them start.
+
+    Args:
+        parameters: The shared settings (``gn.Parameters``).
+        selection: The shared archive (``gn.Selection``); it defaults every call.
+        library: The shared snapshots (``gn.Library``), searched by :meth:`lineage`.
+        workspace: Returns the workspace that checkpoints runs of ``selection``
+            (``gn.workspace.get``), or None to checkpoint nothing by default.
+
+    Attributes:
+        lineage_registry: Every parent and elite the session's runs saw, without weights.
+    """
+
+    def __init__(
+        self,
+        *,
+        parameters: Parameters,
+        selection: Selection,
+        library: Library,
+        workspace: Callable[[], Workspace] | None = None,
+    ) -> None:
+        self.parameters = parameters
+        self.selection = selection
+        self.library = library
+        self.lineage_registry = LineageRegistry()
+        self._workspace = workspace
+        self._lock = threading.Lock()
+        self._tracked: weakref.WeakKeyDictionary[Selection, Workspace] = weakref.WeakKeyDictionary()
+
+    # -- where runs checkpoint -----------------------------------------------------
+
+    def track(self, selection: Selection, into: Workspace | None) -> None:
+        """Checkpoints every later run of ``selection`` into ``into`` (None stops tracking it).
+
+        Raises:
+            ValueError: if ``selection`` is not a Selection or ``into`` not a Workspace.
+        """
+        if not isinstance(selection, Selection):
+            raise ValueError(f"selection must be a Selection, got {describe(selection)}")
+        if into is not None and not isinstance(into, Workspace):
+            raise ValueError(f"into must be a Workspace or None, got {describe(into)}")
+        with self._lock:
+            if into is None:
+                self._tracked.pop(selection, None)
+            else:
+                self._tracked[selection] = into
+
+    def tracking_workspace(self, selection: Selection) -> Workspace | None:
+        """The workspace ``selection``'s runs checkpoint into, or None for an untracked one.
+
+        The session's own Selection uses the current workspace, opening the default one.
+        """
+        with self._lock:
+            found = self._tracked.get(selection)
+        if found is not None:
+            return found
+        if selection is self.selection and self._workspace is not None:
+            return self._workspace()
+        return None
+
+    # -- starting runs -------------------------------------------------------------
+
+    def evolve(
+        self,
+        net_or_nets: Any,
+        generations: int,
+        task: Task | None = None,
+        *,
+        selection: Selection | None = None,
+        parameters: Parameters | None = None,
+        seed: int | None = None,
+        evaluator: Evaluator | None = None,
+        hooks: Iterable[GenerationHook] = (),
+        candidate_hooks: Iterable[CandidateHook] = (),
+    ) -> Run:
+        """Evolves for ``generations`` generations on a background thread.
+
+        Args:
+            net_or_nets: A Network, a genome, or a list of them, queued as the
+                starting population; None continues from what the Selection holds.
+            generations: How many generations to run (≥ 1).
+            task: The data; full MNIST (see ``datasets.mnist``) when None.
+            selection: The archive to evolve; the shared ``gn.Selection`` when None.
+            parameters: Settings; the Selection's (``gn.Parameters``) when None.
+            seed: Seeds the run's generator; ``training.seed`` when None.
+            evaluator: Trains candidates; chosen from Parameters when None.
+            hooks: Called with each generation's report after the default hooks
+                (history, lineage, checkpoint), from generation 0 on.
+            candidate_hooks: Called with each candidate's outcome as it completes.
+
+        Returns:
+            The :class:`Run`, already started.
+
+        Raises:
+            ValueError: for bad arguments (nothing is queued then).
+            RuntimeError: if the Selection already has a run in progress.
+        """
+        check_int("generations", generations, minimum=1)
+        return self._start_new(
+            net_or_nets,
+            generations,
+            task,
+            selection,
+            parameters,
+            seed,
+            evaluator,
+            (hooks, candidate_hooks),
+        )
+
+    def evolve_continual(
+        self,
+        net: Any = None,
+        task: Task | None = None,
+        *,
+        selection: Selection | None = None,
+        parameters: Parameters | None = None,
+        seed: int | None = None,
+        evaluator: Evaluator | None = None,
+        hooks: Iterable[GenerationHook] = (),
+        candidate_hooks: Iterable[CandidateHook] = (),
+        resume: bool = False,
+    ) -> Run:
+        """Evolves until stopped (``run.stop()``); arguments as for :meth:`evolve`.
+
+        With ``resume=True`` it continues the workspace's last run from its last
+        completed generation, with that generation's archive, Parameters and
+        generator state (see :meth:`resume`); ``net`` and ``seed`` must then be None.
+
+        Raises:
+            ValueError: for bad arguments, or ``resume=True`` with ``net`` or ``seed``.
+        """
+        if resume is not False:
+            if resume is not True:
+                raise ValueError(f"resume must be True or False, got {describe(resume)}")
+            if net is not None or seed is not None:
+                raise ValueError(
+                    "resume=True conflicts with net and seed: "
+                    "a resumed run continues its checkpoint"
+                )
+            return self.resume(
+                task,
+                selection=selection,
+                parameters=parameters,
+                evaluator=evaluator,
+                hooks=hooks,
+                candidate_hooks=candidate_hooks,
+            )
+        return self._start_new(
+            net, None, task, selection, parameters, seed, evaluator, (hooks, candidate_hooks)
+        )
+
+    def resume(
+        self,
+        task: Task | None = None,
+        *,
+        selection: Selection | None = None,
+        parameters: Parameters | None = None,
+        evaluator: Evaluator | None = None,
+        hooks: Iterable[GenerationHook] = (),
+        candidate_hooks: Iterable[CandidateHook] = (),
+    ) -> Run:
+        """Continues the workspace's last run from its last completed generation.
+
+        The Selection gets that generation's elites and queue, the Parameters its
+        settings, and the run its generator, then evolves until stopped; later
+        checkpoints go to the same run. Nothing changes if anything is missing.
+
+        Args:
+            task: The data (the workspace does not store it); full MNIST when None.
+            selection: The archive to restore into; ``gn.Selection`` when None.
+            parameters: The settings to restore; the Selection's when None.
+            evaluator: Trains candidates; chosen from Parameters when None.
+            hooks: As for :meth:`evolve`.
+            candidate_hooks: As for :meth:`evolve`.
+
+        Raises:
+            ValueError: if the Selection has no workspace or it holds no run to resume.
+            WorkspaceCorrupt: naming the file and the damaged entries of the checkpoint.
+            RuntimeError: if the Selection already has a run in progress.
+        """
+        selection = self.selection if selection is None else selection
+        into = self.tracking_workspace(selection)
+        if into is None:
+            raise ValueError(
+                "resume: this Selection has no workspace; "
+                "call gn.continual.track(selection, workspace)"
+            )
+        checkpoint = into.checkpoint()
+        if checkpoint is None:
+            raise ValueError(
+                f"resume: {into.path} holds no run with a completed generation to resume"
+            )
+        if checkpoint.problems:
+            raise WorkspaceCorrupt("; ".join(checkpoint.problems))
+        rng = generator_from_state(checkpoint.rng_state)
+        settings = loadable_parameters(checkpoint.parameters)
+        seed = next(info.seed for info in into.runs() if info.id == checkpoint.run_id)
+
+        def restore(run: Run) -> None:
+            run.parameters.load(settings)
+            selection.restore(dict(checkpoint.elites), dict(checkpoint.queue))
+            rows = into.history(checkpoint.run_id)
+            selection.restore_history([row["archive"] for row in rows if row["archive"]])
+            logger.info(
+                "Resuming run %d of %s after generation %d",
+                checkpoint.run_id,
+                into.path,
+                checkpoint.generation,
+            )
+
+        return self._launch(
+            generations=None,
+            task=task,
+            selection=selection,
+            parameters=parameters,
+            seed=seed,
+            evaluator=evaluator,
+            hooks=(hooks, candidate_hooks),
+            resume_from=checkpoint,
+            rng=rng,
+            change_state=restore,
+        )
+
+    def _start_new(
+        self,
+        net_or_nets: Any,
+        generations: int | None,
+        task: Task | None,
+        selection: Selection | None,
+        parameters: Parameters | None,
+        seed: int | None,
+        evaluator: Evaluator | None,
+        hooks: tuple[Iterable[GenerationHook], Iterable[CandidateHook]],
+    ) -> Run:
+        selection = self.selection if selection is None else selection
+        nets = [] if net_or_nets is None else initial_networks(net_or_nets)
+        if not nets and not len(selection):
+            raise ValueError(
+                "net_or_nets is None and the Selection is empty: give a network to start from"
+            )
+
+        def queue(run: Run) -> None:
+            for net in nets:
+                selection.put_unevaluated(net)
+
+        return self._launch(
+            generations=generations,
+            task=task,
+            selection=selection,
+            parameters=parameters,
+            seed=seed,
+            evaluator=evaluator,
+            hooks=hooks,
+            change_state=queue,
+        )
+
+    def _launch(
+        self,
+        *,
+        generations: int | None,
+        task: Task | None,
+        selection: Selection,
+        parameters: Parameters | None,
+        seed: int | None,
+        evaluator: Evaluator | None,
+        hooks: tuple[Iterable[GenerationHook], Iterable[CandidateHook]],
+        change_state: Callable[[Run], None],
+        resume_from: Checkpoint | None = None,
+        rng: Any = None,
+    ) -> Run:
+        """The one preparation path: check, make the run with its hooks, claim, change, start."""
+        if task is not None and not isinstance(task, Task):
+            raise ValueError(f"task must be a datasets.Task or None, got {describe(task)}")
+        if seed is not None:
+            check_int("seed", seed, minimum=0)
+        caller_hooks = _checked_hooks("hooks", hooks[0])
+        caller_candidate_hooks = _checked_hooks("candidate_hooks", hooks[1])
+        run_hooks = default_hooks(
+            lineage=self.lineage_registry,
+            checkpoint_into=self.tracking_workspace(selection),
+            seed=seed,
+        )
+        if resume_from is not None:
+            for hook in run_hooks:
+                if isinstance(hook, Checkpointer):
+                    hook.continue_run(resume_from)
+        run = Run(
+            generations=generations,
+            task=task,
+            selection=selection,
+            parameters=selection.parameters if parameters is None else parameters,
+            evaluator=evaluator,
+            seed=seed,
+            generation_offset=0 if resume_from is None else resume_from.generation + 1,
+            rng=rng,
+            hooks=[*run_hooks, *caller_hooks],
+            candidate_hooks=caller_candidate_hooks,
+        )
+        selection.claim(run)  # fails here, before anything changes, if another run is live
+        change_state(run)
+        return run.start()
+
+    # -- ancestry --------------------------------------------------------------------
+
+    def lineage(
+        self,
+        net: Network | str,
+        *,
+        selection: Selection | None = None,
+        library: Library | None = None,
+    ) -> list[Network]:
+        """The chain of networks from ``net`` back to the seed it descends from.
+
+        Args:
+            net: A Network, or the id of one the Selection, the Library or a run knows.
+            selection: Searched for ids; the shared ``gn.Selection`` when None.
+            library: Searched for ids; the shared ``gn.Library`` when None.
+
+        Returns:
+            ``[net, parent, grandparent, …, seed]``. Records from the runs' registry
+            have no weights; fetch the full network from the Library if you kept it.
+            If an ancestor is unknown (bred in another session), the chain stops at
+            the last known one, whose ``parent_id`` is then not None.
+
+        Raises:
+            ValueError: if ``net`` is neither a Network nor a str.
+            KeyError: naming the id when ``net`` is an id nothing knows.
+        """
+        find = self._finder(
+            self.selection if selection is None else selection,
+            self.library if library is None else library,
+        )
+        if isinstance(net, str):
+            found = find(net)
+            if found is None:
+                raise KeyError(
+                    f"no network with id {net!r} in the Selection, the Library or any run"
+                )
+            net = found
+        elif not isinstance(net, Network):
+            raise ValueError(f"net must be a Network or an id, got {describe(net)}")
+        return lineage(net, find)
+
+    def _finder(self, selection: Selection, library: Library) -> Callable[[str], Network | None]:
+        def find(net_id: str) -> Network | None:
+            found = self.lineage_registry.get(net_id)
+            if found is not None:
+                return found
+            for net in selection.get_all().values():
+                if net.id == net_id:
+                    return net
+            return library.get_all().get(net_id)
+
+        return find

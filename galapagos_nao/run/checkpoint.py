@@ -1,0 +1,147 @@
+"""Runs that survive restarts: the checkpoint hook and what resuming needs to restore.
+
+A :class:`Checkpointer` writes one checkpoint per completed generation into its
+workspace, in one transaction: the elites and the queue, the Parameters in
+force, the run generator's state and the generation's history row. Resuming
+(:meth:`galapagos_nao.run.api.Session.resume`) reads the last one back with
+:func:`generator_from_state` and :func:`loadable_parameters`, so a seeded run
+that was interrupted reaches the same archive as one that was not.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from galapagos_nao.config.parameters import SETTINGS
+from galapagos_nao.core.network import Network
+from galapagos_nao.run.loop import GenerationReport
+from galapagos_nao.store import persistence
+from galapagos_nao.store.workspace import Checkpoint, Workspace
+
+__all__ = ["Checkpointer", "generator_from_state", "loadable_parameters"]
+
+logger = logging.getLogger("galapagos_nao.run.checkpoint")
+
+#: Bit generators a checkpoint may name; anything else is refused rather than looked up.
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+class Checkpointer:
+    """The generation hook that writes a run's checkpoint (see ``hooks.default_hooks``).
+
+    A failed write is logged and retried in full at the next generation: the
+    run goes on, and the workspace keeps the last checkpoint that committed.
+
+    Attributes:
+        workspace: Where it writes.
+        run_id: The run's id in the workspace (None until the first checkpoint).
+        seed: Recorded with a new run.
+        error: The last write failure, or None.
+    """
+
+    def __init__(self, into: Workspace, seed: int | None = None) -> None:
+        self.workspace = into
+        self.run_id: int | None = None
+        self.seed = seed
+        self.error: BaseException | None = None
+        # Networks already stored, by id, held weakly: an elite is encoded once, not per generation.
+        self._stored: dict[str, weakref.ref[Network]] = {}
+
+    def continue_run(self, checkpoint: Checkpoint) -> None:
+        """Writes later generations into the run ``checkpoint`` belongs to."""
+        self.run_id = checkpoint.run_id
+        nets = [*checkpoint.elites.values(), *checkpoint.queue.values()]
+        self._stored = {net.id: weakref.ref(net) for net in nets}
+
+    def __call__(self, report: GenerationReport) -> None:
+        """Checkpoints the generation ``report`` closes."""
+        try:
+            self._write(report)
+            self.error = None
+        except Exception as error:  # a failed checkpoint must not end the run
+            self.error = error
+            self._stored = {}
+            logger.error("Checkpoint of generation %d not written: %s", report.generation, error)
+
+    def _write(self, report: GenerationReport) -> None:
+        run = report.run
+        elites = dict(report.elites)
+        queue = run.selection.queued()
+        nets = [*elites.values(), *queue.values()]
+        blobs = {net.id: persistence.to_bytes(net) for net in nets if not self._is_stored(net)}
+        rng = run.rng
+        best = {cell: [net.val_acc, net.test_acc] for cell, net in elites.items()}
+        # The history hook runs before this one: its latest entry is this generation's.
+        archive_history = run.selection.history()
+        self.run_id = self.workspace.write_checkpoint(
+            self.run_id,
+            report.generation,
+            elites={cell: net.id for cell, net in elites.items()},
+            queue={key: net.id for key, net in queue.items()},
+            blobs=blobs,
+            parameters=run.parameters.snapshot(),
+            rng_state={} if rng is None else rng.bit_generator.state,
+            history={
+                "started": report.started,
+                "seconds": report.seconds,
+                "evaluated": report.evaluated,
+                "failed": report.failed,
+                "best": best,
+                "archive": archive_history[-1].as_dict() if archive_history else None,
+            },
+            seed=self.seed,
+        )
+        # The commit dropped every network this run no longer refers to.
+        self._stored = {net.id: weakref.ref(net) for net in nets}
+
+    def _is_stored(self, net: Network) -> bool:
+        ref = self._stored.get(net.id)
+        return ref is not None and ref() is net
+
+
+def generator_from_state(state: Mapping[str, Any]) -> np.random.Generator:
+    """A numpy Generator in exactly the state ``bit_generator.state`` recorded.
+
+    Raises:
+        ValueError: naming the bit generator or the state when it cannot be restored.
+    """
+    name = state.get("bit_generator") if isinstance(state, Mapping) else None
+    if name not in _BIT_GENERATORS:
+        raise ValueError(
+            f"rng_state: unknown bit generator {name!r}; known: {list(_BIT_GENERATORS)}"
+        )
+    bit_generator = getattr(np.random, name)()
+    restored = dict(state)
+    if name == "MT19937":
+        inner = dict(restored["state"])
+        inner["key"] = np.asarray(inner["key"], dtype=np.uint32)
+        restored["state"] = inner
+    try:
+        bit_generator.state = restored
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"rng_state: cannot restore {name} state: {error}") from None
+    return np.random.Generator(bit_generator)
+
+
+def loadable_parameters(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The checkpointed settings this version knows and accepts; others are logged and skipped."""
+    kept: dict[str, dict[str, Any]] = {}
+    for section, section_values in values.items():
+        settings = SETTINGS.get(section)
+        if settings is None or not isinstance(section_values, Mapping):
+            logger.warning("Resume: skipping unknown parameter section %r", section)
+            continue
+        for key, value in section_values.items():
+            if key not in settings:
+                logger.warning("Resume: skipping unknown setting %s.%s", section, key)
+                continue
+            try:
+                kept.setdefault(section, {})[key] = settings[key].check(f"{section}.{key}", value)
+            except ValueError as error:
+                logger.warning("Resume: keeping the default of %s.%s: %s", section, key, error)
+    return kept

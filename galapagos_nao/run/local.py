@@ -1,0 +1,93 @@
+"""The local evaluator: candidates train on threads of this process, on the CPU or local GPUs."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from galapagos_nao.core.training import TrainSettings
+from galapagos_nao.run.devices import assign_devices, longest_first, plan_workers, training_devices
+from galapagos_nao.run.records import Candidate, EvaluationJob, Outcome
+from galapagos_nao.run.train import failed_outcome, train_candidate
+
+__all__ = ["LocalEvaluator"]
+
+
+class LocalEvaluator:
+    """Trains candidates on threads of this process, on the CPU or local GPUs."""
+
+    def __init__(self) -> None:
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool_shape: tuple[int, int] | None = None
+        self._local = threading.local()
+
+    def _executor(self, workers: int, threads: int) -> concurrent.futures.ThreadPoolExecutor:
+        if self._pool is None or self._pool_shape != (workers, threads):
+            self.close()
+            # set_num_threads inside each worker: torch's intra-op pool size is per thread.
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=workers,
+                thread_name_prefix="gn-worker",
+                initializer=torch.set_num_threads,
+                initargs=(threads,),
+            )
+            self._pool_shape = (workers, threads)
+        return self._pool
+
+    def evaluate(self, candidates: Sequence[Candidate], job: EvaluationJob) -> Iterator[Outcome]:
+        """Trains the candidates concurrently and yields outcomes as they finish."""
+        settings = TrainSettings.from_parameters(job.snapshot)
+        orchestration = job.snapshot["orchestration"]
+        devices = training_devices(settings.device)
+        workers, threads = plan_workers(
+            len(candidates), devices, orchestration["workers"], orchestration["threads_per_worker"]
+        )
+        pool = self._executor(workers, threads)
+        timeout = float(orchestration["timeout"])
+        scheduled = longest_first(candidates, assign_devices(candidates, devices), job.task)
+        futures = [
+            pool.submit(self._train, c, device, settings, job, timeout) for c, device in scheduled
+        ]
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
+
+    def _train(
+        self,
+        candidate: Candidate,
+        device: torch.device,
+        settings: TrainSettings,
+        job: EvaluationJob,
+        timeout: float,
+    ) -> Outcome:
+        started = time.monotonic()
+        if job.stop_event.is_set():
+            return Outcome(candidate, stopped=True)
+        try:
+            data = job.data_cache.get(job.task, device, settings.validation_fraction)
+            with self._stream(device):
+                return train_candidate(
+                    candidate, data, settings, job.stop_event.is_set, started + timeout
+                )
+        except Exception as error:  # a failing candidate never stops the run
+            return failed_outcome(candidate, error, time.monotonic() - started)
+
+    def _stream(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+        # One CUDA stream per worker thread lets candidates on one GPU overlap.
+        if device.type != "cuda":
+            return contextlib.nullcontext()
+        streams = self._local.__dict__.setdefault("streams", {})
+        if device not in streams:
+            streams[device] = torch.cuda.Stream(device)
+        return torch.cuda.stream(streams[device])
+
+    def close(self) -> None:
+        """Shuts the worker threads down."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,385 @@
+"""The generation loop: a :class:`Run` evolves a Selection on a background thread.
+
+Each generation reads one Parameters snapshot, breeds children from every
+network in the Selection (elites plus the unevaluated queue; a lone parent is
+cloned ``generation_size`` times first), trains them through an evaluator, and
+lets the Selection keep the fittest per cell. The run's hooks (``Run.hooks``,
+given when it is made; see :mod:`galapagos_nao.run.hooks`) see a
+:class:`GenerationReport` after each generation; logs go to the
+``galapagos_nao`` logger only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from galapagos_nao.archive.selection import Change, Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import evolution
+from galapagos_nao.core.bindings import Viewable, bound
+from galapagos_nao.core.datasets import Task, default_task
+from galapagos_nao.core.network import Network
+from galapagos_nao.core.training import DeviceDataCache
+from galapagos_nao.run.local import LocalEvaluator
+from galapagos_nao.run.records import Candidate, EvaluationJob, Evaluator, Outcome
+
+__all__ = [
+    "CandidateHook",
+    "GenerationHook",
+    "GenerationReport",
+    "Run",
+    "RunStatus",
+    "breed",
+    "children_per_generation",
+    "make_evaluator",
+]
+
+logger = logging.getLogger("galapagos_nao")
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    """What one generation did; passed to every hook.
+
+    Attributes:
+        run: The run.
+        generation: Its index (0-based).
+        snapshot: The Parameters snapshot it used.
+        outcomes: Every candidate's outcome, in candidate order.
+        changes: Cells whose elite changed.
+        elites: The archive after selection.
+        started: ``time.time()`` at its start.
+        seconds: Its wall time.
+        train_seconds: Summed time candidates spent training and evaluating.
+    """
+
+    run: Run
+    generation: int
+    snapshot: Mapping[str, Mapping[str, Any]]
+    outcomes: tuple[Outcome, ...]
+    changes: tuple[Change, ...]
+    elites: Mapping[int, Network]
+    started: float
+    seconds: float
+    train_seconds: float
+
+    @property
+    def evaluated(self) -> int:
+        """Candidates trained successfully."""
+        return sum(o.network is not None for o in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        """Candidates dropped for a failure (not counting those stopped)."""
+        return sum(o.failure is not None for o in self.outcomes)
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """A run's progress at one moment."""
+
+    state: str  #: starting, running, stopping, finished, stopped or failed
+    generation: int  #: generations completed
+    generations: int | None  #: total, or None for a continual run
+    evaluated: int  #: candidates trained successfully so far
+    failed: int  #: candidates dropped so far
+    best_test_acc: float | None  #: best test accuracy among the elites
+    elapsed: float  #: seconds since the start
+    error: BaseException | None = None  #: what killed the run, if it failed
+
+
+#: A generation hook: called on the run's thread with each generation's report.
+GenerationHook = Callable[[GenerationReport], None]
+#: A candidate hook: called on the run's thread with each outcome as it arrives.
+CandidateHook = Callable[[Outcome], None]
+
+
+class Run(Viewable):
+    """A handle on evolution running on a background daemon thread.
+
+    Made and started by ``evolve`` / ``evolve_continual`` / resume (one
+    preparation path, :mod:`galapagos_nao.run.api`); do not build directly.
+
+    Attributes:
+        generations: Generations to run, or None for a continual run.
+        selection: The archive it evolves.
+        parameters: The settings each generation snapshots.
+        seed: The seed it was given (None: ``training.seed`` or fresh entropy).
+        hooks: Called with each generation's report, in order (history,
+            lineage, checkpoint, then the caller's).
+        candidate_hooks: Called with each candidate's outcome as it completes.
+    """
+
+    def __init__(
+        self,
+        *,
+        generations: int | None,
+        task: Task | None,
+        selection: Selection,
+        parameters: Parameters,
+        evaluator: Evaluator | None = None,
+        seed: int | None = None,
+        generation_offset: int = 0,
+        rng: np.random.Generator | None = None,
+        hooks: Iterable[GenerationHook] = (),
+        candidate_hooks: Iterable[CandidateHook] = (),
+    ) -> None:
+        self.generations = generations
+        self.selection = selection
+        self.parameters = parameters
+        self.seed = seed
+        self.hooks: list[GenerationHook] = list(hooks)
+        self.candidate_hooks: list[CandidateHook] = list(candidate_hooks)
+        self._task = task
+        self._evaluator = evaluator
+        self._rng = rng
+        self._generation_offset = generation_offset
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._state = "starting"
+        self._completed = 0
+        self._evaluated = 0
+        self._failed = 0
+        self._error: BaseException | None = None
+        self._started = time.monotonic()
+        self._ended: float | None = None
+        self._data_cache = DeviceDataCache()
+        self._thread = threading.Thread(target=self._main, name="gn-run", daemon=True)
+
+    # -- control ---------------------------------------------------------------
+
+    def start(self) -> Run:
+        """Starts the background thread (done by evolve)."""
+        self.selection.claim(self)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Asks the run to stop: candidates in training end at their next batch."""
+        with self._lock:
+            if self._state in ("starting", "running"):
+                self._state = "stopping"
+        self._stop_event.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Waits for the run to end; True if it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None, *, progress: bool = False) -> bool:
+        """Waits for the run to end, optionally under progress bars; True if it has.
+
+        Args:
+            timeout: Seconds to wait at most; None waits for the end.
+            progress: Show tqdm bars over generations and candidates (needs
+                tqdm, the ``plot`` extra). Ctrl-C stops the waiting, not the run.
+        """
+        if not progress:
+            return self.join(timeout)
+        return bool(bound(type(self), "watch")(self, timeout))
+
+    def done(self) -> bool:
+        """True once the run has ended, for whatever reason."""
+        return self._ended is not None
+
+    def result(self, timeout: float | None = None) -> dict[int, Network]:
+        """The final elites, waiting for the end; re-raises what killed the run.
+
+        Raises:
+            TimeoutError: if the run has not ended within ``timeout``.
+        """
+        if not self.join(timeout):
+            raise TimeoutError(f"the run did not end within {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self.selection.elites()
+
+    def status(self) -> RunStatus:
+        """A consistent snapshot of the run's progress."""
+        elites = self.selection.elites()
+        accuracies = [n.test_acc for n in elites.values() if n.test_acc is not None]
+        with self._lock:
+            end = self._ended if self._ended is not None else time.monotonic()
+            return RunStatus(
+                state=self._state,
+                generation=self._completed,
+                generations=self.generations,
+                evaluated=self._evaluated,
+                failed=self._failed,
+                best_test_acc=max(accuracies, default=None),
+                elapsed=end - self._started,
+                error=self._error,
+            )
+
+    @property
+    def generation(self) -> int:
+        """Index of the generation to run next, counting any resumed ones."""
+        with self._lock:
+            return self._generation_offset + self._completed
+
+    def __repr__(self) -> str:
+        s = self.status()
+        total = "∞" if s.generations is None else str(s.generations)
+        current = s.generation + (1 if s.state in ("running", "stopping") else 0)
+        if s.generations is not None:
+            current = min(current, s.generations)
+        best = "-" if s.best_test_acc is None else f"{s.best_test_acc:.3f}"
+        minutes, seconds = divmod(int(s.elapsed), 60)
+        return (
+            f"<Run {s.state}: generation {current}/{total}, {s.evaluated} evaluated, "
+            f"{s.failed} failed, best test_acc {best}, {minutes:02d}:{seconds:02d}>"
+        )
+
+    # -- the loop ----------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            with self._lock:
+                if self._state == "starting":
+                    self._state = "running"
+            task = self._task if self._task is not None else default_task()
+            seed = self.seed if self.seed is not None else self.parameters.get("training", "seed")
+            rng = self._rng if self._rng is not None else np.random.default_rng(seed)
+            self._rng = rng
+            evaluator = (
+                self._evaluator if self._evaluator is not None else make_evaluator(self.parameters)
+            )
+            self._evaluator = evaluator
+            try:
+                while not self._stop_event.is_set() and (
+                    self.generations is None or self._completed < self.generations
+                ):
+                    remaining = (
+                        "infinity"
+                        if self.generations is None
+                        else self.generations - self._completed
+                    )
+                    logger.info("Generations remaining: %s", remaining)
+                    self._run_generation(task, rng, evaluator)
+            finally:
+                evaluator.close()
+                self._data_cache.clear()
+            final = "stopped" if self._stop_event.is_set() else "finished"
+        except BaseException as error:  # noqa: BLE001 - reported through result()
+            logger.exception("The run failed: %s", error)
+            self._error = error
+            final = "failed"
+        with self._lock:
+            self._state = final
+            self._ended = time.monotonic()
+
+    @property
+    def rng(self) -> np.random.Generator | None:
+        """The run's generator (None before the run starts); its state is checkpointable."""
+        return self._rng
+
+    def _run_generation(self, task: Task, rng: np.random.Generator, evaluator: Evaluator) -> None:
+        started_wall, started = time.time(), time.monotonic()
+        snapshot = self.parameters.snapshot()
+        generation = self.generation
+        parents, queued = self.selection.elites(), self.selection.queued()
+        candidates = breed(
+            list(parents.values()) + list(queued.values()), rng, snapshot, generation
+        )
+        job = EvaluationJob(task, snapshot, self._stop_event, self._data_cache)
+        outcomes: list[Outcome] = []
+        for outcome in evaluator.evaluate(candidates, job):
+            outcomes.append(outcome)
+            with self._lock:
+                self._evaluated += outcome.network is not None
+                self._failed += outcome.failure is not None
+            for candidate_hook in list(self.candidate_hooks):
+                candidate_hook(outcome)
+        outcomes.sort(key=lambda o: o.candidate.index)
+        if self._stop_event.is_set() and any(o.stopped for o in outcomes):
+            return  # an interrupted generation is not selected: its results would be partial
+        # Queued networks that already carry metrics compete as they are.
+        pool = [o.network for o in outcomes if o.network is not None]
+        pool += [n for n in queued.values() if n.fitness is not None]
+        changes = self.selection.select(pool, settings=snapshot["selection"], consumed=queued)
+        report = GenerationReport(
+            run=self,
+            generation=generation,
+            snapshot=snapshot,
+            outcomes=tuple(outcomes),
+            changes=tuple(changes),
+            elites=self.selection.elites(),
+            started=started_wall,
+            seconds=time.monotonic() - started,
+            train_seconds=sum(o.seconds for o in outcomes),
+        )
+        with self._lock:
+            self._completed += 1
+        for hook in list(self.hooks):
+            hook(report)
+
+
+def children_per_generation(n_parents: int, generation_size: int) -> int:
+    """Children a generation breeds: one per parent, and at least ``generation_size``."""
+    return max(n_parents, generation_size)
+
+
+def breed(
+    parents: Sequence[Network],
+    rng: np.random.Generator,
+    snapshot: Mapping[str, Mapping[str, Any]],
+    generation: int,
+) -> list[Candidate]:
+    """One child per parent, at least ``generation_size`` children (parents taken in turn).
+
+    With one parent this is the seed's rule (clone it ``generation_size`` times,
+    then mutate each clone); with more it keeps every generation at least as
+    large as ``generation_size``.
+    """
+    if not parents:
+        raise RuntimeError(
+            "the Selection is empty: nothing to breed from (put_unevaluated a network first)"
+        )
+    settings = snapshot["evolution"]
+    count = children_per_generation(len(parents), snapshot["orchestration"]["generation_size"])
+    candidates = []
+    for index in range(count):
+        parent = parents[index % len(parents)]
+        child = evolution.spawn_offspring(
+            parent.layers,
+            rng,
+            mutation_rate=settings["mutation_rate"],
+            std_dev=settings["std_dev"],
+            layer_types=settings["layer_types"],
+        )
+        candidates.append(
+            Candidate(
+                index=index,
+                generation=generation,
+                layers=tuple(child.layers),
+                seed=int(rng.integers(2**62)),
+                parent=parent,
+                origins=child.origins,
+                mutations=child.mutations,
+                inherit=bool(settings["inherit_weights"]),
+            )
+        )
+    return candidates
+
+
+def make_evaluator(parameters: Parameters) -> Evaluator:
+    """The evaluator the parameters ask for (local threads by default).
+
+    Raises:
+        ImportError: naming the ``galapagos-nao[ray]`` extra when the Ray backend
+            is chosen but Ray is not installed.
+    """
+    section = parameters.get("orchestration")
+    if section["backend"] == "ray":
+        # Imported on use: the driver imports Ray, an optional extra.
+        from galapagos_nao.run.ray.driver import RayEvaluator
+
+        return RayEvaluator(address=section["ray_address"])
+    return LocalEvaluator()

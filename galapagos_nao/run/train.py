@@ -1,0 +1,83 @@
+"""Training one candidate into a Network record, shared by every evaluator.
+
+Local threads and Ray workers both call :func:`train_candidate` and
+:func:`failed_outcome`, so records and log lines are the same whatever the backend.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from galapagos_nao.core.network import Network
+from galapagos_nao.core.training import CandidateFailure, CandidateStopped, TrainSettings, fit
+from galapagos_nao.run.records import Candidate, Outcome
+
+__all__ = ["failed_outcome", "train_candidate"]
+
+logger = logging.getLogger("galapagos_nao")
+
+
+def train_candidate(
+    candidate: Candidate,
+    data: Any,
+    settings: TrainSettings,
+    should_stop: Callable[[], bool],
+    deadline: float | None,
+) -> Outcome:
+    """Trains one candidate and wraps the result as a Network record.
+
+    Shared by every evaluator so that records and log lines are the same
+    whatever the backend. Failures raise; callers turn them into outcomes.
+    """
+    parent = candidate.parent
+    parent_weights = candidate.inherited_weights
+    result = fit(
+        candidate.layers,
+        data,
+        settings,
+        seed=candidate.seed,
+        parent_weights=parent_weights,
+        origins=None if parent_weights is None else candidate.origins,
+        should_stop=should_stop,
+        deadline=deadline,
+    )
+    logger.info(
+        "Epoch %d. Loss: %.4f, Train_acc %.4f, Val_acc %.4f, Test_acc %.4f",
+        settings.epochs - 1,
+        result.loss,
+        result.train_acc,
+        result.val_acc,
+        result.test_acc,
+    )
+    network = Network(
+        candidate.layers,
+        input_shape=data.input_shape,
+        n_classes=data.n_classes,
+        parent_id=None if parent is None else parent.id,
+        generation=candidate.generation,
+        mutations=candidate.mutations,
+        **result.record_fields(),
+    )
+    return Outcome(candidate, network=network, seconds=result.seconds)
+
+
+def failed_outcome(candidate: Candidate, error: BaseException, seconds: float) -> Outcome:
+    """The outcome of a candidate that raised: stopped, or failed with a logged reason."""
+    if isinstance(error, CandidateStopped):
+        return Outcome(candidate, stopped=True, seconds=seconds)
+    if isinstance(error, torch.OutOfMemoryError):
+        reason = "out of memory"
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    elif isinstance(error, CandidateFailure):
+        reason = str(error)
+    else:
+        reason = f"{type(error).__name__}: {error}"
+    logger.warning(
+        "Candidate %d of generation %d dropped: %s", candidate.index, candidate.generation, reason
+    )
+    return Outcome(candidate, failure=reason, seconds=seconds)

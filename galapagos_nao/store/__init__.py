@@ -1,0 +1,25 @@
+"""Keeping what was learned: network files, the workspace and the Library.
+
+- :mod:`~galapagos_nao.store.persistence`: one file format (safetensors + JSON
+  under one digest), save/load/export and ONNX;
+- :mod:`~galapagos_nao.store.workspace`: the SQLite file behind the Library and
+  run checkpoints (file health and lock, tables, the current workspace);
+- :mod:`~galapagos_nao.store.library`: the user's snapshots of networks.
+
+May import core, config and archive. :func:`bind` lends ``Network.save`` and
+``Network.to_onnx`` their file code; the package root calls it once.
+"""
+
+from __future__ import annotations
+
+from galapagos_nao.core.bindings import bind as _bind
+from galapagos_nao.core.network import Network
+from galapagos_nao.store import library, persistence, workspace
+
+__all__ = ["bind", "library", "persistence", "workspace"]
+
+
+def bind() -> None:
+    """Lends ``Network.save`` and ``Network.to_onnx`` the file code of :mod:`persistence`."""
+    _bind(Network, "save", persistence.save)
+    _bind(Network, "to_onnx", persistence.to_onnx)

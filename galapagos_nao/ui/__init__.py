@@ -1,0 +1,26 @@
+"""What the user sees: IPython views, plots and progress bars (the top layer).
+
+- :mod:`~galapagos_nao.ui.display`: text and HTML views of networks, the
+  archive, the Library and runs;
+- :mod:`~galapagos_nao.ui.plot`: matplotlib plots of the archive, its history
+  and a network;
+- :mod:`~galapagos_nao.ui.progress`: ``run.wait(progress=True)`` bars.
+
+May import every layer below (core, config, archive, store, run); nothing below
+imports it. :func:`bind` lends the views and the progress bars to the classes
+below; the package root calls it once.
+"""
+
+from __future__ import annotations
+
+from galapagos_nao.core.bindings import bind as _bind
+from galapagos_nao.run.loop import Run
+from galapagos_nao.ui import display, plot, progress
+
+__all__ = ["bind", "display", "plot", "progress"]
+
+
+def bind() -> None:
+    """Lends IPython views (Network, Selection, Library, Run) and ``Run.wait(progress=True)``."""
+    display.bind_views()
+    _bind(Run, "watch", progress.watch)

@@ -1,0 +1,275 @@
+"""Plots of the archive, its history and a network (matplotlib, the ``plot`` extra).
+
+Free functions in the pyribs manner: each draws on ``ax`` when given (clearing
+it first, so passing the same axes again refreshes the plot in place) or on a
+new figure, and returns the figure. matplotlib is imported on first use; without
+it they raise an ImportError naming the extra to install.
+
+- :func:`archive`: a bar of elite fitness per level for one measure, a heatmap
+  of the cells for two;
+- :func:`history`: QD-score, coverage and best fitness against generation and time;
+- :func:`network`: the layer stack with output shapes and parameter counts.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from galapagos_nao.archive.history import HistoryEntry
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.core.checks import check_choice, describe
+from galapagos_nao.core.measures import Grid, measure
+from galapagos_nao.core.network import Network
+from galapagos_nao.ui.display import layer_rows, stats_line
+
+__all__ = ["archive", "history", "network"]
+
+#: Colour of empty cells and of text on light backgrounds.
+EMPTY_COLOUR = "#eeeeee"
+
+# The QD-score axis twinned onto each history axes, removed when it is redrawn.
+_twins: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise ImportError(
+            "gn.plot needs matplotlib; install the plot extra: pip install 'galapagos-nao[plot]'"
+        ) from error
+    return plt
+
+
+def _figure_and_axes(ax: Any, figsize: tuple[float, float]) -> tuple[Any, Any]:
+    plt = _pyplot()
+    if ax is None:
+        figure, ax = plt.subplots(figsize=figsize, layout="constrained")
+        return figure, ax
+    ax.clear()
+    return ax.figure, ax
+
+
+def _edge_labels(grid: Grid, axis: int) -> list[str]:
+    return [f"{level}\n≤{edge:.3g}" for level, edge in enumerate(grid.edges[axis], start=1)]
+
+
+def _accuracy(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _value(net: Network, metric: str) -> float:
+    value = getattr(net, metric)
+    return math.nan if value is None else float(value)
+
+
+def _elite_positions(
+    elites: dict[Any, Network], grid: Grid
+) -> list[tuple[tuple[int, ...], Network]]:
+    """Zero-based grid positions of the elites whose cells fit ``grid``."""
+    positions = []
+    for cell, net in elites.items():
+        levels = cell if isinstance(cell, tuple) else (cell,)
+        fits = len(levels) == len(grid.levels) and all(
+            1 <= level <= count for level, count in zip(levels, grid.levels, strict=True)
+        )
+        if fits:  # a cell drawn under other settings waits for the next selection
+            positions.append((tuple(level - 1 for level in levels), net))
+    return positions
+
+
+def archive(selection: Selection, *, ax: Any = None, metric: str = "val_acc") -> Any:
+    """Draws the archive: elite fitness per level (one measure) or per cell (two).
+
+    Args:
+        selection: The archive (``gn.plot`` passes the shared ``gn.Selection`` when None).
+        ax: Matplotlib axes to draw on (cleared first); a new figure when None.
+        metric: ``"val_acc"`` (the fitness) or ``"test_acc"``.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: if ``metric`` is unknown or the archive has more than two measures.
+        ImportError: if matplotlib is not installed.
+    """
+    check_choice("metric", metric, ["val_acc", "test_acc"])
+    grid = selection.grid()
+    if len(grid.measures) > 2:
+        raise ValueError(
+            f"selection: gn.plot.archive draws one or two measures, got {list(grid.measures)}"
+        )
+    new_figure = ax is None
+    figure, ax = _figure_and_axes(ax, (6.4, 4.0) if len(grid.measures) == 1 else (6.4, 5.0))
+    positions = _elite_positions(selection.elites(), grid)
+    if len(grid.measures) == 1:
+        _archive_bars(ax, grid, positions, metric)
+    else:
+        colours = _archive_heatmap(ax, grid, positions, metric)
+        if new_figure:  # on the caller's axes a colour bar would pile up at each refresh
+            figure.colorbar(colours, ax=ax, label=metric)
+    ax.set_title(f"Archive · {stats_line(selection.stats())}", fontsize="small")
+    if not positions:
+        ax.text(0.5, 0.5, "empty archive", transform=ax.transAxes, ha="center", va="center")
+    return figure
+
+
+def _archive_bars(
+    ax: Any, grid: Grid, positions: Sequence[tuple[tuple[int, ...], Network]], metric: str
+) -> None:
+    levels = grid.levels[0]
+    heights = [math.nan] * levels
+    for (index,), net in positions:
+        heights[index] = _value(net, metric)
+    x = list(range(levels))
+    ax.bar(x, [0.0 if math.isnan(h) else h for h in heights], color="tab:blue")
+    for index, height in enumerate(heights):
+        text = "empty" if math.isnan(height) else f"{height:.3f}"
+        ax.text(index, 0.0 if math.isnan(height) else height, text, ha="center", va="bottom")
+    ax.set_xticks(x, _edge_labels(grid, 0))
+    ax.set_xlim(-0.6, levels - 0.4)
+    ax.set_ylim(0.0, 1.08)
+    ax.set_xlabel(f"level (upper edge) of {measure(grid.measures[0]).label}")
+    ax.set_ylabel(metric)
+
+
+def _archive_heatmap(
+    ax: Any, grid: Grid, positions: Sequence[tuple[tuple[int, ...], Network]], metric: str
+) -> Any:
+    import numpy as np
+
+    rows, columns = grid.levels
+    values = np.full((rows, columns), np.nan)
+    for (row, column), net in positions:
+        values[row, column] = _value(net, metric)
+    ax.set_facecolor(EMPTY_COLOUR)  # empty cells are NaN and show the background
+    colours = ax.imshow(
+        np.ma.masked_invalid(values), origin="lower", cmap="viridis", vmin=0, vmax=1, aspect="auto"
+    )
+    for (row, column), value in np.ndenumerate(values):
+        if not np.isnan(value):
+            colour = "black" if value > 0.6 else "white"
+            ax.text(
+                column,
+                row,
+                f"{value:.3f}",
+                ha="center",
+                va="center",
+                color=colour,
+                fontsize="small",
+            )
+    ax.set_xticks(range(columns), _edge_labels(grid, 1))
+    ax.set_yticks(range(rows), _edge_labels(grid, 0))
+    ax.set_xlabel(f"level (upper edge) of {measure(grid.measures[1]).label}")
+    ax.set_ylabel(f"level (upper edge) of {measure(grid.measures[0]).label}")
+    return colours
+
+
+def history(selection: Selection, *, ax: Any = None, x: str = "generation") -> Any:
+    """Draws QD-score, coverage and best fitness over the recorded generations.
+
+    Args:
+        selection: The archive (``gn.plot`` passes the shared ``gn.Selection`` when None).
+        ax: Axes to draw on (cleared first), against ``x``; when None, a new
+            figure with one panel against generation and one against time.
+        x: ``"generation"`` (position in the archive's history: a second
+            ``evolve`` on the same archive carries on from the first) or
+            ``"time"`` (summed wall time of the generations so far).
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: if ``x`` is neither.
+        ImportError: if matplotlib is not installed.
+    """
+    check_choice("x", x, ["generation", "time"])
+    entries = selection.history()
+    if ax is not None:
+        figure, ax = _figure_and_axes(ax, (6.4, 4.0))
+        _history_panel(ax, entries, x)
+        return figure
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(11.0, 4.0), layout="constrained")
+    _history_panel(axes[0], entries, "generation")
+    _history_panel(axes[1], entries, "time")
+    return figure
+
+
+def _time_axis(seconds: Sequence[float]) -> tuple[list[float], str]:
+    longest = max(seconds, default=0.0)
+    scale, unit = (
+        (3600.0, "h") if longest >= 7200 else (60.0, "min") if longest >= 120 else (1.0, "s")
+    )
+    return [s / scale for s in seconds], unit
+
+
+def _history_panel(ax: Any, entries: Sequence[HistoryEntry], x: str) -> None:
+    old_twin = _twins.pop(ax, None)
+    if old_twin is not None:
+        old_twin.remove()
+    stats = [entry.stats for entry in entries]
+    if x == "generation":
+        # Position in the history rather than each run's own count: a second
+        # evolve() on the same archive starts counting at 0 again.
+        xs: list[float] = [float(index) for index in range(len(stats))]
+        ax.set_xlabel("generation (recorded in this archive)")
+    else:
+        xs, unit = _time_axis([s.elapsed for s in stats])
+        ax.set_xlabel(f"time ({unit})")
+    best = [math.nan if s.best_fitness is None else s.best_fitness for s in stats]
+    ax.plot(xs, [s.coverage for s in stats], marker="o", color="tab:green", label="coverage")
+    ax.plot(xs, best, marker="o", color="tab:blue", label="best fitness")
+    ax.set_ylim(0.0, 1.05)
+    ax.set_ylabel("coverage, best fitness")
+    twin = ax.twinx()
+    _twins[ax] = twin
+    twin.plot(xs, [s.qd_score for s in stats], marker="s", color="tab:orange", label="QD-score")
+    twin.set_ylabel("QD-score")
+    twin.set_ylim(0.0, max([s.cells for s in stats], default=1) * 1.05)
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="lower right", fontsize="small")
+    if not stats:
+        ax.text(0.5, 0.5, "no generations yet", transform=ax.transAxes, ha="center", va="center")
+
+
+def network(net: Network, *, ax: Any = None) -> Any:
+    """Draws the layer stack: one box per layer, wider for more features.
+
+    Args:
+        net: The network.
+        ax: Axes to draw on (cleared first); a new figure when None.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: if ``net`` is not a Network.
+        ImportError: if matplotlib is not installed.
+    """
+    if not isinstance(net, Network):
+        raise ValueError(f"net must be a Network, got {describe(net)}")
+    rows = layer_rows(net)
+    figure, ax = _figure_and_axes(ax, (7.0, 0.45 * len(rows) + 1.0))
+    widest = max(math.log10(r.features + 1) for r in rows)
+    palette = _pyplot().get_cmap("tab10")
+    names = sorted({r.name for r in rows})
+    for position, row in enumerate(rows):
+        y = len(rows) - 1 - position  # input at the top
+        width = 0.25 + 0.75 * math.log10(row.features + 1) / widest
+        colour = palette(names.index(row.name) % 10)
+        ax.barh(y, width, left=-width / 2, height=0.8, color=colour, alpha=0.35, edgecolor=colour)
+        name = f"{row.name} {row.params}" if row.params else row.name
+        label = f"{name} → {row.shape} · {row.n_params:,} params"
+        ax.text(0, y, label, ha="center", va="center", fontsize="small")
+    total = sum(r.n_params for r in rows)
+    ax.set_title(
+        f"{net.complexity} layers · {total:,} parameters · test_acc {_accuracy(net.test_acc)}"
+    )
+    ax.set_xlim(-0.55, 0.55)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.axis("off")
+    return figure
