@@ -2,8 +2,8 @@
 
 Chosen with ``gn.Parameters.put(gn.orchestration, {"backend": "ray"})``; everything
 else (Selection, Library, Parameters, ``Run``, log lines) behaves as with the local
-threads, because the workers run the same :func:`~galapagos_nao.run.loop.train_candidate`
-and failures go through the same :func:`~galapagos_nao.run.loop.failed_outcome`.
+threads, because the workers run the same :func:`~galapagos_nao.run.train.train_candidate`
+and failures go through the same :func:`~galapagos_nao.run.train.failed_outcome`.
 
 Connection: :func:`~galapagos_nao.run.ray.connection.connect` reuses this
 process's Ray, joins the cluster ``ray_address`` or ``RAY_ADDRESS`` names, or starts
