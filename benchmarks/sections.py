@@ -19,7 +19,7 @@ from benchmarks.seed_pipeline import run_concurrently
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core import datasets
 from galapagos_nao.core.datasets import Task
-from galapagos_nao.core.training import split_validation
+from galapagos_nao.core.device_data import split_validation
 from galapagos_nao.example import seed_layers
 from galapagos_nao.run.devices import STREAMS_PER_GPU, plan_cpu_workers, usable_cores
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import galapagos_nao
 from galapagos_nao.core import datasets
 from galapagos_nao.core.datasets import (
     DATA_DIR_ENV,
@@ -21,10 +22,12 @@ from galapagos_nao.core.datasets import (
     default_task,
     from_tensors,
     mnist,
+    mnist_data,
     subset,
 )
 
-BUNDLED_NPZ = Path(datasets.__file__).parents[1] / "data" / "mnist_subset.npz"
+# Anchored on the package root, where the data ships, not on the module that loads it.
+BUNDLED_NPZ = Path(galapagos_nao.__file__).parent / "data" / "mnist_subset.npz"
 LOGGER = "galapagos_nao.core.datasets"
 
 
@@ -337,8 +340,9 @@ def test_default_task_loads_once_across_threads(monkeypatch: pytest.MonkeyPatch)
         calls.append(1)
         return loaded
 
-    monkeypatch.setattr(datasets, "mnist", fake_mnist)
-    monkeypatch.setattr(datasets, "_default_task", None)
+    # default_task() looks mnist() up in the module that defines both.
+    monkeypatch.setattr(mnist_data, "mnist", fake_mnist)
+    monkeypatch.setattr(mnist_data, "_default_task", None)
     results: list[Task] = []
     threads = [threading.Thread(target=lambda: results.append(default_task())) for _ in range(8)]
     for thread in threads:

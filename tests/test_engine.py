@@ -20,6 +20,7 @@ import torch
 
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core import datasets
+from galapagos_nao.core.device_data import split_validation
 from galapagos_nao.core.training import (
     AUTO_BATCH_MAX,
     AUTO_BATCH_MIN,
@@ -31,7 +32,6 @@ from galapagos_nao.core.training import (
     batch_size_for,
     estimated_macs,
     fit,
-    split_validation,
 )
 from galapagos_nao.example import seed_layers
 from galapagos_nao.run.devices import (

@@ -5,7 +5,9 @@
   ``build()``, ``model()``, ``predict()``;
 - :mod:`~galapagos_nao.core.evolution`: mutation operators on a seeded generator;
 - :mod:`~galapagos_nao.core.measures`: the archive's axes;
-- :mod:`~galapagos_nao.core.datasets`: tasks (MNIST, the bundled subset, tensors);
+- :mod:`~galapagos_nao.core.datasets`: tasks (MNIST, the bundled subset, tensors):
+  ``task`` (the record, its checks, subsets), then ``mnist_data``;
+- :mod:`~galapagos_nao.core.device_data`: a task's splits copied once to each device;
 - :mod:`~galapagos_nao.core.training`: fit and evaluate on device-resident tensors;
 - :mod:`~galapagos_nao.core.checks`, :mod:`~galapagos_nao.core.typing`,
   :mod:`~galapagos_nao.core.extras`: argument checks, type aliases, optional extras;

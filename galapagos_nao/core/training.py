@@ -1,10 +1,12 @@
 """Fast fit and evaluation of one candidate on device-resident tensors.
 
-The task's splits are copied to each device once per run (:class:`DeviceDataCache`);
-batches are index slices of a shuffled permutation, so there is no DataLoader and
-no per-sample Python work. Fitness is validation accuracy on a split carved from
-the training data with a fixed seed (the same split for every candidate of a run);
-test accuracy is reported, never selected on.
+The task's splits are copied to each device once per run
+(:class:`~galapagos_nao.core.device_data.DeviceDataCache`, re-exported here with
+``DeviceData`` and ``resolve_device``); batches are index slices of a shuffled
+permutation, so there is no DataLoader and no per-sample Python work. Fitness is
+validation accuracy on a split carved from the training data with a fixed seed
+(the same split for every candidate of a run); test accuracy is reported, never
+selected on.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from galapagos_nao.core import genome
-from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.device_data import DeviceData, DeviceDataCache, resolve_device
 from galapagos_nao.core.genome import SeededDropout
 from galapagos_nao.core.network import build, count_parameters, inherit_weights, seed_init
 from galapagos_nao.core.typing import Genome
@@ -55,8 +56,6 @@ logger = logging.getLogger("galapagos_nao.core.training")
 EVAL_BATCH = 8192
 #: Batches between checks of the loss for NaN/inf (each check may sync a GPU).
 FINITE_CHECK_EVERY = 50
-#: Seed of the train/validation split: fixed so every candidate is judged on the same data.
-SPLIT_SEED = 0
 #: Largest batch ``batch_size="auto"`` picks, and the fewest steps per epoch it keeps.
 AUTO_BATCH_MAX = 512
 AUTO_BATCH_MIN = 32
@@ -184,82 +183,6 @@ def estimated_macs(layers: Genome, input_features: int, n_classes: int) -> int:
     except (KeyError, TypeError, ValueError):
         return 0
     return macs + features * n_classes
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → the first CUDA device when available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-@dataclass(frozen=True)
-class DeviceData:
-    """A task's splits resident on one device.
-
-    Shapes: ``x_*`` are ``(n, *input_shape)`` float32, ``y_*`` are ``(n,)`` int64.
-    """
-
-    device: torch.device
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    input_shape: tuple[int, ...]
-    n_classes: int
-
-
-def split_validation(task: Task, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices ``(train, val)`` of a seeded random split of the task's training data."""
-    n = task.x_train.shape[0]
-    n_val = max(1, min(n - 1, int(round(n * fraction))))
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
-    return order[n_val:], order[:n_val]
-
-
-class DeviceDataCache:
-    """One copy of each split per (task, device, validation fraction), made on first use."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._copies: dict[tuple[int, str, float], DeviceData] = {}
-
-    def get(self, task: Task, device: torch.device, validation_fraction: float) -> DeviceData:
-        """The task's splits on ``device``, copied there the first time only."""
-        key = (id(task), str(device), validation_fraction)
-        with self._lock:  # copies are made once even if several workers ask at once
-            found = self._copies.get(key)
-            if found is None:
-                found = self._copy(task, device, validation_fraction)
-                self._copies[key] = found
-            return found
-
-    @staticmethod
-    def _copy(task: Task, device: torch.device, validation_fraction: float) -> DeviceData:
-        train_index, val_index = split_validation(task, validation_fraction)
-        data = DeviceData(
-            device=device,
-            x_train=task.x_train[train_index].to(device),
-            y_train=task.y_train[train_index].to(device),
-            x_val=task.x_train[val_index].to(device),
-            y_val=task.y_train[val_index].to(device),
-            x_test=task.x_test.to(device),
-            y_test=task.y_test.to(device),
-            input_shape=task.input_shape,
-            n_classes=task.n_classes,
-        )
-        if device.type == "cuda":
-            # The copies ran on the asking worker's stream; other workers read them
-            # from their own streams, so they must be complete before anyone does.
-            torch.cuda.current_stream(device).synchronize()
-        return data
-
-    def clear(self) -> None:
-        """Frees every device copy."""
-        with self._lock:
-            self._copies.clear()
 
 
 def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:

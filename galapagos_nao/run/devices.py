@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from galapagos_nao.core.datasets import Task
-from galapagos_nao.core.training import estimated_macs, resolve_device
+from galapagos_nao.core.device_data import resolve_device
+from galapagos_nao.core.training import estimated_macs
 from galapagos_nao.run.records import Candidate
 
 __all__ = [

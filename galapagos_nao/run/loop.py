@@ -25,8 +25,8 @@ from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core import evolution
 from galapagos_nao.core.bindings import Viewable, bound
 from galapagos_nao.core.datasets import Task, default_task
+from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.network import Network
-from galapagos_nao.core.training import DeviceDataCache
 from galapagos_nao.run.local import LocalEvaluator
 from galapagos_nao.run.records import Candidate, EvaluationJob, Evaluator, Outcome
 

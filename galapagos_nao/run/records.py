@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.network import Network
-from galapagos_nao.core.training import DeviceDataCache
 
 __all__ = [
     "Candidate",

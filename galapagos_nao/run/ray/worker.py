@@ -23,14 +23,8 @@ import torch
 
 from galapagos_nao.core import genome
 from galapagos_nao.core.datasets import Task
-from galapagos_nao.core.training import (
-    CandidateFailure,
-    DeviceData,
-    DeviceDataCache,
-    TrainSettings,
-    never,
-    resolve_device,
-)
+from galapagos_nao.core.device_data import DeviceData, DeviceDataCache, resolve_device
+from galapagos_nao.core.training import CandidateFailure, TrainSettings, never
 from galapagos_nao.run.records import Candidate
 from galapagos_nao.run.train import train_candidate
 
