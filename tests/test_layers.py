@@ -28,7 +28,10 @@ ORDER: tuple[str, ...] = (
     "core.network",
     "core.evolution",
     "core.measures",
+    "core.datasets.task",
+    "core.datasets.mnist_data",
     "core.datasets",
+    "core.device_data",
     "core.training",
     "core",
     # config: the settings
@@ -50,6 +53,7 @@ ORDER: tuple[str, ...] = (
     "run.train",
     "run.local",
     "run.ray.worker",
+    "run.ray.connection",
     "run.ray.driver",
     "run.ray",
     "run.loop",
