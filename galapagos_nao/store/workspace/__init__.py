@@ -31,7 +31,6 @@ import logging
 import os
 import sqlite3
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -42,7 +41,9 @@ from typing import Any
 
 from galapagos_nao.core.checks import describe
 from galapagos_nao.core.network import Network
-from galapagos_nao.store.persistence import CorruptFileError, from_bytes
+from galapagos_nao.store.codec import CorruptFileError, from_bytes
+from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError, WorkspaceLocked
+from galapagos_nao.store.workspace.files import WriterLock, check_file, salvage
 
 __all__ = [
     "FILE_NAME",
@@ -69,8 +70,6 @@ FILE_NAME = "workspace.db"
 #: Layout version written in the ``meta`` table; newer files are refused, older ones
 #: upgraded when opened for writing (2 added ``history.archive``).
 SCHEMA_VERSION = 2
-
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -105,18 +104,6 @@ CREATE TABLE IF NOT EXISTS history (
     PRIMARY KEY (run_id, generation)
 );
 """
-
-
-class WorkspaceError(RuntimeError):
-    """A workspace cannot do what was asked (read-only view, closed, write failed)."""
-
-
-class WorkspaceLocked(WorkspaceError):
-    """Another process is writing the workspace."""
-
-
-class WorkspaceCorrupt(CorruptFileError):
-    """The workspace file is damaged; the message names the file and the damage."""
 
 
 @dataclass(frozen=True)
@@ -219,104 +206,6 @@ def _has_column(connection: sqlite3.Connection, table: str, column: str) -> bool
     return any(row[1] == column for row in connection.execute(f"PRAGMA table_info({table})"))
 
 
-def _page_size(header: bytes) -> int:
-    size = int.from_bytes(header[16:18], "big")
-    return 65536 if size == 1 else size  # the format stores 65536 as 1
-
-
-def _truncation(path: Path, header: bytes) -> str | None:
-    """What is wrong if ``path`` is shorter than its SQLite header says, else None."""
-    if len(header) < 100:
-        return (
-            f"{path}: truncated: {len(header)} bytes, not even a SQLite header" if header else None
-        )
-    page_size = _page_size(header)
-    pages = int.from_bytes(header[28:32], "big")
-    # The in-header page count is only valid when its change counter matches (format spec).
-    if header[24:28] != header[92:96] or page_size < 512:
-        return None
-    size = path.stat().st_size
-    if size >= pages * page_size and size % page_size == 0:
-        return None
-    return f"{path}: truncated: {size} bytes, its header says {pages * page_size}"
-
-
-def _salvage(path: Path) -> sqlite3.Connection:
-    """A copy of the whole pages of a truncated file, for a read-only view; the file is untouched.
-
-    SQLite refuses a file shorter than its header says; the copy is cut to whole
-    pages and its header told the true page count, so every table and row that
-    lies in the surviving pages reads back.
-    """
-    data = bytearray(path.read_bytes())
-    page_size = _page_size(bytes(data[:100]))
-    del data[len(data) - len(data) % page_size :]
-    data[18:20] = b"\x01\x01"  # rollback-journal format: the copy is not in WAL mode
-    data[28:32] = (len(data) // page_size).to_bytes(4, "big")
-    connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    deserialize = getattr(connection, "deserialize", None)  # Python 3.11+
-    if deserialize is not None:
-        deserialize(bytes(data))
-    else:  # Python 3.10: copy the memory image through a temporary file
-        with tempfile.TemporaryDirectory() as folder:
-            copy = Path(folder) / "salvaged.db"
-            copy.write_bytes(bytes(data))
-            with sqlite3.connect(copy) as source:
-                source.backup(connection)
-            source.close()
-    connection.execute("PRAGMA query_only=ON")
-    return connection
-
-
-# -- the lock ---------------------------------------------------------------------
-
-
-class _WriterLock:
-    """An exclusive lock on ``<workspace>.lock`` that the OS drops if the process dies."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle: int | None = None
-
-    def acquire(self) -> bool:
-        """True if this process now holds the lock; False if another does."""
-        handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            _lock_file(handle)
-        except OSError:
-            os.close(handle)
-            return False
-        os.ftruncate(handle, 0)
-        os.write(handle, f"{os.getpid()}\n".encode())
-        self._handle = handle
-        return True
-
-    def holder(self) -> str:
-        """Who holds the lock, for messages."""
-        try:
-            pid = self.path.read_text().strip()
-        except OSError:
-            pid = ""
-        return f"process {pid}" if pid.isdigit() else "another process"
-
-    def release(self) -> None:
-        """Drops the lock (closing the handle releases it)."""
-        if self._handle is not None:
-            os.close(self._handle)
-            self._handle = None
-
-
-def _lock_file(handle: int) -> None:
-    if sys.platform == "win32":
-        import msvcrt
-
-        msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)
-    else:
-        import fcntl
-
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
 # -- the workspace -----------------------------------------------------------------
 
 
@@ -347,7 +236,7 @@ class Workspace:
             raise ValueError(f"read_only must be True, False or None, got {describe(read_only)}")
         self.path = Path(path).expanduser().absolute()
         self._lock = threading.RLock()
-        self._writer_lock: _WriterLock | None = None
+        self._writer_lock: WriterLock | None = None
         self._read_only_reason: str | None = None
         #: Damage found when the file was opened (only a read-only view opens with any).
         self.problems: tuple[str, ...] = ()
@@ -361,7 +250,7 @@ class Workspace:
     def _open(self, read_only: bool | None) -> sqlite3.Connection:
         if read_only is not True:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock = _WriterLock(self.path.with_name(self.path.name + ".lock"))
+            lock = WriterLock(self.path.with_name(self.path.name + ".lock"))
             if lock.acquire():
                 self._writer_lock = lock
             elif read_only is False:
@@ -381,14 +270,14 @@ class Workspace:
 
     def _connect(self) -> sqlite3.Connection:
         writable = self._writer_lock is not None
-        truncated = self._check_file(must_exist=not writable)
+        truncated = check_file(self.path, must_exist=not writable)
         if truncated is not None and writable:
             raise WorkspaceCorrupt(
                 f"{truncated}; open it with read_only=True to read what is intact"
             )
         try:
             if truncated is not None:
-                connection = _salvage(self.path)
+                connection = salvage(self.path)
                 self.problems = (truncated,)
                 logger.error("%s", truncated)
             elif writable:
@@ -408,26 +297,6 @@ class Workspace:
             connection.close()
             raise
         return connection
-
-    def _check_file(self, *, must_exist: bool) -> str | None:
-        """Refuses what is not SQLite; returns what is wrong with a truncated file, else None."""
-        if not self.path.exists():
-            if must_exist:
-                raise FileNotFoundError(f"path: no workspace file {str(self.path)!r}")
-            return None
-        with self.path.open("rb") as file:
-            header = file.read(100)
-        if header and not header.startswith(_SQLITE_MAGIC):
-            raise WorkspaceCorrupt(
-                f"{self.path}: not a workspace: the file is not a SQLite database"
-            )
-        wal = self.path.with_name(self.path.name + "-wal")
-        if wal.exists() and wal.stat().st_size > 0:
-            # Committed pages may still live in the WAL: a checkpoint in progress (a live
-            # writer) or cut short (a killed one) leaves the main file shorter than its
-            # header says, and SQLite itself recovers it from the WAL. Not truncation.
-            return None
-        return _truncation(self.path, header)
 
     def _configure(self, connection: sqlite3.Connection, writable: bool) -> None:
         try:
