@@ -44,10 +44,17 @@ from galapagos_nao.core.network import Network
 from galapagos_nao.store.codec import CorruptFileError, from_bytes
 from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError, WorkspaceLocked
 from galapagos_nao.store.workspace.files import WriterLock, check_file, salvage
+from galapagos_nao.store.workspace.schema import (
+    SCHEMA_VERSION,
+    check_schema,
+    create_schema,
+    has_column,
+)
 
 __all__ = [
     "FILE_NAME",
     "HOME_ENV",
+    "SCHEMA_VERSION",
     "Checkpoint",
     "RunInfo",
     "Workspace",
@@ -67,43 +74,6 @@ logger = logging.getLogger("galapagos_nao.store.workspace")
 HOME_ENV = "GN_HOME"
 #: File name of the workspace inside its folder.
 FILE_NAME = "workspace.db"
-#: Layout version written in the ``meta`` table; newer files are refused, older ones
-#: upgraded when opened for writing (2 added ``history.archive``).
-SCHEMA_VERSION = 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS library (id TEXT PRIMARY KEY, added REAL NOT NULL, blob BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, seed INTEGER
-);
-CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, blob BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
-    generation INTEGER NOT NULL,
-    written REAL NOT NULL,
-    parameters TEXT NOT NULL,
-    rng_state TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS cells (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    kind TEXT NOT NULL CHECK (kind IN ('elite', 'queue')),
-    cell TEXT NOT NULL,
-    network_id TEXT NOT NULL REFERENCES networks(id),
-    PRIMARY KEY (run_id, kind, cell)
-);
-CREATE TABLE IF NOT EXISTS history (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    generation INTEGER NOT NULL,
-    started REAL NOT NULL,
-    seconds REAL NOT NULL,
-    evaluated INTEGER NOT NULL,
-    failed INTEGER NOT NULL,
-    best TEXT NOT NULL,
-    archive TEXT,
-    PRIMARY KEY (run_id, generation)
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -197,13 +167,6 @@ def _cell_from_json(text: str) -> Any:
 
 def _cell_order(cell: Any) -> tuple[int, ...]:
     return cell if isinstance(cell, tuple) else (cell,)
-
-
-# -- damaged files -------------------------------------------------------------------
-
-
-def _has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:
-    return any(row[1] == column for row in connection.execute(f"PRAGMA table_info({table})"))
 
 
 # -- the workspace -----------------------------------------------------------------
@@ -326,36 +289,10 @@ class Workspace:
                 )
             logger.error("%s is damaged: %s", self.path, "; ".join(problems[:3]))
         if writable:
-            self._create_schema(connection)
+            with self._lock:
+                create_schema(connection, self.path)
         else:
-            self._check_schema(connection)
-
-    def _create_schema(self, connection: sqlite3.Connection) -> None:
-        with self._lock:
-            connection.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
-            self._check_schema(connection)
-            # Schema 1 files predate the history's archive column: add it, keep every row.
-            if not _has_column(connection, "history", "archive"):
-                connection.execute("ALTER TABLE history ADD COLUMN archive TEXT")
-            connection.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-
-    def _check_schema(self, connection: sqlite3.Connection) -> None:
-        try:
-            row = connection.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()
-        except sqlite3.OperationalError:
-            row = None  # a file that was never a workspace, or a fresh one seen read-only
-        except sqlite3.DatabaseError as error:
-            raise WorkspaceCorrupt(f"{self.path}: damaged ({error})") from None
-        if row is not None and int(row[0]) > SCHEMA_VERSION:
-            raise WorkspaceError(
-                f"{self.path}: written by a newer galapagos_nao "
-                f"(schema {row[0]}, this one reads {SCHEMA_VERSION})"
-            )
+            check_schema(connection, self.path)
 
     # -- state -------------------------------------------------------------------------
 
@@ -673,7 +610,7 @@ class Workspace:
             return []
         with self._reading(f"history of run {run_id}") as connection:
             # A read-only view of a schema 1 file has no archive column.
-            archive = "archive" if _has_column(connection, "history", "archive") else "NULL"
+            archive = "archive" if has_column(connection, "history", "archive") else "NULL"
             rows = connection.execute(
                 "SELECT generation, started, seconds, evaluated, failed, best, "
                 f"{archive} FROM history "
