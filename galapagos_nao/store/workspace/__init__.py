@@ -3,167 +3,60 @@
 It holds the Library, each run's last archive checkpoint (elites, queue, the
 Parameters in force and the run generator's state), and every generation's
 history row. Networks are stored as the safetensors bytes of
-:mod:`~galapagos_nao.store.persistence`, never as pickles, so reading a workspace
+:mod:`~galapagos_nao.store.codec`, never as pickles, so reading a workspace
 never runs code.
 
-Where it lives: ``$GN_HOME/workspace.db`` when ``GN_HOME`` is set, else a
-per-user data folder (``$XDG_DATA_HOME/galapagos_nao`` or
-``~/.local/share/galapagos_nao``; ``%LOCALAPPDATA%`` on Windows,
-``~/Library/Application Support`` on macOS). :func:`open` picks another file.
+The modules, each importing only those before it:
 
-Durability: the database runs in WAL mode with ``synchronous=FULL``, so a
-transaction that has committed survives a crash or power cut, and each write
-(a Library put, a generation's checkpoint) is one transaction: after a crash
-the file holds the previous state or the new one, never a mix.
+- :mod:`.errors`: :class:`WorkspaceError`, :class:`WorkspaceLocked`,
+  :class:`WorkspaceCorrupt`;
+- :mod:`.files`: file health (not SQLite, truncated, salvage) and the writer lock;
+- :mod:`.schema`: the tables, :data:`SCHEMA_VERSION` and the upgrade of older files;
+- :mod:`.connection`: opening a file, durability settings, read and write transactions;
+- :mod:`.runs`: checkpoints, runs and history (:class:`Checkpoint`, :class:`RunInfo`);
+- :mod:`.store`: :class:`Workspace`, which adds the Library table;
+- :mod:`.current_workspace`: the default location and the current workspace
+  (:func:`open`, :func:`current`, :func:`get`, :func:`close`).
 
-One writer: a process that opens a workspace for writing holds an exclusive
-lock on ``workspace.db.lock`` (released by the OS if the process dies). Another
-process then gets a read-only view (or :class:`WorkspaceLocked` when it asked
-for write access), never a second writer.
+Everything public is re-exported here: ``gn.workspace.open(...)`` and
+``from galapagos_nao.store.workspace import Workspace`` are the ways in.
 """
 
 from __future__ import annotations
 
-import atexit
-import os
-import sys
-import threading
-from pathlib import Path
-
-from galapagos_nao.core.checks import describe
+from galapagos_nao.store.workspace.current_workspace import (
+    FILE_NAME,
+    HOME_ENV,
+    close,
+    current,
+    default_folder,
+    default_path,
+    get,
+    open,
+)
 from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError, WorkspaceLocked
 from galapagos_nao.store.workspace.runs import Checkpoint, RunInfo
 from galapagos_nao.store.workspace.schema import SCHEMA_VERSION
 from galapagos_nao.store.workspace.store import Workspace
 
 __all__ = [
-    "FILE_NAME",
-    "HOME_ENV",
-    "SCHEMA_VERSION",
+    # the workspace and what it returns
     "Checkpoint",
     "RunInfo",
     "Workspace",
+    # what goes wrong
     "WorkspaceCorrupt",
     "WorkspaceError",
     "WorkspaceLocked",
+    # the current workspace
+    "FILE_NAME",
+    "HOME_ENV",
     "close",
     "current",
+    "default_folder",
     "default_path",
     "get",
     "open",
+    # the file layout
+    "SCHEMA_VERSION",
 ]
-
-#: Environment variable naming the folder that holds the default workspace.
-HOME_ENV = "GN_HOME"
-#: File name of the workspace inside its folder.
-FILE_NAME = "workspace.db"
-
-
-# -- where the default workspace lives ---------------------------------------------
-
-
-def default_folder() -> Path:
-    """The folder of the default workspace: ``$GN_HOME``, else the per-user data folder.
-
-    Raises:
-        WorkspaceError: under pytest without ``GN_HOME``, so that no test can
-            touch the user's own workspace.
-    """
-    home = os.environ.get(HOME_ENV)
-    if home:
-        return Path(home).expanduser()
-    if "PYTEST_CURRENT_TEST" in os.environ:
-        raise WorkspaceError(
-            f"tests must set {HOME_ENV} to a temporary folder; refusing the user's workspace"
-        )
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "galapagos_nao"
-
-
-def default_path() -> Path:
-    """The default workspace file (see :func:`default_folder`)."""
-    return default_folder() / FILE_NAME
-
-
-# -- the current workspace ------------------------------------------------------------
-
-_current_lock = threading.Lock()
-_current: Workspace | None = None
-_current_is_default = False
-
-
-def open(  # noqa: A001 - gn.workspace.open(path) reads naturally
-    path: str | os.PathLike[str] | None = None, *, read_only: bool | None = None
-) -> Workspace:
-    """Opens a workspace and makes it the current one (the shared Library and Selection use it).
-
-    Opening the file that is already current returns it; another current one is closed.
-
-    Args:
-        path: The workspace file; the default (see :func:`default_path`) when None.
-        read_only: As for :class:`Workspace`.
-
-    Returns:
-        The open workspace.
-    """
-    global _current, _current_is_default
-    target = default_path() if path is None else path
-    if not isinstance(target, (str, os.PathLike)) or not os.fspath(target):
-        raise ValueError(f"path must be a non-empty str or os.PathLike, got {describe(path)}")
-    resolved = Path(target).expanduser().absolute()
-    with _current_lock:
-        if (
-            _current is not None
-            and not _current.closed
-            and _current.path == resolved
-            and read_only is None
-        ):
-            _current_is_default = path is None
-            return _current
-        opened = Workspace(resolved, read_only=read_only)
-        if _current is not None:
-            _current.close()
-        _current, _current_is_default = opened, path is None
-        return opened
-
-
-def current() -> Workspace | None:
-    """The current workspace, or None if none is open (opens nothing)."""
-    with _current_lock:
-        return None if _current is None or _current.closed else _current
-
-
-def get() -> Workspace:
-    """The current workspace, opening the default one first if needed.
-
-    A default workspace opened implicitly follows ``GN_HOME``: if it changed,
-    the old one is closed and the new default opened.
-    """
-    global _current, _current_is_default
-    with _current_lock:
-        found = _current
-        # An implicitly opened default follows GN_HOME; an explicit open() stays.
-        if (
-            found is not None
-            and not found.closed
-            and (not _current_is_default or found.path == default_path().absolute())
-        ):
-            return found
-    return open()
-
-
-def close() -> None:
-    """Closes the current workspace (if any); the next :func:`get` opens the default again."""
-    global _current
-    with _current_lock:
-        if _current is not None:
-            _current.close()
-            _current = None
-
-
-atexit.register(close)
