@@ -1,11 +1,14 @@
 """Keeping what was learned: network files, the workspace and the Library.
 
-- :mod:`~galapagos_nao.store.persistence`: one file format (safetensors + JSON
-  under one digest), save/load/export and ONNX;
+- :mod:`~galapagos_nao.store.codec`: one format, a Network as safetensors +
+  JSON under one digest, and the checks that read it back;
+- :mod:`~galapagos_nao.store.persistence`: network files in that format
+  (save/load/export, atomic writes) and ONNX;
 - :mod:`~galapagos_nao.store.workspace`: the SQLite file behind the Library and
   run checkpoints (file health and lock, tables, the current workspace);
 - :mod:`~galapagos_nao.store.library`: the user's snapshots of networks.
 
+Inside, imports point one way: codec < persistence < workspace < library.
 May import core, config and archive. :func:`bind` lends ``Network.save`` and
 ``Network.to_onnx`` their file code; the package root calls it once.
 """
@@ -14,9 +17,9 @@ from __future__ import annotations
 
 from galapagos_nao.core.bindings import bind as _bind
 from galapagos_nao.core.network import Network
-from galapagos_nao.store import library, persistence, workspace
+from galapagos_nao.store import codec, library, persistence, workspace
 
-__all__ = ["bind", "library", "persistence", "workspace"]
+__all__ = ["bind", "codec", "library", "persistence", "workspace"]
 
 
 def bind() -> None:

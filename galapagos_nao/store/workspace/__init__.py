@@ -1,0 +1,62 @@
+"""The workspace: one SQLite file that keeps everything a session learned.
+
+It holds the Library, each run's last archive checkpoint (elites, queue, the
+Parameters in force and the run generator's state), and every generation's
+history row. Networks are stored as the safetensors bytes of
+:mod:`~galapagos_nao.store.codec`, never as pickles, so reading a workspace
+never runs code.
+
+The modules, each importing only those before it:
+
+- :mod:`.errors`: :class:`WorkspaceError`, :class:`WorkspaceLocked`,
+  :class:`WorkspaceCorrupt`;
+- :mod:`.files`: file health (not SQLite, truncated, salvage) and the writer lock;
+- :mod:`.schema`: the tables, :data:`SCHEMA_VERSION` and the upgrade of older files;
+- :mod:`.connection`: opening a file, durability settings, read and write transactions;
+- :mod:`.runs`: checkpoints, runs and history (:class:`Checkpoint`, :class:`RunInfo`);
+- :mod:`.store`: :class:`Workspace`, which adds the Library table;
+- :mod:`.current_workspace`: the default location and the current workspace
+  (:func:`open`, :func:`current`, :func:`get`, :func:`close`).
+
+Everything public is re-exported here: ``gn.workspace.open(...)`` and
+``from galapagos_nao.store.workspace import Workspace`` are the ways in.
+"""
+
+from __future__ import annotations
+
+from galapagos_nao.store.workspace.current_workspace import (
+    FILE_NAME,
+    HOME_ENV,
+    close,
+    current,
+    default_folder,
+    default_path,
+    get,
+    open,
+)
+from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError, WorkspaceLocked
+from galapagos_nao.store.workspace.runs import Checkpoint, RunInfo
+from galapagos_nao.store.workspace.schema import SCHEMA_VERSION
+from galapagos_nao.store.workspace.store import Workspace
+
+__all__ = [
+    # the workspace and what it returns
+    "Checkpoint",
+    "RunInfo",
+    "Workspace",
+    # what goes wrong
+    "WorkspaceCorrupt",
+    "WorkspaceError",
+    "WorkspaceLocked",
+    # the current workspace
+    "FILE_NAME",
+    "HOME_ENV",
+    "close",
+    "current",
+    "default_folder",
+    "default_path",
+    "get",
+    "open",
+    # the file layout
+    "SCHEMA_VERSION",
+]

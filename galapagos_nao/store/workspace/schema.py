@@ -1,0 +1,91 @@
+"""The workspace's SQL layout: its tables, their version, and the upgrade of older files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError
+
+__all__ = ["SCHEMA_VERSION", "check_schema", "create_schema", "has_column"]
+
+#: Layout version written in the ``meta`` table; newer files are refused, older ones
+#: upgraded when opened for writing (2 added ``history.archive``).
+SCHEMA_VERSION = 2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS library (id TEXT PRIMARY KEY, added REAL NOT NULL, blob BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, seed INTEGER
+);
+CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, blob BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    generation INTEGER NOT NULL,
+    written REAL NOT NULL,
+    parameters TEXT NOT NULL,
+    rng_state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cells (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    kind TEXT NOT NULL CHECK (kind IN ('elite', 'queue')),
+    cell TEXT NOT NULL,
+    network_id TEXT NOT NULL REFERENCES networks(id),
+    PRIMARY KEY (run_id, kind, cell)
+);
+CREATE TABLE IF NOT EXISTS history (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    generation INTEGER NOT NULL,
+    started REAL NOT NULL,
+    seconds REAL NOT NULL,
+    evaluated INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    best TEXT NOT NULL,
+    archive TEXT,
+    PRIMARY KEY (run_id, generation)
+);
+"""
+
+
+def create_schema(connection: sqlite3.Connection, path: Path) -> None:
+    """Creates the tables a writable workspace needs, upgrading an older layout in place.
+
+    Raises:
+        WorkspaceError: if the file was written by a newer schema.
+        WorkspaceCorrupt: if its ``meta`` table cannot be read.
+    """
+    connection.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+    check_schema(connection, path)
+    # Schema 1 files predate the history's archive column: add it, keep every row.
+    if not has_column(connection, "history", "archive"):
+        connection.execute("ALTER TABLE history ADD COLUMN archive TEXT")
+    connection.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+        (str(SCHEMA_VERSION),),
+    )
+
+
+def check_schema(connection: sqlite3.Connection, path: Path) -> None:
+    """Refuses a file written by a newer galapagos_nao; a file without a schema passes.
+
+    Raises:
+        WorkspaceError: if the file's schema is newer than :data:`SCHEMA_VERSION`.
+        WorkspaceCorrupt: if its ``meta`` table cannot be read.
+    """
+    try:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.OperationalError:
+        row = None  # a file that was never a workspace, or a fresh one seen read-only
+    except sqlite3.DatabaseError as error:
+        raise WorkspaceCorrupt(f"{path}: damaged ({error})") from None
+    if row is not None and int(row[0]) > SCHEMA_VERSION:
+        raise WorkspaceError(
+            f"{path}: written by a newer galapagos_nao "
+            f"(schema {row[0]}, this one reads {SCHEMA_VERSION})"
+        )
+
+
+def has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:
+    """True if ``table`` has ``column`` (read-only views of old files may lack one)."""
+    return any(row[1] == column for row in connection.execute(f"PRAGMA table_info({table})"))
