@@ -57,7 +57,7 @@ def task_file(tiny_task, tmp_path_factory) -> Path:
 
 
 class Zygote:
-    """Drives tests/continual_child.py: one import, then a forked child per run."""
+    """Drives tests/run/continual_child.py: one import, then a forked child per run."""
 
     def __init__(self, home: Path) -> None:
         env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}

@@ -47,7 +47,7 @@ from galapagos_nao.run.local import LocalEvaluator
 from galapagos_nao.run.records import Candidate
 
 # The benchmark package sits at the repository root, beside the tests.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.engine import measure_engine, union_seconds  # noqa: E402
 from benchmarks.genomes import BENCH_GENOMES, training_flops  # noqa: E402
 from benchmarks.responsiveness import percentile  # noqa: E402
