@@ -11,7 +11,7 @@
 #   BENCH_DEVICE  device to benchmark (default: cuda; "cpu" only to try this script without a GPU)
 #
 # It installs what is missing (torch, torchvision, numpy, safetensors) with pip, checks that torch
-# sees a GPU, runs the GPU tests of tests/test_engine.py when pytest is there, then
+# sees a GPU, runs the GPU tests of tests/run/test_engine.py when pytest is there, then
 # `python -m benchmarks --device cuda --sections throughput,policy`: candidate throughput of the
 # four genomes, the seed pipeline on the same GPU, the share of the float32 matmul peak, and the
 # concurrency and bf16 rows. Record the table with the device name in benchmarks/RESULTS.md.
@@ -56,7 +56,7 @@ fi
 export GN_DATA_DIR=$data PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 
 if [[ $DEVICE == cuda* ]] && "$PYTHON" -c "import pytest" 2>/dev/null; then
-    "$PYTHON" -m pytest tests/test_engine.py -q -k "gpu" -p no:cacheprovider
+    "$PYTHON" -m pytest tests/run/test_engine.py -q -k "gpu" -p no:cacheprovider
 fi
 set -o pipefail
 "$PYTHON" -m benchmarks --device "$DEVICE" --sections throughput,policy --data "$data" --out "$OUT" \
