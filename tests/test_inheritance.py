@@ -60,7 +60,7 @@ def test_the_switch_decides_what_training_starts_from(parent, data):
     for inherit in (True, False):
         parameters = Parameters()
         parameters.put(gn.evolution, {"inherit_weights": inherit, "mutation_rate": 0.0})
-        candidate = breed([parent], np.random.default_rng(1), parameters.snapshot(), 0)[0]
+        candidate = breed([parent], np.random.default_rng(1), parameters.settings(), 0)[0]
         assert candidate.inherit is inherit and candidate.origins == (0, 1, 2, 3)
         outcome = train_candidate(candidate, data, SETTINGS, lambda: False, None)
         reference = fit(

@@ -196,12 +196,12 @@ def test_queued_evaluated_networks_compete_as_they_are(selection, small_mnist):
 def test_breed_clones_a_lone_parent_generation_size_times_and_takes_parents_in_turn():
     import numpy as np
 
-    snapshot = Parameters().snapshot()
+    settings = Parameters().settings()
     rng = np.random.default_rng(0)
-    one = breed([Network(seed_layers())], rng, snapshot, 0)
+    one = breed([Network(seed_layers())], rng, settings, 0)
     assert len(one) == 4 and {c.parent.id for c in one} == {one[0].parent.id}
     parents = [Network(seed_layers()) for _ in range(6)]
-    many = breed(parents, rng, snapshot, 3)
+    many = breed(parents, rng, settings, 3)
     assert [c.parent for c in many] == parents and all(c.generation == 3 for c in many)
     assert len({c.seed for c in many}) == 6
 
