@@ -8,14 +8,15 @@ import torch
 
 import galapagos_nao as gn
 from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.config.settings import TrainingSettings
 from galapagos_nao.core import datasets, evolution, network
 from galapagos_nao.core.network import Network
-from galapagos_nao.core.training import DeviceDataCache, TrainSettings, fit
+from galapagos_nao.core.training import DeviceDataCache, fit
 from galapagos_nao.run.loop import breed
 from galapagos_nao.run.train import train_candidate
 
 PARENT = [("dense", [24, "relu"]), ("batch_norm", []), ("dense", [12, "tanh"]), ("dropout", [0.3])]
-SETTINGS = TrainSettings(batch_size=50, device="cpu")
+SETTINGS = TrainingSettings(batch_size=50, device="cpu").train_settings()
 
 
 @pytest.fixture(scope="module")

@@ -210,13 +210,19 @@ def test_children_inherit_their_parents_weights(selection, small_mnist):
     selection.parameters.put(gn.evolution, {"mutation_rate": 0.0})
     finish(gn.evolve([("dense", [16, "relu"])], 1, small_mnist, selection=selection, seed=3))
     (parent,) = selection.elites().values()
-    from galapagos_nao.core.training import DeviceDataCache, TrainSettings, fit
+    from galapagos_nao.config.settings import TrainingSettings
+    from galapagos_nao.core.training import DeviceDataCache, fit
 
     data = DeviceDataCache().get(small_mnist, torch.device("cpu"), 0.1)
     inherited = fit(
-        parent.layers, data, TrainSettings(), seed=5, parent_weights=parent.weights, origins=(0,)
+        parent.layers,
+        data,
+        TrainingSettings().train_settings(),
+        seed=5,
+        parent_weights=parent.weights,
+        origins=(0,),
     )
-    fresh = fit(parent.layers, data, TrainSettings(), seed=5)
+    fresh = fit(parent.layers, data, TrainingSettings().train_settings(), seed=5)
     assert inherited.inherited == 4 and fresh.inherited == 0
     # one more epoch on top of the parent's does better than one epoch from scratch
     assert inherited.val_acc > fresh.val_acc

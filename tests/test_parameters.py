@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import FrozenInstanceError, fields
+from dataclasses import MISSING, FrozenInstanceError, fields
 
 import pytest
 
@@ -14,6 +14,7 @@ from galapagos_nao.config.settings import (
     Settings,
     TrainingSettings,
 )
+from galapagos_nao.core.training import TrainSettings
 
 
 @pytest.fixture
@@ -184,3 +185,20 @@ def test_from_snapshot_fills_missing_keys_and_refuses_unknown_ones():
         Settings.from_snapshot({"training": {"epoch": 3}})
     with pytest.raises(ValueError, match="unknown section 'trainer'"):
         Settings.from_snapshot({"trainer": {}})
+
+
+def test_train_settings_carry_the_training_section_into_fit():
+    section = TrainingSettings(epochs=2, batch_size=32, optimizer="sgd", device="cpu")
+    train = section.train_settings()
+    assert train == TrainSettings(
+        epochs=2,
+        batch_size=32,
+        optimizer="sgd",
+        learning_rate=section.learning_rate,
+        validation_fraction=section.validation_fraction,
+        device="cpu",
+        precision=section.precision,
+    )
+    # fit's record has no defaults of its own: the training section is the one source.
+    assert all(f.default is MISSING and f.default_factory is MISSING for f in fields(train))
+    assert {f.name for f in fields(train)} <= set(TrainingSettings.names())
