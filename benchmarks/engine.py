@@ -196,10 +196,13 @@ def measure_engine(
 
 
 def _summarise(recorder: _Recorder, parameters: Parameters, generation_size: int) -> EngineMeasure:
-    section = parameters.get("orchestration")
-    devices = training_devices(parameters.get("training", "device"))
+    settings = parameters.settings()
+    devices = training_devices(settings.training.device)
     workers, threads = plan_workers(
-        generation_size, devices, section["workers"], section["threads_per_worker"]
+        generation_size,
+        devices,
+        settings.orchestration.workers,
+        settings.orchestration.threads_per_worker,
     )
     measure = EngineMeasure(workers=workers, threads=threads)
     start, end = recorder.generation_ends[0], recorder.generation_ends[-1]

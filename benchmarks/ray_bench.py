@@ -81,7 +81,7 @@ def _round_trips(evaluator: Evaluator, task: Task, count: int) -> list[float]:
     parameters = Parameters()
     parameters.put("orchestration", {"threads_per_worker": 1, "num_cpus": 1})
     parameters.put("training", {"device": "cpu"})
-    job = EvaluationJob(task, parameters.snapshot(), threading.Event(), DeviceDataCache())
+    job = EvaluationJob(task, parameters.settings(), threading.Event(), DeviceDataCache())
     overheads = []
     for index in range(count + 1):  # the first warms the worker up and is not counted
         candidate = Candidate(index, 0, (("dense", [4, "none"]),), seed=index)

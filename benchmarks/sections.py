@@ -16,7 +16,7 @@ from benchmarks.memory import run_in_subprocess
 from benchmarks.peak import cpu_matmul_peak, cuda_matmul_peak
 from benchmarks.responsiveness import measure_latency
 from benchmarks.seed_pipeline import run_concurrently
-from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.config.settings import TrainingSettings
 from galapagos_nao.core import datasets
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.device_data import split_validation
@@ -40,7 +40,7 @@ def load_task(root: str) -> Task:
 
 
 def _train_samples(task: Task) -> int:
-    fraction = Parameters.defaults()["training"]["validation_fraction"]
+    fraction = TrainingSettings().validation_fraction
     return int(split_validation(task, fraction)[0].numel())
 
 
@@ -149,13 +149,12 @@ def throughput(task: Task, root: str, device: str, seed: int, generations: int) 
 def _batch_label(task: Task) -> str:
     from galapagos_nao.core.training import batch_size_for
 
-    setting = Parameters.defaults()["training"]["batch_size"]
+    setting = TrainingSettings().batch_size
     return f"{setting} = {batch_size_for(setting, _train_samples(task))}"
 
 
 def policy(task: Task, device: str, seed: int) -> dict[str, Any]:
     """The default workers × threads (and batch size) against the alternatives, seed genome."""
-    defaults = Parameters.defaults()["training"]
     base: dict[str, Any] = {"device": device}
     if device.startswith("cuda"):
         size = GPU_GENERATION
@@ -183,12 +182,13 @@ def policy(task: Task, device: str, seed: int) -> dict[str, Any]:
             generations=POLICY_GENERATIONS,
             training=training,
         )
+        chosen = TrainingSettings(**training)
         rows.append(
             {
                 "layout": _layout(measure),
-                "batch_size": training.get("batch_size", defaults["batch_size"]),
-                "learning_rate": training.get("learning_rate", defaults["learning_rate"]),
-                "precision": training.get("precision", defaults["precision"]),
+                "batch_size": chosen.batch_size,
+                "learning_rate": chosen.learning_rate,
+                "precision": chosen.precision,
                 "per_minute": measure.per_minute,
                 "test_acc": measure.test_acc,
                 "overhead": measure.overhead,

@@ -35,6 +35,7 @@ ORDER: tuple[str, ...] = (
     "core.training",
     "core",
     # config: the settings
+    "config.settings",
     "config.parameters",
     "config",
     # archive: the archive and what it remembers

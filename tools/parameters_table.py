@@ -1,4 +1,7 @@
-"""Prints the README's parameters table from ``galapagos_nao.config.parameters.SETTINGS``.
+"""Prints the README's parameters table from the section dataclasses.
+
+Each row is one field of a section in :mod:`galapagos_nao.config.settings`:
+its default as written in the signature and its ``doc`` line.
 
 Usage: ``.venv/bin/python tools/parameters_table.py`` and paste between the
 ``<!-- parameters -->`` markers of README.md; ``tests/test_readme.py`` checks
@@ -7,7 +10,7 @@ that the README's table is this one.
 
 from __future__ import annotations
 
-from galapagos_nao.config.parameters import SETTINGS
+from galapagos_nao.config.settings import SECTIONS
 
 #: How each section is addressed in ``gn.Parameters.put(section, …)``.
 SECTION_HANDLES = {
@@ -25,10 +28,11 @@ def _show(value: object) -> str:
 def parameters_table() -> str:
     """The markdown table: one row per setting, grouped by section."""
     rows = ["| section | key | default | meaning |", "|---|---|---|---|"]
-    for section, settings in SETTINGS.items():
-        handle = SECTION_HANDLES.get(section, repr(section))
-        for key, setting in settings.items():
-            rows.append(f"| `{handle}` | `{key}` | {_show(setting.default)} | {setting.doc} |")
+    for name, section in SECTIONS.items():
+        handle = SECTION_HANDLES.get(name, repr(name))
+        docs = section.docs()
+        for key, default in section.defaults().items():
+            rows.append(f"| `{handle}` | `{key}` | {_show(default)} | {docs[key]} |")
     return "\n".join(rows)
 
 

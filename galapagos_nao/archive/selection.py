@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +29,7 @@ from galapagos_nao.archive.history import (
     cell_changes,
 )
 from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.config.settings import SelectionSettings
 from galapagos_nao.core import measures
 from galapagos_nao.core.bindings import Viewable
 from galapagos_nao.core.checks import check_int, describe
@@ -248,7 +249,7 @@ class Selection(Viewable):
         *,
         complexity_levels: int | None = None,
         consumed: Iterable[int] = (),
-        settings: Mapping[str, Any] | None = None,
+        settings: SelectionSettings | None = None,
     ) -> list[Change]:
         """Re-buckets the elites with ``nets`` and keeps the fittest per cell.
 
@@ -259,7 +260,7 @@ class Selection(Viewable):
             consumed: Queue keys whose networks this generation has bred from;
                 they leave the queue.
             settings: The ``selection`` section to use (a run passes its
-                generation's snapshot); read from Parameters when None.
+                generation's); read from Parameters when None.
 
         Returns:
             The cells whose elite changed to one of ``nets``.
@@ -292,15 +293,19 @@ class Selection(Viewable):
         return check_int("complexity_levels", complexity_levels, minimum=1)
 
     def _axes(
-        self, complexity_levels: int | None, settings: Mapping[str, Any] | None = None
+        self, complexity_levels: int | None, settings: SelectionSettings | None = None
     ) -> tuple[list[str], tuple[int, ...]]:
         """The measure names and the levels of each, from one read of the settings."""
-        settings = dict(self._parameters.get(self) if settings is None else settings)
-        settings[measures.LEVELS_SETTING] = self._levels(
-            settings[measures.LEVELS_SETTING] if complexity_levels is None else complexity_levels
-        )
-        names = list(settings["measures"])
-        return names, measures.resolve_levels(names, settings)
+        if settings is None:
+            settings = SelectionSettings.from_mapping(self._parameters.get(self))
+        chosen = {
+            measures.LEVELS_SETTING: self._levels(
+                settings.complexity_levels if complexity_levels is None else complexity_levels
+            ),
+            "measure_levels": settings.measure_levels,
+        }
+        names = list(settings.measures)
+        return names, measures.resolve_levels(names, chosen)
 
     def grid(self) -> Grid:
         """The cells as the last selection drew them (measures, levels, edges).

@@ -78,9 +78,13 @@ class NonFiniteLoss(CandidateFailure):
     """The training loss became NaN or infinite."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainSettings:
-    """How one candidate is trained; built from the ``training`` section.
+    """How one candidate is trained: the record :func:`fit` takes.
+
+    It has no defaults of its own: the ``training`` section of Parameters is
+    the one source (``TrainingSettings().train_settings()`` in
+    :mod:`galapagos_nao.config.settings` builds one, checked).
 
     Attributes:
         epochs: Passes over the training split.
@@ -92,20 +96,13 @@ class TrainSettings:
         precision: ``"float32"``, or ``"bf16"`` for autocast on CUDA.
     """
 
-    epochs: int = 1
-    batch_size: int | str = "auto"
-    optimizer: str = "adam"
-    learning_rate: float = 3e-3
-    validation_fraction: float = 0.1
-    device: str = "auto"
-    precision: str = "float32"
-
-    @classmethod
-    def from_parameters(cls, snapshot: Mapping[str, Mapping[str, Any]]) -> TrainSettings:
-        """Settings from a Parameters snapshot."""
-        section = snapshot["training"]
-        names = cls.__dataclass_fields__
-        return cls(**{key: value for key, value in section.items() if key in names})
+    epochs: int
+    batch_size: int | str
+    optimizer: str
+    learning_rate: float
+    validation_fraction: float
+    device: str
+    precision: str
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from galapagos_nao.config.parameters import SETTINGS
+from galapagos_nao.config.settings import SECTIONS
 from galapagos_nao.core.network import Network
 from galapagos_nao.run.loop import GenerationReport
 from galapagos_nao.store import persistence
@@ -132,16 +132,16 @@ def loadable_parameters(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The checkpointed settings this version knows and accepts; others are logged and skipped."""
     kept: dict[str, dict[str, Any]] = {}
     for section, section_values in values.items():
-        settings = SETTINGS.get(section)
-        if settings is None or not isinstance(section_values, Mapping):
+        known = SECTIONS.get(section)
+        if known is None or not isinstance(section_values, Mapping):
             logger.warning("Resume: skipping unknown parameter section %r", section)
             continue
         for key, value in section_values.items():
-            if key not in settings:
+            if key not in known.names():
                 logger.warning("Resume: skipping unknown setting %s.%s", section, key)
                 continue
             try:
-                kept.setdefault(section, {})[key] = settings[key].check(f"{section}.{key}", value)
+                kept.setdefault(section, {})[key] = known.check(key, value)
             except ValueError as error:
                 logger.warning("Resume: keeping the default of %s.%s: %s", section, key, error)
     return kept

@@ -42,14 +42,14 @@ class LocalEvaluator:
 
     def evaluate(self, candidates: Sequence[Candidate], job: EvaluationJob) -> Iterator[Outcome]:
         """Trains the candidates concurrently and yields outcomes as they finish."""
-        settings = TrainSettings.from_parameters(job.snapshot)
-        orchestration = job.snapshot["orchestration"]
+        settings = job.settings.training.train_settings()
+        orchestration = job.settings.orchestration
         devices = training_devices(settings.device)
         workers, threads = plan_workers(
-            len(candidates), devices, orchestration["workers"], orchestration["threads_per_worker"]
+            len(candidates), devices, orchestration.workers, orchestration.threads_per_worker
         )
         pool = self._executor(workers, threads)
-        timeout = float(orchestration["timeout"])
+        timeout = orchestration.timeout
         scheduled = longest_first(candidates, assign_devices(candidates, devices), job.task)
         futures = [
             pool.submit(self._train, c, device, settings, job, timeout) for c, device in scheduled

@@ -1,6 +1,6 @@
 """The generation loop: a :class:`Run` evolves a Selection on a background thread.
 
-Each generation reads one Parameters snapshot, breeds children from every
+Each generation reads one Parameters snapshot (typed: :class:`Settings`), breeds children from every
 network in the Selection (elites plus the unevaluated queue; a lone parent is
 cloned ``generation_size`` times first), trains them through an evaluator, and
 lets the Selection keep the fittest per cell. The run's hooks (``Run.hooks``,
@@ -22,6 +22,7 @@ import numpy as np
 
 from galapagos_nao.archive.selection import Change, Selection
 from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.config.settings import Settings
 from galapagos_nao.core import evolution
 from galapagos_nao.core.bindings import Viewable, bound
 from galapagos_nao.core.datasets import Task, default_task
@@ -245,7 +246,7 @@ class Run(Viewable):
                 if self._state == "starting":
                     self._state = "running"
             task = self._task if self._task is not None else default_task()
-            seed = self.seed if self.seed is not None else self.parameters.get("training", "seed")
+            seed = self.seed if self.seed is not None else self.parameters.settings().training.seed
             rng = self._rng if self._rng is not None else np.random.default_rng(seed)
             self._rng = rng
             evaluator = (
@@ -282,13 +283,15 @@ class Run(Viewable):
 
     def _run_generation(self, task: Task, rng: np.random.Generator, evaluator: Evaluator) -> None:
         started_wall, started = time.time(), time.monotonic()
+        # One read: the report keeps the plain snapshot, the generation reads it typed.
         snapshot = self.parameters.snapshot()
+        settings = Settings.from_snapshot(snapshot)
         generation = self.generation
         parents, queued = self.selection.elites(), self.selection.queued()
         candidates = breed(
-            list(parents.values()) + list(queued.values()), rng, snapshot, generation
+            list(parents.values()) + list(queued.values()), rng, settings, generation
         )
-        job = EvaluationJob(task, snapshot, self._stop_event, self._data_cache)
+        job = EvaluationJob(task, settings, self._stop_event, self._data_cache)
         outcomes: list[Outcome] = []
         for outcome in evaluator.evaluate(candidates, job):
             outcomes.append(outcome)
@@ -303,7 +306,7 @@ class Run(Viewable):
         # Queued networks that already carry metrics compete as they are.
         pool = [o.network for o in outcomes if o.network is not None]
         pool += [n for n in queued.values() if n.fitness is not None]
-        changes = self.selection.select(pool, settings=snapshot["selection"], consumed=queued)
+        changes = self.selection.select(pool, settings=settings.selection, consumed=queued)
         report = GenerationReport(
             run=self,
             generation=generation,
@@ -329,7 +332,7 @@ def children_per_generation(n_parents: int, generation_size: int) -> int:
 def breed(
     parents: Sequence[Network],
     rng: np.random.Generator,
-    snapshot: Mapping[str, Mapping[str, Any]],
+    settings: Settings,
     generation: int,
 ) -> list[Candidate]:
     """One child per parent, at least ``generation_size`` children (parents taken in turn).
@@ -342,17 +345,17 @@ def breed(
         raise RuntimeError(
             "the Selection is empty: nothing to breed from (put_unevaluated a network first)"
         )
-    settings = snapshot["evolution"]
-    count = children_per_generation(len(parents), snapshot["orchestration"]["generation_size"])
+    evolving = settings.evolution
+    count = children_per_generation(len(parents), settings.orchestration.generation_size)
     candidates = []
     for index in range(count):
         parent = parents[index % len(parents)]
         child = evolution.spawn_offspring(
             parent.layers,
             rng,
-            mutation_rate=settings["mutation_rate"],
-            std_dev=settings["std_dev"],
-            layer_types=settings["layer_types"],
+            mutation_rate=evolving.mutation_rate,
+            std_dev=evolving.std_dev,
+            layer_types=evolving.layer_types,
         )
         candidates.append(
             Candidate(
@@ -363,7 +366,7 @@ def breed(
                 parent=parent,
                 origins=child.origins,
                 mutations=child.mutations,
-                inherit=bool(settings["inherit_weights"]),
+                inherit=evolving.inherit_weights,
             )
         )
     return candidates
@@ -376,10 +379,10 @@ def make_evaluator(parameters: Parameters) -> Evaluator:
         ImportError: naming the ``galapagos-nao[ray]`` extra when the Ray backend
             is chosen but Ray is not installed.
     """
-    section = parameters.get("orchestration")
-    if section["backend"] == "ray":
+    orchestration = parameters.settings().orchestration
+    if orchestration.backend == "ray":
         # Imported on use: the driver imports Ray, an optional extra.
         from galapagos_nao.run.ray.driver import RayEvaluator
 
-        return RayEvaluator(address=section["ray_address"])
+        return RayEvaluator(address=orchestration.ray_address)
     return LocalEvaluator()

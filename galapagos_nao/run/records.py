@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from galapagos_nao.config.settings import Settings
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.network import Network
@@ -72,13 +73,13 @@ class EvaluationJob:
 
     Attributes:
         task: The data.
-        snapshot: The generation's Parameters snapshot.
+        settings: The generation's settings (one Parameters snapshot, typed).
         stop_event: Set when the run is stopped; candidates end at the next batch.
         data_cache: Device copies of the task, shared across the run.
     """
 
     task: Task
-    snapshot: Mapping[str, Mapping[str, Any]]
+    settings: Settings
     stop_event: threading.Event
     data_cache: DeviceDataCache
 

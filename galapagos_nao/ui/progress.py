@@ -61,7 +61,7 @@ def expected_candidates(run: Run) -> int:
     The Selection's queue is only consumed at the end of a generation, so
     during one this is exact unless networks are queued meanwhile.
     """
-    size = int(run.parameters.get("orchestration", "generation_size"))
+    size = run.parameters.settings().orchestration.generation_size
     return children_per_generation(len(run.selection), size)
 
 

@@ -132,7 +132,7 @@ def test_restore_replaces_the_archive(selection):
 
 
 def test_select_uses_the_settings_it_is_given_over_live_parameters(selection):
-    snapshot = selection.parameters.snapshot()["selection"]
+    settings = selection.parameters.settings().selection
     selection.parameters.put(selection, {"measures": ["layers", "params"], "complexity_levels": 4})
-    selection.select([net(1, 0.5), net(4, 0.6)], settings=snapshot)
+    selection.select([net(1, 0.5), net(4, 0.6)], settings=settings)
     assert set(selection.elites()) == {1, 2}  # the snapshot's one measure, two levels

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+from dataclasses import MISSING, FrozenInstanceError, fields
+
 import pytest
 
 import galapagos_nao as gn
 from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.config.settings import (
+    SECTIONS,
+    EvolutionSettings,
+    OrchestrationSettings,
+    SelectionSettings,
+    Settings,
+    TrainingSettings,
+)
+from galapagos_nao.core.training import TrainSettings
 
 
 @pytest.fixture
@@ -90,3 +101,104 @@ def test_load_restores_a_snapshot_and_reset_restores_defaults(params):
     assert params.get(gn.training, "epochs") == 1
     params.load(saved)
     assert params.get(gn.training, "epochs") == 5
+
+
+# -- the section dataclasses: the one source of defaults, checks and docs ------------------
+
+
+def test_the_sections_are_the_defaults_parameters_start_from():
+    fresh = Settings()
+    assert {name: getattr(fresh, name).as_dict() for name in SECTIONS} == Parameters.defaults()
+    assert [f.name for f in fields(Settings)] == list(SECTIONS)
+    for name, section in SECTIONS.items():
+        assert name == section.NAME
+        assert isinstance(getattr(fresh, name), section)
+
+
+def test_every_setting_has_a_check_and_a_one_line_doc():
+    for section in SECTIONS.values():
+        for f in fields(section):
+            assert callable(f.metadata["check"])
+            assert f.metadata["doc"] and "\n" not in f.metadata["doc"]
+
+
+@pytest.mark.parametrize(
+    ("make", "fragments"),
+    [
+        (lambda: SelectionSettings(complexity_levels=0), ["selection.complexity_levels", "0"]),
+        (lambda: SelectionSettings(measures=["depth"]), ["selection.measures[0]", "'depth'"]),
+        (lambda: OrchestrationSettings(timeout=-1), ["orchestration.timeout", "-1"]),
+        (lambda: OrchestrationSettings(num_gpus=1.5), ["orchestration.num_gpus", "1.5"]),
+        (lambda: EvolutionSettings(mutation_rate=1.5), ["evolution.mutation_rate", "1.5"]),
+        (lambda: EvolutionSettings(inherit_weights=1), ["evolution.inherit_weights", "1"]),
+        (lambda: TrainingSettings(epochs=0), ["training.epochs", ">= 1", "0"]),
+        (lambda: TrainingSettings(device="tpu"), ["training.device", "'tpu'"]),
+    ],
+)
+def test_a_bad_value_names_section_key_and_value(make, fragments):
+    with pytest.raises(ValueError) as caught:
+        make()
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+def test_a_section_and_put_word_a_bad_value_alike(params):
+    with pytest.raises(ValueError) as by_put:
+        params.put(gn.training, {"learning_rate": 0})
+    with pytest.raises(ValueError) as by_section:
+        TrainingSettings(learning_rate=0)
+    assert str(by_put.value) == str(by_section.value)
+
+
+def test_sections_are_frozen_and_keyword_only():
+    settings = OrchestrationSettings(timeout=60)
+    with pytest.raises(FrozenInstanceError):
+        settings.timeout = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        OrchestrationSettings(4)  # type: ignore[misc]
+
+
+def test_the_typed_accessor_matches_the_snapshot(params):
+    params.put(gn.Selection, {"complexity_levels": 3, "measures": ["layers", "params"]})
+    params.put(gn.orchestration, {"timeout": 60, "workers": 2})
+    params.put(gn.evolution, {"mutation_rate": 0.5, "layer_types": {"dropout": [0.1]}})
+    params.put(gn.training, {"epochs": 2, "batch_size": 64, "seed": 7})
+    snapshot, settings = params.snapshot(), params.settings()
+    for name in SECTIONS:
+        assert getattr(settings, name).as_dict() == snapshot[name]
+    assert settings.orchestration.timeout == 60.0
+    assert settings.evolution.layer_types == {"dropout": [0.1]}
+    assert settings.training.seed == 7
+    assert Settings.from_snapshot(snapshot) == settings
+
+
+def test_the_typed_record_is_a_copy(params):
+    params.settings().evolution.layer_types["dense"][0] = 1
+    assert params.get(gn.evolution, "layer_types")["dense"] == [64, "none"]
+
+
+def test_from_snapshot_fills_missing_keys_and_refuses_unknown_ones():
+    settings = Settings.from_snapshot({"training": {"epochs": 3}})
+    assert settings.training.epochs == 3
+    assert settings.orchestration == OrchestrationSettings()
+    with pytest.raises(ValueError, match=r"training: unknown key 'epoch'; known: \["):
+        Settings.from_snapshot({"training": {"epoch": 3}})
+    with pytest.raises(ValueError, match="unknown section 'trainer'"):
+        Settings.from_snapshot({"trainer": {}})
+
+
+def test_train_settings_carry_the_training_section_into_fit():
+    section = TrainingSettings(epochs=2, batch_size=32, optimizer="sgd", device="cpu")
+    train = section.train_settings()
+    assert train == TrainSettings(
+        epochs=2,
+        batch_size=32,
+        optimizer="sgd",
+        learning_rate=section.learning_rate,
+        validation_fraction=section.validation_fraction,
+        device="cpu",
+        precision=section.precision,
+    )
+    # fit's record has no defaults of its own: the training section is the one source.
+    assert all(f.default is MISSING and f.default_factory is MISSING for f in fields(train))
+    assert {f.name for f in fields(train)} <= set(TrainingSettings.names())

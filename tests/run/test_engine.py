@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.config.settings import TrainingSettings
 from galapagos_nao.core import datasets
 from galapagos_nao.core.device_data import split_validation
 from galapagos_nao.core.training import (
@@ -26,7 +27,6 @@ from galapagos_nao.core.training import (
     AUTO_BATCH_MIN,
     AUTO_MIN_STEPS,
     DeviceDataCache,
-    TrainSettings,
     _make_optimizer,
     autocast_for,
     batch_size_for,
@@ -107,7 +107,7 @@ def test_parameters_take_auto_or_a_positive_batch_size_and_name_a_bad_one() -> N
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
 def test_every_optimizer_updates_all_tensors_in_one_fused_call(name: str) -> None:
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
-    optimizer = _make_optimizer(TrainSettings(optimizer=name), model)
+    optimizer = _make_optimizer(TrainingSettings(optimizer=name).train_settings(), model)
     assert optimizer.defaults["fused"] is True
     before = [p.detach().clone() for p in model.parameters()]
     (model(torch.randn(8, 4)) - torch.randn(8, 2)).square().sum().backward()
@@ -117,14 +117,14 @@ def test_every_optimizer_updates_all_tensors_in_one_fused_call(name: str) -> Non
 
 def test_fit_learns_real_mnist_with_the_default_settings(small_mnist: datasets.Task) -> None:
     data = DeviceDataCache().get(small_mnist, CPU, 0.1)
-    result = fit(seed_layers(), data, TrainSettings(), seed=3)
+    result = fit(seed_layers(), data, TrainingSettings().train_settings(), seed=3)
     assert math.isfinite(result.loss)
     assert result.val_acc > 0.5 and result.test_acc > 0.5  # chance is 0.1
 
 
 def test_fit_with_the_same_seed_gives_the_same_weights(tiny_task: datasets.Task) -> None:
     data = DeviceDataCache().get(tiny_task, CPU, 0.1)
-    settings = TrainSettings(batch_size=64)
+    settings = TrainingSettings(batch_size=64).train_settings()
     first, second = (fit(seed_layers(), data, settings, seed=5) for _ in range(2))
     assert first.weights.keys() == second.weights.keys()
     assert all(torch.equal(first.weights[k], second.weights[k]) for k in first.weights)
@@ -255,7 +255,12 @@ def test_fit_on_a_gpu_keeps_data_resident_and_returns_cpu_weights(
     device = torch.device("cuda", 0)
     data = DeviceDataCache().get(small_mnist, device, 0.1)
     assert data.x_train.device == device and data.y_test.device == device
-    result = fit(seed_layers(), data, TrainSettings(device="cuda", precision=precision), seed=2)
+    result = fit(
+        seed_layers(),
+        data,
+        TrainingSettings(device="cuda", precision=precision).train_settings(),
+        seed=2,
+    )
     assert result.val_acc > 0.5
     assert all(t.device.type == "cpu" for t in result.weights.values())
 

@@ -8,14 +8,15 @@ import torch
 
 import galapagos_nao as gn
 from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.config.settings import TrainingSettings
 from galapagos_nao.core import datasets, evolution, network
 from galapagos_nao.core.network import Network
-from galapagos_nao.core.training import DeviceDataCache, TrainSettings, fit
+from galapagos_nao.core.training import DeviceDataCache, fit
 from galapagos_nao.run.loop import breed
 from galapagos_nao.run.train import train_candidate
 
 PARENT = [("dense", [24, "relu"]), ("batch_norm", []), ("dense", [12, "tanh"]), ("dropout", [0.3])]
-SETTINGS = TrainSettings(batch_size=50, device="cpu")
+SETTINGS = TrainingSettings(batch_size=50, device="cpu").train_settings()
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_the_switch_decides_what_training_starts_from(parent, data):
     for inherit in (True, False):
         parameters = Parameters()
         parameters.put(gn.evolution, {"inherit_weights": inherit, "mutation_rate": 0.0})
-        candidate = breed([parent], np.random.default_rng(1), parameters.snapshot(), 0)[0]
+        candidate = breed([parent], np.random.default_rng(1), parameters.settings(), 0)[0]
         assert candidate.inherit is inherit and candidate.origins == (0, 1, 2, 3)
         outcome = train_candidate(candidate, data, SETTINGS, lambda: False, None)
         reference = fit(

@@ -196,12 +196,12 @@ def test_queued_evaluated_networks_compete_as_they_are(selection, small_mnist):
 def test_breed_clones_a_lone_parent_generation_size_times_and_takes_parents_in_turn():
     import numpy as np
 
-    snapshot = Parameters().snapshot()
+    settings = Parameters().settings()
     rng = np.random.default_rng(0)
-    one = breed([Network(seed_layers())], rng, snapshot, 0)
+    one = breed([Network(seed_layers())], rng, settings, 0)
     assert len(one) == 4 and {c.parent.id for c in one} == {one[0].parent.id}
     parents = [Network(seed_layers()) for _ in range(6)]
-    many = breed(parents, rng, snapshot, 3)
+    many = breed(parents, rng, settings, 3)
     assert [c.parent for c in many] == parents and all(c.generation == 3 for c in many)
     assert len({c.seed for c in many}) == 6
 
@@ -210,13 +210,19 @@ def test_children_inherit_their_parents_weights(selection, small_mnist):
     selection.parameters.put(gn.evolution, {"mutation_rate": 0.0})
     finish(gn.evolve([("dense", [16, "relu"])], 1, small_mnist, selection=selection, seed=3))
     (parent,) = selection.elites().values()
-    from galapagos_nao.core.training import DeviceDataCache, TrainSettings, fit
+    from galapagos_nao.config.settings import TrainingSettings
+    from galapagos_nao.core.training import DeviceDataCache, fit
 
     data = DeviceDataCache().get(small_mnist, torch.device("cpu"), 0.1)
     inherited = fit(
-        parent.layers, data, TrainSettings(), seed=5, parent_weights=parent.weights, origins=(0,)
+        parent.layers,
+        data,
+        TrainingSettings().train_settings(),
+        seed=5,
+        parent_weights=parent.weights,
+        origins=(0,),
     )
-    fresh = fit(parent.layers, data, TrainSettings(), seed=5)
+    fresh = fit(parent.layers, data, TrainingSettings().train_settings(), seed=5)
     assert inherited.inherited == 4 and fresh.inherited == 0
     # one more epoch on top of the parent's does better than one epoch from scratch
     assert inherited.val_acc > fresh.val_acc

@@ -108,7 +108,7 @@ def ray_parameters(**orchestration: Any) -> Parameters:
 
 
 def job_for(task: gn.datasets.Task, parameters: Parameters) -> EvaluationJob:
-    return EvaluationJob(task, parameters.snapshot(), threading.Event(), DeviceDataCache())
+    return EvaluationJob(task, parameters.settings(), threading.Event(), DeviceDataCache())
 
 
 def candidate(index: int, layers: list[Any], seed: int = 7) -> Candidate:

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import galapagos_nao as gn
+from galapagos_nao.config.settings import TrainingSettings
 from galapagos_nao.core.network import Network
-from galapagos_nao.core.training import DeviceDataCache, TrainSettings, fit
+from galapagos_nao.core.training import DeviceDataCache, fit
 from galapagos_nao.store import persistence
 from galapagos_nao.store.library import Library
 from galapagos_nao.store.persistence import CorruptFileError
@@ -31,7 +32,7 @@ def pickle_bomb(sentinel: Path) -> bytes:
 @pytest.fixture(scope="module")
 def trained(small_mnist) -> Network:
     data = DeviceDataCache().get(small_mnist, torch.device("cpu"), 0.1)
-    result = fit(LAYERS, data, TrainSettings(batch_size=64), seed=1)
+    result = fit(LAYERS, data, TrainingSettings(batch_size=64).train_settings(), seed=1)
     return Network(
         LAYERS,
         input_shape=small_mnist.input_shape,

@@ -26,10 +26,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from galapagos_nao.config.settings import OrchestrationSettings
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.extras import MISSING_RAY, check_ray_installed
 from galapagos_nao.core.training import (
@@ -137,8 +138,8 @@ class RayEvaluator:
         if not candidates:
             return
         connect(self._address)
-        section = job.snapshot["orchestration"]
-        settings = TrainSettings.from_parameters(job.snapshot)
+        section = job.settings.orchestration
+        settings = job.settings.training.train_settings()
         unfit = self._unfit_reason(section, settings)
         if unfit is not None:
             for candidate in candidates:
@@ -159,7 +160,7 @@ class RayEvaluator:
         self,
         candidates: Sequence[Candidate],
         job: EvaluationJob,
-        section: Mapping[str, Any],
+        section: OrchestrationSettings,
         settings: TrainSettings,
     ) -> Any:
         """A function ``attempt -> task`` for this generation's candidates."""
@@ -172,8 +173,8 @@ class RayEvaluator:
                 parent_id = candidate.parent.id
                 if parent_id not in parent_refs:
                     parent_refs[parent_id] = ray.put(dict(weights))
-        threads = section["threads_per_worker"]
-        threads = threads if isinstance(threads, int) else max(1, int(section["num_cpus"]))
+        threads = section.threads_per_worker
+        threads = threads if isinstance(threads, int) else max(1, int(section.num_cpus))
         layer_types = custom_layer_types()
         log_level = logging.getLogger("galapagos_nao").getEffectiveLevel()
         remote = self._remote_function()
@@ -185,31 +186,32 @@ class RayEvaluator:
             if parent is not None:
                 shipped = dataclasses.replace(candidate, parent=parent.replace(weights=None))
             request = TaskRequest(
-                shipped, settings, float(section["timeout"]), threads, log_level, layer_types
+                shipped, settings, section.timeout, threads, log_level, layer_types
             )
             weights_ref = parent_refs.get(parent.id) if parent is not None else None
             return remote.options(
-                num_cpus=section["num_cpus"],
-                num_gpus=section["num_gpus"],
+                num_cpus=section.num_cpus,
+                num_gpus=section.num_gpus,
                 num_returns="streaming",
                 name=f"{TASK_NAME}-g{candidate.generation}-c{candidate.index}",
             ).remote(request, [task_ref, weights_ref])
 
         return submit
 
-    def _unfit_reason(self, section: Mapping[str, Any], settings: TrainSettings) -> str | None:
+    def _unfit_reason(self, section: OrchestrationSettings, settings: TrainSettings) -> str | None:
         """Why no node could run the tasks as asked, or None."""
-        if settings.device.startswith("cuda") and section["num_gpus"] == 0:
+        if settings.device.startswith("cuda") and section.num_gpus == 0:
             return (
                 f"training.device is {settings.device!r} but orchestration.num_gpus is 0: "
                 "Ray gives the task no GPU"
             )
         nodes = [n.get("Resources", {}) for n in self._ray.nodes() if n.get("Alive")]
-        for key, resource in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+        asked = (("num_cpus", section.num_cpus, "CPU"), ("num_gpus", section.num_gpus, "GPU"))
+        for key, amount, resource in asked:
             largest = max((n.get(resource, 0.0) for n in nodes), default=0.0)
-            if section[key] > largest:
+            if amount > largest:
                 return (
-                    f"orchestration.{key} is {section[key]} but the largest Ray node has "
+                    f"orchestration.{key} is {amount} but the largest Ray node has "
                     f"{largest:g} {resource}"
                 )
         return None
@@ -229,12 +231,12 @@ class RayEvaluator:
         pending: dict[Any, _Attempt],
         submit: Any,
         job: EvaluationJob,
-        section: Mapping[str, Any],
+        section: OrchestrationSettings,
     ) -> Iterator[Outcome]:
         """Waits on the tasks, yielding each candidate's final outcome."""
         ray = self._ray
-        hard_limit = float(section["timeout"]) + HARD_TIMEOUT_GRACE
-        attempts = int(section["max_retries"]) + 1
+        hard_limit = section.timeout + HARD_TIMEOUT_GRACE
+        attempts = section.max_retries + 1
         while pending:
             if job.stop_event.is_set():
                 yield from self._stop(pending)
