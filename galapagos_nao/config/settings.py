@@ -17,7 +17,11 @@ from typing import Any, ClassVar, TypeVar
 
 from galapagos_nao.core import genome
 from galapagos_nao.core.checks import check_choice, check_int, check_number, describe
-from galapagos_nao.core.evolution import DEFAULT_LAYER_TYPES
+from galapagos_nao.core.evolution import (
+    DEFAULT_LAYER_TYPES,
+    DEFAULT_MUTATION_RATE,
+    DEFAULT_STD_DEV,
+)
 from galapagos_nao.core.extras import check_ray_installed
 from galapagos_nao.core.measures import check_measure_levels, check_measures
 from galapagos_nao.core.training import TrainSettings
@@ -256,8 +260,8 @@ class EvolutionSettings(Section):
     layer_types: dict[str, list[Any]] = setting(
         DEFAULT_LAYER_TYPES, _layer_types, "types a replaced layer may become"
     )
-    mutation_rate: float = setting(0.25, _fraction, "probability of each mutation")
-    std_dev: float = setting(2, _non_negative, "spread of integer mutations")
+    mutation_rate: float = setting(DEFAULT_MUTATION_RATE, _fraction, "probability of each mutation")
+    std_dev: float = setting(DEFAULT_STD_DEV, _non_negative, "spread of integer mutations")
     inherit_weights: bool = setting(
         True, _bool, "children start from their parent's trained weights"
     )

@@ -40,6 +40,10 @@ __all__ = [
 #: Name of this module's section in :mod:`galapagos_nao.config.parameters`.
 PARAMETER_SECTION = "evolution"
 
+#: The seed's probability of each mutation (duplicate, remove, replace or perturb).
+DEFAULT_MUTATION_RATE = 0.25
+#: The seed's spread of integer mutations: ``round(Normal(v, std_dev))``.
+DEFAULT_STD_DEV = 2
 #: The seed's defaults: the types a replaced layer can become, with starting params.
 DEFAULT_LAYER_TYPES: dict[str, list[Any]] = {
     "dense": [64, "none"],
@@ -182,8 +186,8 @@ def spawn_offspring(
     layers: Genome,
     rng: np.random.Generator,
     *,
-    mutation_rate: float = 0.25,
-    std_dev: float = 2.0,
+    mutation_rate: float = DEFAULT_MUTATION_RATE,
+    std_dev: float = DEFAULT_STD_DEV,
     layer_types: Mapping[str, Sequence[Any]] = DEFAULT_LAYER_TYPES,
 ) -> Offspring:
     """Breeds one child: duplicate, then remove, then mutate, as the seed does."""
