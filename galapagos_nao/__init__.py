@@ -25,7 +25,6 @@ classes (``store.bind()``, ``ui.bind()``), and the old flat module names
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from galapagos_nao import archive, config, core, run, store, ui
@@ -41,9 +40,11 @@ from galapagos_nao.run.ray import worker as ray_tasks
 from galapagos_nao.store import library, persistence, workspace
 from galapagos_nao.store.persistence import load
 from galapagos_nao.ui import display, progress
+from galapagos_nao.ui.logs import install_warnings_handler, log_level
 
-# Library code only logs; the examples (and users) add handlers.
-logging.getLogger("galapagos_nao").addHandler(logging.NullHandler())
+# Library code only logs; the examples (and users) add handlers. Warnings and
+# errors reach stderr without any (and without doubling when one is added).
+install_warnings_handler()
 
 # The upper layers lend their code to the lower classes, once, here.
 store.bind()
@@ -105,6 +106,7 @@ __all__ = [
     "Run",
     "evolve",
     "evolve_continual",
+    "log_level",
     # networks and genomes
     "Network",
     "build",

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import galapagos_nao as gn
 from galapagos_nao.core import datasets
 from galapagos_nao.core.network import Network
-from galapagos_nao.example import enable_console_logging, seed_layers
+from galapagos_nao.example import seed_layers
 from galapagos_nao.run.loop import GenerationReport
 from galapagos_nao.store.persistence import CorruptFileError
+from galapagos_nao.ui.logs import LEVELS, log_level
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -37,6 +39,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--data-dir", default=None, help="folder holding MNIST/raw (default: GN_DATA_DIR, cache)"
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of the run's generator")
+    parser.add_argument(
+        "--log",
+        choices=LEVELS,
+        default="generation",
+        help="what the run says: a line per generation (default), per candidate, or warnings only",
+    )
     args = parser.parse_args(argv)
     if args.generations < 1:
         parser.error(f"--generations must be >= 1, got {args.generations}")
@@ -50,7 +58,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the example and prints the final elites; returns the exit status."""
     args = parse_args(argv)
-    enable_console_logging()
+    log_level(args.log)
     try:
         if args.device is not None:
             gn.Parameters.put(gn.training, {"device": args.device})
@@ -64,14 +72,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"galapagos-nao: error: {error}", file=sys.stderr)
         return 2
     try:
-        while not run.join(timeout=0.5):
-            pass
+        while not run.done():
+            time.sleep(0.2)  # not run.join: it answers Ctrl-C itself, and here it stops the run
     except KeyboardInterrupt:
         print("Stopping after the current candidates…", file=sys.stderr)
         run.stop()
-        run.join()
+        while not run.join():
+            pass
     print(run)
-    _print_elites(run.result())
+    try:
+        elites = run.result()
+    except Exception as error:  # noqa: BLE001 - the run's log already has the details
+        print(f"galapagos-nao: error: {error}", file=sys.stderr)
+        return 1
+    _print_elites(elites)
     return 0
 
 

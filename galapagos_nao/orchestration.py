@@ -18,8 +18,9 @@ from galapagos_nao.run.devices import (
     training_devices,
     usable_cores,
 )
+from galapagos_nao.run.generation import breed, make_evaluator
 from galapagos_nao.run.local import LocalEvaluator
-from galapagos_nao.run.loop import GenerationReport, Run, RunStatus, breed, make_evaluator
+from galapagos_nao.run.loop import GenerationReport, Run, RunStatus
 from galapagos_nao.run.records import Candidate, EvaluationJob, Evaluator, Outcome
 from galapagos_nao.run.train import failed_outcome, train_candidate
 

@@ -17,6 +17,8 @@ import torchvision.datasets
 
 from galapagos_nao.core import datasets
 from galapagos_nao.core.datasets import DATA_DIR_ENV, Task
+from galapagos_nao.run.records import CANDIDATE_LOGGER
+from galapagos_nao.ui.logs import ConsoleHandler
 
 logger = logging.getLogger("galapagos_nao.tests")
 
@@ -82,3 +84,14 @@ def isolated_environment(
     # Patched on the class so the library's real fallback path runs, offline.
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", _refuse_download)
     yield
+    _restore_package_logging()
+
+
+def _restore_package_logging() -> None:
+    """Undoes what examples and ``gn.log_level`` did to the package's loggers (process-wide)."""
+    package = logging.getLogger("galapagos_nao")
+    package.setLevel(logging.NOTSET)
+    for handler in list(package.handlers):
+        if type(handler) is ConsoleHandler:
+            package.removeHandler(handler)
+    logging.getLogger(CANDIDATE_LOGGER).setLevel(logging.NOTSET)

@@ -17,7 +17,12 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from galapagos_nao.config.settings import SECTIONS, Settings, section_name
+from galapagos_nao.config.settings import (
+    SECTIONS,
+    Settings,
+    check_device_available,
+    section_name,
+)
 from galapagos_nao.core.checks import describe
 
 __all__ = ["Parameters", "Settings", "section_name"]
@@ -44,13 +49,20 @@ class Parameters:
         All values are checked before any is stored: on error nothing changes.
 
         Raises:
-            ValueError: for an unknown section or key (listing the known ones) or
-                a value of the wrong type or range (naming the key and value).
+            ValueError: for an unknown section or key (listing the known ones), a
+                value of the wrong type or range (naming the key and value), or a
+                ``training.device`` this machine does not have (with the threads
+                backend; a Ray cluster's workers may have GPUs this one lacks).
         """
         name = section_name(section)
         if not isinstance(values, Mapping):
             raise ValueError(f"values must be a dict of settings, got {describe(values)}")
         checked = {key: SECTIONS[name].check(key, value) for key, value in values.items()}
+        with self._lock:
+            backend = self._values["orchestration"]["backend"]
+        if name == "training" and "device" in checked and backend == "threads":
+            # This machine trains: a device it lacks would fail every candidate.
+            check_device_available(f"{name}.device", checked["device"])
         with self._lock:
             self._values[name].update(copy.deepcopy(checked))
 

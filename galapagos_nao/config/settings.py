@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
+import torch
+
 from galapagos_nao.core import genome
 from galapagos_nao.core.checks import check_choice, check_int, check_number, describe
 from galapagos_nao.core.evolution import (
@@ -27,6 +29,7 @@ from galapagos_nao.core.measures import check_measure_levels, check_measures
 from galapagos_nao.core.training import TrainSettings
 
 __all__ = [
+    "check_device_available",
     "SECTIONS",
     "EvolutionSettings",
     "OrchestrationSettings",
@@ -84,10 +87,29 @@ def _bool(name: str, value: Any) -> bool:
 
 def _device(name: str, value: Any) -> str:
     if not isinstance(value, str) or not (
-        value in ("auto", "cpu", "cuda") or value.startswith("cuda:")
+        value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit())
     ):
         raise ValueError(f"{name} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {describe(value)}")
     return value
+
+
+def check_device_available(name: str, device: str) -> str:
+    """Returns ``device`` if this machine has it ('auto' and 'cpu' always).
+
+    Raises:
+        ValueError: naming ``name``, the device and the devices available here.
+    """
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device in ("auto", "cpu"):
+        return device
+    index = 0 if device == "cuda" else device.partition(":")[2]
+    if not str(index).isdigit() or int(index) >= count:
+        available = ["auto", "cpu"] + (["cuda"] if count else [])
+        available += [f"cuda:{i}" for i in range(count)]
+        raise ValueError(
+            f"{name}: {device!r} is not available on this machine; available: {available}"
+        )
+    return device
 
 
 def _layer_types(name: str, value: Any) -> dict[str, list[Any]]:
@@ -249,6 +271,9 @@ class OrchestrationSettings(Section):
     num_cpus: float = setting(1, _positive_number, "CPUs Ray reserves per candidate task")
     num_gpus: float = setting(0, _gpu_share, "GPUs per Ray task (fractions share one GPU)")
     max_retries: int = setting(2, _int_at_least(0), "Ray retries of a task that failed or died")
+    max_failed_generations: int = setting(
+        3, _int_at_least(1), "generations in a row where every candidate fails before the run stops"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,12 +10,18 @@ being imported.
 
 from __future__ import annotations
 
+import logging
+
 from galapagos_nao.archive.lineage import LineageRegistry
+from galapagos_nao.core.network import fitness_or
 from galapagos_nao.run.checkpoint import Checkpointer
+from galapagos_nao.run.failures import failure_summary
 from galapagos_nao.run.loop import GenerationHook, GenerationReport
 from galapagos_nao.store.workspace import Workspace, WorkspaceLocked
 
-__all__ = ["default_hooks", "lineage_recorder", "record_history"]
+__all__ = ["default_hooks", "lineage_recorder", "log_generation", "record_history"]
+
+logger = logging.getLogger("galapagos_nao.run")
 
 
 def record_history(report: GenerationReport) -> None:
@@ -27,6 +33,42 @@ def record_history(report: GenerationReport) -> None:
         failed=report.failed,
         seconds=report.seconds,
     )
+
+
+def log_generation(report: GenerationReport) -> None:
+    """One line per generation at INFO; failures once per reason, with a count, at WARNING.
+
+    ``Generation 1/2: 4 evaluated, 0 failed, best val_acc 0.9412 (test 0.9387),
+    coverage 2/2, 11.8 s``. Runs after :func:`record_history`, whose entry gives
+    the coverage.
+    """
+    run = report.run
+    total = "∞" if run.generations is None else str(run.generations)
+    stats = run.selection.stats()
+    best = max(report.elites.values(), key=lambda net: fitness_or(net, -1.0), default=None)
+    best_text = "-"
+    if best is not None and best.val_acc is not None:
+        test = "-" if best.test_acc is None else f"{best.test_acc:.4f}"
+        best_text = f"{best.val_acc:.4f} (test {test})"
+    logger.info(
+        "Generation %d/%s: %d evaluated, %d failed, best val_acc %s, coverage %d/%d, %.1f s",
+        report.generation + 1,
+        total,
+        report.evaluated,
+        report.failed,
+        best_text,
+        stats.filled,
+        stats.cells,
+        report.seconds,
+    )
+    if report.failed:
+        logger.warning(
+            "Generation %d: %d of %d candidates dropped: %s",
+            report.generation + 1,
+            report.failed,
+            len(report.outcomes),
+            failure_summary(report.outcomes),
+        )
 
 
 def lineage_recorder(registry: LineageRegistry) -> GenerationHook:
@@ -45,9 +87,10 @@ def lineage_recorder(registry: LineageRegistry) -> GenerationHook:
 def default_hooks(
     *, lineage: LineageRegistry, checkpoint_into: Workspace | None, seed: int | None
 ) -> list[GenerationHook]:
-    """History, lineage and (for a tracked archive) checkpoint hooks, in the order they run.
+    """History, the generation's log line, lineage and (for a tracked archive) checkpoint hooks.
 
-    The history hook runs before the checkpoint, which stores its latest entry.
+    In the order they run: the history entry comes first, since the log line
+    and the checkpoint read it.
 
     Args:
         lineage: The registry ``gn.lineage`` searches.
@@ -58,7 +101,7 @@ def default_hooks(
         WorkspaceLocked: if ``checkpoint_into`` is a read-only view, so that a
             run never starts without the checkpoints it is promised.
     """
-    hooks: list[GenerationHook] = [record_history, lineage_recorder(lineage)]
+    hooks: list[GenerationHook] = [record_history, log_generation, lineage_recorder(lineage)]
     if checkpoint_into is not None:
         if checkpoint_into.read_only:
             raise WorkspaceLocked(

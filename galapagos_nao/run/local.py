@@ -74,7 +74,9 @@ class LocalEvaluator:
                 return train_candidate(
                     candidate, data, settings, job.stop_event.is_set, started + timeout
                 )
-        except Exception as error:  # a failing candidate never stops the run
+        # BaseException: a candidate's SystemExit or KeyboardInterrupt (raised by its
+        # own code: signals reach only the main thread) must not end the run either.
+        except BaseException as error:  # noqa: BLE001
             return failed_outcome(candidate, error, time.monotonic() - started)
 
     def _stream(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:

@@ -12,6 +12,7 @@ given when it is made; see :mod:`galapagos_nao.run.hooks`) see a
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,26 +24,22 @@ import numpy as np
 from galapagos_nao.archive.selection import Change, Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.config.settings import Settings
-from galapagos_nao.core import evolution
 from galapagos_nao.core.bindings import Viewable, bound
 from galapagos_nao.core.datasets import Task, default_task
 from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.network import Network
-from galapagos_nao.run.local import LocalEvaluator
-from galapagos_nao.run.records import Candidate, EvaluationJob, Evaluator, Outcome
+from galapagos_nao.run.failures import (
+    GenerationsFailing,
+    failed_generation_message,
+    failure_backoff,
+)
+from galapagos_nao.run.generation import breed, make_evaluator
+from galapagos_nao.run.records import CANDIDATE_LOGGER, EvaluationJob, Evaluator, Outcome
 
-__all__ = [
-    "CandidateHook",
-    "GenerationHook",
-    "GenerationReport",
-    "Run",
-    "RunStatus",
-    "breed",
-    "children_per_generation",
-    "make_evaluator",
-]
+__all__ = ["CandidateHook", "GenerationHook", "GenerationReport", "Run", "RunStatus"]
 
-logger = logging.getLogger("galapagos_nao")
+logger = logging.getLogger("galapagos_nao.run")
+candidate_logger = logging.getLogger(CANDIDATE_LOGGER)
 
 
 @dataclass(frozen=True)
@@ -151,13 +148,26 @@ class Run(Viewable):
         self._error: BaseException | None = None
         self._started = time.monotonic()
         self._ended: float | None = None
+        # Waits use this event, not Thread.join: a Ctrl-C inside Thread.join can
+        # leave the thread marked as ended while it still runs.
+        self._ended_event = threading.Event()
+        self._failed_in_a_row = 0
         self._data_cache = DeviceDataCache()
         self._thread = threading.Thread(target=self._main, name="gn-run", daemon=True)
 
     # -- control ---------------------------------------------------------------
 
     def start(self) -> Run:
-        """Starts the background thread (done by evolve)."""
+        """Starts the background thread (done by evolve).
+
+        Raises:
+            RuntimeError: if the run was started before; a run runs once.
+        """
+        if self._thread.ident is not None:
+            raise RuntimeError(
+                "this run was already started; a run runs once: start another with "
+                "gn.evolve(...), or continue this one's archive with gn.evolve_continual(None)"
+            )
         self.selection.claim(self)
         self._thread.start()
         return self
@@ -170,9 +180,12 @@ class Run(Viewable):
         self._stop_event.set()
 
     def join(self, timeout: float | None = None) -> bool:
-        """Waits for the run to end; True if it has."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        """Waits for the run to end; True if it has.
+
+        Ctrl-C ends the waiting, not the run: it prints one line and returns
+        False, and the handle keeps working.
+        """
+        return self.wait(timeout)
 
     def wait(self, timeout: float | None = None, *, progress: bool = False) -> bool:
         """Waits for the run to end, optionally under progress bars; True if it has.
@@ -180,11 +193,21 @@ class Run(Viewable):
         Args:
             timeout: Seconds to wait at most; None waits for the end.
             progress: Show tqdm bars over generations and candidates (needs
-                tqdm, the ``plot`` extra). Ctrl-C stops the waiting, not the run.
+                tqdm, the ``plot`` extra).
+
+        Ctrl-C ends the waiting, not the run: it prints one line saying so and
+        returns False; ``run.stop()`` stops the run.
         """
-        if not progress:
-            return self.join(timeout)
-        return bool(bound(type(self), "watch")(self, timeout))
+        try:
+            if progress:
+                return bool(bound(type(self), "watch")(self, timeout))
+            return self._ended_event.wait(timeout)
+        except KeyboardInterrupt:
+            if self.done():
+                return True
+            # The user's own keypress, answered in the foreground: a print, not a log record.
+            print("still running — run.stop() stops it", file=sys.stderr)
+            return False
 
     def done(self) -> bool:
         """True once the run has ended, for whatever reason."""
@@ -196,7 +219,7 @@ class Run(Viewable):
         Raises:
             TimeoutError: if the run has not ended within ``timeout``.
         """
-        if not self.join(timeout):
+        if not self._ended_event.wait(timeout):
             raise TimeoutError(f"the run did not end within {timeout} s")
         if self._error is not None:
             raise self._error
@@ -254,20 +277,16 @@ class Run(Viewable):
             )
             self._evaluator = evaluator
             try:
-                while not self._stop_event.is_set() and (
-                    self.generations is None or self._completed < self.generations
-                ):
-                    remaining = (
-                        "infinity"
-                        if self.generations is None
-                        else self.generations - self._completed
-                    )
-                    logger.info("Generations remaining: %s", remaining)
+                while self._announce_next_generation():
                     self._run_generation(task, rng, evaluator)
             finally:
                 evaluator.close()
                 self._data_cache.clear()
             final = "stopped" if self._stop_event.is_set() else "finished"
+        except GenerationsFailing as error:  # expected: its message says it all
+            logger.error("The run stopped: %s", error)
+            self._error = error
+            final = "failed"
         except BaseException as error:  # noqa: BLE001 - reported through result()
             logger.exception("The run failed: %s", error)
             self._error = error
@@ -275,6 +294,33 @@ class Run(Viewable):
         with self._lock:
             self._state = final
             self._ended = time.monotonic()
+        self._ended_event.set()
+
+    def _announce_next_generation(self) -> bool:
+        """True if another generation should run; logs the seed's countdown line for it."""
+        with self._lock:
+            if self._stop_event.is_set() or self._state != "running":
+                return False  # a stopped run says nothing more
+            if self.generations is not None and self._completed >= self.generations:
+                return False
+            remaining = (
+                "infinity" if self.generations is None else self.generations - self._completed
+            )
+        candidate_logger.info("Generations remaining: %s", remaining)
+        return True
+
+    def _retry_after_failed_generation(
+        self, generation: int, outcomes: Sequence[Outcome], settings: Settings
+    ) -> None:
+        """Logs a generation that failed entirely, then backs off; raises after too many."""
+        self._failed_in_a_row += 1
+        limit = settings.orchestration.max_failed_generations
+        message = failed_generation_message(generation + 1, outcomes, self._failed_in_a_row, limit)
+        if self._failed_in_a_row >= limit:
+            raise GenerationsFailing(message)
+        delay = failure_backoff(self._failed_in_a_row)
+        logger.warning("%s; trying again in %.1f s", message, delay)
+        self._stop_event.wait(delay)  # stop() ends the wait
 
     @property
     def rng(self) -> np.random.Generator | None:
@@ -303,6 +349,10 @@ class Run(Viewable):
         outcomes.sort(key=lambda o: o.candidate.index)
         if self._stop_event.is_set() and any(o.stopped for o in outcomes):
             return  # an interrupted generation is not selected: its results would be partial
+        if outcomes and all(o.network is None for o in outcomes):
+            self._retry_after_failed_generation(generation, outcomes, settings)
+            return  # not selected: the parents and the queue stay for the next try
+        self._failed_in_a_row = 0
         # Queued networks that already carry metrics compete as they are.
         pool = [o.network for o in outcomes if o.network is not None]
         pool += [n for n in queued.values() if n.fitness is not None]
@@ -322,67 +372,3 @@ class Run(Viewable):
             self._completed += 1
         for hook in list(self.hooks):
             hook(report)
-
-
-def children_per_generation(n_parents: int, generation_size: int) -> int:
-    """Children a generation breeds: one per parent, and at least ``generation_size``."""
-    return max(n_parents, generation_size)
-
-
-def breed(
-    parents: Sequence[Network],
-    rng: np.random.Generator,
-    settings: Settings,
-    generation: int,
-) -> list[Candidate]:
-    """One child per parent, at least ``generation_size`` children (parents taken in turn).
-
-    With one parent this is the seed's rule (clone it ``generation_size`` times,
-    then mutate each clone); with more it keeps every generation at least as
-    large as ``generation_size``.
-    """
-    if not parents:
-        raise RuntimeError(
-            "the Selection is empty: nothing to breed from (put_unevaluated a network first)"
-        )
-    evolving = settings.evolution
-    count = children_per_generation(len(parents), settings.orchestration.generation_size)
-    candidates = []
-    for index in range(count):
-        parent = parents[index % len(parents)]
-        child = evolution.spawn_offspring(
-            parent.layers,
-            rng,
-            mutation_rate=evolving.mutation_rate,
-            std_dev=evolving.std_dev,
-            layer_types=evolving.layer_types,
-        )
-        candidates.append(
-            Candidate(
-                index=index,
-                generation=generation,
-                layers=tuple(child.layers),
-                seed=int(rng.integers(2**62)),
-                parent=parent,
-                origins=child.origins,
-                mutations=child.mutations,
-                inherit=evolving.inherit_weights,
-            )
-        )
-    return candidates
-
-
-def make_evaluator(parameters: Parameters) -> Evaluator:
-    """The evaluator the parameters ask for (local threads by default).
-
-    Raises:
-        ImportError: naming the ``galapagos-nao[ray]`` extra when the Ray backend
-            is chosen but Ray is not installed.
-    """
-    orchestration = parameters.settings().orchestration
-    if orchestration.backend == "ray":
-        # Imported on use: the driver imports Ray, an optional extra.
-        from galapagos_nao.run.ray.driver import RayEvaluator
-
-        return RayEvaluator(address=orchestration.ray_address)
-    return LocalEvaluator()

@@ -16,7 +16,12 @@ from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.network import Network
 
+#: Logger of the per-candidate lines (the seed's ``Epoch 0. Loss: …``) and of
+#: ``Generations remaining``; ``gn.log_level("generation")`` silences it alone.
+CANDIDATE_LOGGER = "galapagos_nao.candidates"
+
 __all__ = [
+    "CANDIDATE_LOGGER",
     "Candidate",
     "EvaluationJob",
     "Evaluator",

@@ -14,11 +14,12 @@ import torch
 
 from galapagos_nao.core.network import Network
 from galapagos_nao.core.training import CandidateFailure, CandidateStopped, TrainSettings, fit
-from galapagos_nao.run.records import Candidate, Outcome
+from galapagos_nao.run.records import CANDIDATE_LOGGER, Candidate, Outcome
 
 __all__ = ["failed_outcome", "train_candidate"]
 
-logger = logging.getLogger("galapagos_nao")
+logger = logging.getLogger("galapagos_nao.run")
+candidate_logger = logging.getLogger(CANDIDATE_LOGGER)
 
 
 def train_candidate(
@@ -45,7 +46,7 @@ def train_candidate(
         should_stop=should_stop,
         deadline=deadline,
     )
-    logger.info(
+    candidate_logger.info(
         "Epoch %d. Loss: %.4f, Train_acc %.4f, Val_acc %.4f, Test_acc %.4f",
         settings.epochs - 1,
         result.loss,
@@ -66,7 +67,12 @@ def train_candidate(
 
 
 def failed_outcome(candidate: Candidate, error: BaseException, seconds: float) -> Outcome:
-    """The outcome of a candidate that raised: stopped, or failed with a logged reason."""
+    """The outcome of a candidate that raised: stopped, or failed with its reason.
+
+    The reason is logged here at DEBUG only: the generation's summary reports
+    failures once, with a count per reason, so a burst of identical failures
+    is one line.
+    """
     if isinstance(error, CandidateStopped):
         return Outcome(candidate, stopped=True, seconds=seconds)
     if isinstance(error, torch.OutOfMemoryError):
@@ -77,7 +83,7 @@ def failed_outcome(candidate: Candidate, error: BaseException, seconds: float) -
         reason = str(error)
     else:
         reason = f"{type(error).__name__}: {error}"
-    logger.warning(
+    logger.debug(
         "Candidate %d of generation %d dropped: %s", candidate.index, candidate.generation, reason
     )
     return Outcome(candidate, failure=reason, seconds=seconds)

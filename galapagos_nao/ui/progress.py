@@ -7,12 +7,18 @@ at the prompt. ``tqdm.auto`` picks a terminal bar or a notebook widget.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import IO, Any
 
-from galapagos_nao.run.loop import GenerationReport, Run, children_per_generation
+from galapagos_nao.run.generation import children_per_generation
+from galapagos_nao.run.loop import GenerationReport, Run
 from galapagos_nao.run.records import Outcome
+from galapagos_nao.ui.logs import PACKAGE_LOGGER, ConsoleHandler
 
 __all__ = ["expected_candidates", "watch"]
 
@@ -70,8 +76,8 @@ def watch(run: Run, timeout: float | None = None, *, file: IO[str] | None = None
 
     Args:
         run: The run to watch.
-        timeout: Seconds to wait at most; None waits for the end. Ctrl-C stops
-            the waiting, not the run.
+        timeout: Seconds to wait at most; None waits for the end. Ctrl-C
+            propagates (``Run.wait`` turns it into one line).
         file: Where the bars go; tqdm's default (stderr) when None.
 
     Returns:
@@ -87,6 +93,7 @@ def watch(run: Run, timeout: float | None = None, *, file: IO[str] | None = None
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         with (
+            _logs_above_bars(tqdm),
             tqdm(total=run.generations, desc="generations", unit="gen", file=file) as generations,
             tqdm(
                 total=expected_candidates(run),
@@ -102,6 +109,36 @@ def watch(run: Run, timeout: float | None = None, *, file: IO[str] | None = None
         run.hooks.remove(counter.on_generation)
 
 
+@contextlib.contextmanager
+def _logs_above_bars(tqdm: Any) -> Iterator[None]:
+    """While bars are drawn, the package's console lines are written above them.
+
+    Each console handler keeps its level, filters and format; only where its
+    text goes changes (``tqdm.write`` clears the bars, writes, redraws), and it
+    is put back afterwards.
+    """
+    handlers = [
+        h for h in logging.getLogger(PACKAGE_LOGGER).handlers if isinstance(h, ConsoleHandler)
+    ]
+
+    def writer(handler: logging.Handler) -> Any:
+        def emit(record: logging.LogRecord) -> None:
+            try:
+                tqdm.write(handler.format(record), file=sys.stderr)
+            except Exception:  # noqa: BLE001 - logging must never raise into the run
+                handler.handleError(record)
+
+        return emit
+
+    for handler in handlers:
+        handler.emit = writer(handler)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            del handler.emit  # the class's own emit again
+
+
 def _follow(
     run: Run, counter: _Counter, generations: Any, candidates: Any, deadline: float | None
 ) -> bool:
@@ -112,7 +149,9 @@ def _follow(
             if deadline is None
             else max(0.0, min(POLL_SECONDS, deadline - time.monotonic()))
         )
-        ended = run.join(wait)
+        # Sleep, not run.join: join answers Ctrl-C itself, and here Run.wait must see it.
+        time.sleep(wait)
+        ended = run.done()
         ended_generations, in_generation, last_size = counter.read()
         if ended_generations != seen:
             seen = ended_generations

@@ -12,7 +12,7 @@ from galapagos_nao.config.settings import TrainingSettings
 from galapagos_nao.core import datasets, evolution, network
 from galapagos_nao.core.network import Network
 from galapagos_nao.core.training import DeviceDataCache, fit
-from galapagos_nao.run.loop import breed
+from galapagos_nao.run.generation import breed
 from galapagos_nao.run.train import train_candidate
 
 PARENT = [("dense", [24, "relu"]), ("batch_norm", []), ("dense", [12, "tanh"]), ("dropout", [0.3])]
