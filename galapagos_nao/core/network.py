@@ -1,7 +1,9 @@
 """Networks: the immutable ``Network`` record and the genome → ``nn.Sequential`` compiler.
 
-A compiled network is an input adapter (flatten), one ``nn.Sequential`` block per
+A compiled network is an input block (the task's input transform, then flatten), one
+``nn.Sequential`` block per
 genome layer (named ``layer0``, ``layer1``, …) and a linear classification head.
+The input block holds no weights, so state dicts are the same with or without it.
 Naming each genome layer's block keeps weight names stable, which is what lets a
 child inherit its parent's weights layer by layer after mutation.
 """
@@ -26,6 +28,7 @@ from torch import nn
 from galapagos_nao.core import genome
 from galapagos_nao.core.bindings import Viewable, bound
 from galapagos_nao.core.checks import check_int, describe
+from galapagos_nao.core.transform import IDENTITY, InputTransform, Standardize
 from galapagos_nao.core.typing import Genome, Layer
 
 __all__ = [
@@ -47,7 +50,10 @@ def _layer_prefix(index: int) -> str:
 
 
 def build(
-    layers: Genome, input_shape: Sequence[int] = MNIST_SHAPE, n_classes: int = 10
+    layers: Genome,
+    input_shape: Sequence[int] = MNIST_SHAPE,
+    n_classes: int = 10,
+    input_transform: InputTransform = IDENTITY,
 ) -> nn.Sequential:
     """Compiles a genome into a fresh ``nn.Sequential``.
 
@@ -55,9 +61,13 @@ def build(
         layers: The genome; validated first.
         input_shape: Shape of one sample, e.g. ``(1, 28, 28)``.
         n_classes: Size of the classification head.
+        input_transform: Applied to the input first. Training passes the
+            identity (its data is transformed once, up front);
+            :meth:`Network.model` passes the task's, so the model takes raw data.
 
     Returns:
-        ``Sequential(input=Flatten, layer0=…, …, head=Linear)`` on the CPU.
+        ``Sequential(input=Sequential(standardize, flatten), layer0=…, …, head=Linear)``
+        on the CPU.
 
     Raises:
         ValueError: If the genome, ``input_shape`` or ``n_classes`` is invalid.
@@ -65,8 +75,13 @@ def build(
     checked = genome.validate(layers)
     shape = _check_shape(input_shape)
     check_int("n_classes", n_classes, minimum=2)
+    if not isinstance(input_transform, InputTransform):
+        raise ValueError(
+            f"input_transform must be an InputTransform, got {describe(input_transform)}"
+        )
     features = math.prod(shape)
-    blocks: OrderedDict[str, nn.Module] = OrderedDict(input=nn.Flatten())
+    adapter = OrderedDict(standardize=Standardize(input_transform), flatten=nn.Flatten())
+    blocks: OrderedDict[str, nn.Module] = OrderedDict(input=nn.Sequential(adapter))
     for index, layer in enumerate(checked):
         modules, features = genome.build_layer(layer, features)
         blocks[_layer_prefix(index)] = nn.Sequential(*modules)
@@ -169,6 +184,10 @@ class Network(Viewable):
         generation: Generation in which it was evaluated, if any.
         mutations: The operators that made it from its parent, in order.
         weights: Trained state dict as CPU tensors, or None if untrained.
+        input_transform: How the task's data as users hold it (0..1 or uint8
+            images for MNIST) becomes what the layers saw in training; part of
+            the input block of :meth:`model`. The identity for records saved
+            before transforms were recorded (they expect standardized inputs).
     """
 
     layers: tuple[Layer, ...]
@@ -184,6 +203,7 @@ class Network(Viewable):
     generation: int | None = None
     mutations: tuple[str, ...] = ()
     weights: Mapping[str, torch.Tensor] | None = None
+    input_transform: InputTransform = IDENTITY
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", _frozen_layers(self.layers))
@@ -192,6 +212,10 @@ class Network(Viewable):
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"id must be a non-empty str, got {describe(self.id)}")
         object.__setattr__(self, "mutations", tuple(self.mutations))
+        if not isinstance(self.input_transform, InputTransform):
+            raise ValueError(
+                f"input_transform must be an InputTransform, got {describe(self.input_transform)}"
+            )
         if self.weights is not None:
             weights = {k: v.detach().to("cpu") for k, v in self.weights.items()}
             object.__setattr__(self, "weights", MappingProxyType(weights))
@@ -218,11 +242,14 @@ class Network(Viewable):
     def model(self) -> nn.Sequential:
         """A fresh torch module carrying a copy of the trained weights.
 
+        The module takes the task's data as users hold it (for MNIST, 0..1 float
+        or uint8 images): its ``input`` block applies :attr:`input_transform`.
+
         Returns:
             The compiled ``nn.Sequential`` on the CPU, in eval mode (call
             ``.train()`` to fine-tune it). Untrained records give fresh init.
         """
-        module = build(self.layers, self.input_shape, self.n_classes)
+        module = build(self.layers, self.input_shape, self.n_classes, self.input_transform)
         if self.weights is not None:
             module.load_state_dict({k: v.clone() for k, v in self.weights.items()})
         return module.eval()
@@ -248,11 +275,18 @@ class Network(Viewable):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class indices for a batch ``x`` of shape ``(batch, *input_shape)``.
 
+        ``x`` is the data as users hold it: for MNIST, float images in 0..1 or
+        uint8 images in 0..255 (:attr:`input_transform` maps them to the scale
+        training saw); for a task made with ``from_tensors``, tensors on the
+        scale given there.
+
         Raises:
-            ValueError: If ``x`` is not a tensor whose trailing size matches the input.
+            ValueError: If ``x`` is not a real tensor whose trailing size matches the input.
         """
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"x must be a torch.Tensor, got {describe(x)}")
+        if x.is_complex() or x.dtype == torch.bool:
+            raise ValueError(f"x must hold real numbers, got dtype {x.dtype}")
         features = math.prod(self.input_shape)
         if x.dim() == 0 or x[0].numel() != features:
             raise ValueError(
@@ -260,7 +294,8 @@ class Network(Viewable):
                 f"got {tuple(x.shape)}"
             )
         with torch.inference_mode():
-            logits = self._inference_model(x.to("cpu", torch.float32))
+            # uint8 stays uint8 here: the input block tells images from floats by dtype.
+            logits = self._inference_model(x.to("cpu"))
         return logits.argmax(dim=1)
 
     def __repr__(self) -> str:

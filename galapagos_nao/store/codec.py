@@ -25,6 +25,7 @@ import torch
 
 from galapagos_nao.core.checks import describe
 from galapagos_nao.core.network import Network, build
+from galapagos_nao.core.transform import IDENTITY, InputTransform
 
 __all__ = [
     "FORMAT",
@@ -56,6 +57,9 @@ _RECORD_FIELDS = (
     "generation",
     "mutations",
 )
+# Written since input transforms were recorded; a record without it is an older
+# file whose network takes standardized inputs, i.e. the identity transform.
+_TRANSFORM_FIELD = "input_transform"
 
 
 class CorruptFileError(ValueError):
@@ -83,6 +87,7 @@ def _record(net: Network) -> dict[str, Any]:
     record["layers"] = net.genome
     record["input_shape"] = list(net.input_shape)
     record["mutations"] = list(net.mutations)
+    record[_TRANSFORM_FIELD] = net.input_transform.to_dict()
     return record
 
 
@@ -183,6 +188,10 @@ def _network(record: Any, weights: dict[str, torch.Tensor] | None, source: str) 
             raise CorruptFileError(f"{source}: {name} must be a list, got {describe(fields[name])}")
     fields["input_shape"] = tuple(fields["input_shape"])
     try:
+        transform = record.get(_TRANSFORM_FIELD)
+        fields[_TRANSFORM_FIELD] = (
+            IDENTITY if transform is None else InputTransform.from_dict(transform)
+        )
         return Network(**fields, weights=weights)
     except (ValueError, TypeError) as error:
         raise CorruptFileError(f"{source}: invalid network record: {error}") from None

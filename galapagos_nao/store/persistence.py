@@ -229,8 +229,9 @@ ONNX_EXTRA = "pip install 'galapagos-nao[onnx]'"
 def to_onnx(net: Network, path: str | os.PathLike[str]) -> Path:
     """Exports the network's model (eval mode) to an ONNX file with a dynamic batch size.
 
-    The graph takes ``input`` of shape ``(batch, *input_shape)`` float32 and
-    returns ``logits`` of shape ``(batch, n_classes)``.
+    The graph takes ``input`` of shape ``(batch, *input_shape)`` float32 as
+    users hold the data (0..1 images for MNIST: the network's input transform
+    is part of the graph) and returns ``logits`` of shape ``(batch, n_classes)``.
 
     Raises:
         ImportError: naming the ``onnx`` extra when onnx or onnxscript is missing.
