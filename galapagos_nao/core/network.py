@@ -11,6 +11,7 @@ child inherit its parent's weights layer by layer after mutation.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import uuid
@@ -37,6 +38,7 @@ __all__ = [
     "build",
     "count_parameters",
     "fitness_or",
+    "aligned_origins",
     "inherit_weights",
     "seed_init",
 ]
@@ -154,8 +156,28 @@ def inherit_weights(
     return copied
 
 
+def aligned_origins(old: Genome, new: Genome) -> tuple[int | None, ...]:
+    """For each layer of ``new``, the index of the ``old`` layer it most likely is, or None.
+
+    Layers equal in both keep their pairing even when others were inserted or
+    removed around them; a layer edited in place pairs with the one it replaced
+    (:func:`inherit_weights` then keeps only the tensors whose shapes still match).
+    """
+    origins: list[int | None] = [None] * len(new)
+    matcher = difflib.SequenceMatcher(a=list(old), b=list(new), autojunk=False)
+    for tag, old_start, old_stop, new_start, new_stop in matcher.get_opcodes():
+        if tag in ("equal", "replace"):
+            for offset in range(min(old_stop - old_start, new_stop - new_start)):
+                origins[new_start + offset] = old_start + offset
+    return tuple(origins)
+
+
 def _frozen_layers(layers: Genome) -> tuple[Layer, ...]:
     return tuple((type_name, tuple(params)) for type_name, params in genome.validate(layers))
+
+
+#: The fields that decide which network a record describes (and its weights' shapes).
+_ARCHITECTURE = ("layers", "input_shape", "n_classes")
 
 
 def _new_id() -> str:
@@ -236,8 +258,66 @@ class Network(Viewable):
         return [(type_name, list(params)) for type_name, params in self.layers]
 
     def replace(self, **changes: Any) -> Network:
-        """A copy with ``changes`` applied; the copy keeps this record's id unless given one."""
+        """A copy with ``changes`` applied; the copy keeps this record's id unless given one.
+
+        Raises:
+            ValueError: if ``changes`` alter the architecture (``layers``,
+                ``input_shape``, ``n_classes``) of a record with metrics or
+                weights, which would then describe another network; derive an
+                edited network with :meth:`with_layers` instead.
+        """
+        measured = self.weights is not None or self.fitness is not None
+        for name in _ARCHITECTURE:
+            if name not in changes or not measured:
+                continue
+            if name == "layers":
+                same = _frozen_layers(changes[name]) == self.layers
+            else:
+                same = changes[name] == getattr(self, name) or (
+                    name == "input_shape" and tuple(changes[name]) == self.input_shape
+                )
+            if not same:
+                raise ValueError(
+                    f"{name}={changes[name]!r}: replace() keeps this record's id, metrics and "
+                    f"weights, which belong to the old {name}; use net.with_layers(layers) for "
+                    "a new network derived from this one"
+                )
         return dataclasses.replace(self, **changes)
+
+    def with_layers(self, layers: Genome) -> Network:
+        """A new, unevaluated network with an edited genome, derived from this one.
+
+        It gets a fresh id, no metrics and ``parent_id`` = this id; it keeps this
+        network's input shape, classes and input transform, and its weights
+        wherever a layer survived the edit with the same shapes (as a child
+        inherits from its parent in evolution). Start from ``net.genome``, an
+        editable list: ``net.with_layers(net.genome + [("dense", [32, "relu"])])``.
+
+        Args:
+            layers: The new genome; validated first.
+
+        Returns:
+            The new record; the model of an untrained one gets fresh weights
+            where nothing could be kept.
+
+        Raises:
+            ValueError: naming the first invalid layer.
+        """
+        new_layers = _frozen_layers(layers)
+        weights = None
+        if self.weights is not None:
+            model = build(new_layers, self.input_shape, self.n_classes, self.input_transform)
+            inherit_weights(model, self.weights, aligned_origins(self.layers, new_layers))
+            weights = model.state_dict()
+        return Network(
+            new_layers,
+            input_shape=self.input_shape,
+            n_classes=self.n_classes,
+            parent_id=self.id,
+            mutations=("edited with with_layers",),
+            weights=weights,
+            input_transform=self.input_transform,
+        )
 
     def model(self) -> nn.Sequential:
         """A fresh torch module carrying a copy of the trained weights.

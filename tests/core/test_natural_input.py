@@ -99,3 +99,47 @@ def test_predict_rejects_inputs_that_are_not_real_numbers(trained):
         trained.predict(torch.zeros(2, 1, 28, 28, dtype=torch.bool))
     with pytest.raises(ValueError, match="input_transform must be an InputTransform"):
         Network(LAYERS, input_transform={"mean": 0.1})
+
+
+# -- editing a trained network ------------------------------------------------------
+
+
+def test_with_layers_derives_a_new_unevaluated_network_keeping_matching_weights(trained):
+    edited = trained.with_layers(trained.genome + [("dense", [8, "relu"])])
+    assert edited.id != trained.id and edited.parent_id == trained.id
+    assert (edited.test_acc, edited.val_acc, edited.n_params) == (None, None, None)
+    assert edited.input_transform == trained.input_transform
+    assert edited.layers[-1] == ("dense", (8, "relu"))
+    # Every layer that survived keeps its trained tensors; the new layer and the
+    # head (now 8 -> 10 instead of 16 -> 10) are fresh.
+    for name, tensor in trained.weights.items():
+        if not name.startswith("head."):
+            assert torch.equal(edited.weights[name], tensor), name
+    assert edited.weights["head.weight"].shape == (10, 8)
+    edited.model()  # loads without a size mismatch
+
+
+def test_with_layers_follows_layers_across_an_insertion(trained):
+    # A layer inserted in front shifts the others by one; each keeps its weights.
+    edited = trained.with_layers([("dropout", [0.1]), *trained.genome])
+    assert torch.equal(edited.weights["layer2.0.weight"], trained.weights["layer1.0.weight"])
+    assert torch.equal(edited.weights["layer3.0.weight"], trained.weights["layer2.0.weight"])
+
+
+def test_with_layers_rejects_a_bad_genome_naming_the_layer(trained):
+    with pytest.raises(ValueError, match=r"layers\[1\].*units"):
+        trained.with_layers([("dense", [8, "relu"]), ("dense", [0, "relu"])])
+
+
+def test_replace_refuses_architecture_changes_on_a_measured_network(trained):
+    for change in (
+        {"layers": trained.genome + [("dense", [8, "relu"])]},
+        {"n_classes": 3},
+        {"input_shape": (784,)},
+    ):
+        with pytest.raises(ValueError, match="with_layers"):
+            trained.replace(**change)
+    # Changes that leave the network the same are fine, as on an unmeasured record.
+    assert trained.replace(generation=7, layers=trained.genome).generation == 7
+    fresh = Network(LAYERS)
+    assert fresh.replace(layers=[("dense", [4, "relu"])]).layers == (("dense", (4, "relu")),)
