@@ -30,6 +30,7 @@ from galapagos_nao.store.codec import (
     FORMAT,
     FORMAT_VERSION,
     CorruptFileError,
+    UnknownLayerError,
     from_bytes,
     to_bytes,
     weights_digest,
@@ -40,6 +41,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "CorruptFileError",
+    "UnknownLayerError",
     "export_networks",
     "from_bytes",
     "load",
@@ -170,6 +172,8 @@ def load(path: str | os.PathLike[str]) -> Network:
     Raises:
         ValueError: if ``path`` is not a path.
         FileNotFoundError: if there is no such file.
+        UnknownLayerError: naming the file and a layer type not registered in
+            this process (a CorruptFileError, though the file may be fine).
         CorruptFileError: naming the file and what is wrong with it.
     """
     source = _check_path("path", path)

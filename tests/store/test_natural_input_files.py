@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import save as save_tensors
+from torch import nn
 
 import galapagos_nao as gn
+from galapagos_nao.core import genome
 from galapagos_nao.core.datasets import MNIST_MEAN, MNIST_STD, MNIST_TRANSFORM
 from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.network import Network
@@ -115,3 +120,33 @@ def test_onnx_graph_takes_raw_images(trained, small_mnist, tmp_path):
     with torch.inference_mode():
         expected = trained.model()(floats).numpy()
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def _twice(params, in_features):
+    return [nn.Linear(in_features, 2 * in_features)], 2 * in_features
+
+
+def test_a_layer_type_this_process_lacks_is_named_with_how_to_register_it(tmp_path):
+    genome.register_layer("test_twice", [], _twice)
+    path = Network([("test_twice", []), ("dense", [8, "relu"])], input_shape=(3,)).save(
+        tmp_path / "custom.safetensors"
+    )
+    assert gn.load(path).layers[0] == ("test_twice", ())
+    # A fresh process, as a user reopening the file in a new session, has not registered it.
+    script = (
+        "import sys, galapagos_nao as gn\n"
+        "try:\n    gn.load(sys.argv[1])\n"
+        "except gn.persistence.UnknownLayerError as error:\n"
+        "    print(type(error).__mro__[1].__name__, error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.startswith("CorruptFileError ")
+    assert "layers[0] has layer type 'test_twice', which is not registered" in done.stdout
+    assert "gn.register_layer('test_twice', params, build)" in done.stdout
