@@ -61,6 +61,8 @@ class Measure:
         edges: ``(pool values, levels) -> upper edges``, one per level, ascending.
         default_levels: Levels when ``selection.measure_levels`` does not name it.
         label: Axis label for plots.
+        integer: Whether values are whole numbers (plots then label levels
+            with the whole numbers they hold).
     """
 
     name: str
@@ -68,6 +70,7 @@ class Measure:
     edges: EdgesFunction
     default_levels: int
     label: str
+    integer: bool = False
 
 
 def _layers_value(net: Network) -> float:
@@ -112,6 +115,7 @@ def register_measure(
     *,
     default_levels: int = 4,
     label: str | None = None,
+    integer: bool = False,
 ) -> Measure:
     """Registers a behaviour measure so ``selection.measures`` may name it.
 
@@ -121,6 +125,7 @@ def register_measure(
         edges: ``(pool values, levels) -> upper edge of each level``, ascending.
         default_levels: Levels when ``selection.measure_levels`` does not name it.
         label: Axis label for plots; ``name`` when None.
+        integer: Whether ``value`` gives whole numbers.
 
     Returns:
         The registered :class:`Measure`.
@@ -139,7 +144,7 @@ def register_measure(
     with _registry_lock:
         if name in _registry:
             raise ValueError(f"name: measure {name!r} is already registered")
-        registered = Measure(name, value, edges, default_levels, label or name)
+        registered = Measure(name, value, edges, default_levels, label or name, bool(integer))
         _registry[name] = registered
     return registered
 
@@ -163,7 +168,9 @@ def measure(name: str) -> Measure:
     return found
 
 
-register_measure("layers", _layers_value, _layers_edges, default_levels=2, label="layers")
+register_measure(
+    "layers", _layers_value, _layers_edges, default_levels=2, label="layers", integer=True
+)
 register_measure("params", _params_value, _log_edges, default_levels=4, label="parameters")
 
 
