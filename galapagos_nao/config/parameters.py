@@ -19,7 +19,12 @@ from galapagos_nao.core import genome
 from galapagos_nao.core.checks import check_choice, check_int, check_number, describe
 from galapagos_nao.core.evolution import DEFAULT_LAYER_TYPES
 from galapagos_nao.core.extras import check_ray_installed
-from galapagos_nao.core.measures import check_measure_levels, check_measures
+from galapagos_nao.core.measures import (
+    DEFAULT_RANGES,
+    check_measure_levels,
+    check_measure_ranges,
+    check_measures,
+)
 
 __all__ = ["SETTINGS", "Parameters", "Setting", "section_name"]
 
@@ -117,6 +122,9 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         ),
         "measure_levels": Setting(
             {"params": 4}, check_measure_levels, "levels of each measure but layers (see measures)"
+        ),
+        "measure_ranges": Setting(
+            DEFAULT_RANGES, check_measure_ranges, "fixed [low, high] a measure's levels split"
         ),
     },
     "orchestration": {
