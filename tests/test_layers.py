@@ -24,6 +24,7 @@ ORDER: tuple[str, ...] = (
     "core.checks",
     "core.extras",
     "core.bindings",
+    "core.transform",
     "core.genome",
     "core.network",
     "core.evolution",

@@ -267,11 +267,11 @@ class Selection(Viewable):
         """
         newcomers = [_check_network(f"nets[{i}]", n) for i, n in enumerate(nets)]
         newcomers = [n for n in newcomers if n.fitness is not None]
-        names, levels = self._axes(complexity_levels, settings)
+        names, levels, ranges = self._axes(complexity_levels, settings)
         with self._lock:
             old = dict(self._elites)
             pool = [*old.values(), *newcomers]  # incumbents first: they win ties
-            grid, cells = measures.bin_networks(pool, names, levels)
+            grid, cells = measures.bin_networks(pool, names, levels, ranges)
             best: dict[Any, Network] = {}
             for net, cell in zip(pool, cells, strict=True):
                 if cell not in best or _rank(net) > _rank(best[cell]):
@@ -294,8 +294,8 @@ class Selection(Viewable):
 
     def _axes(
         self, complexity_levels: int | None, settings: SelectionSettings | None = None
-    ) -> tuple[list[str], tuple[int, ...]]:
-        """The measure names and the levels of each, from one read of the settings."""
+    ) -> tuple[list[str], tuple[int, ...], dict[str, list[float]]]:
+        """The measure names, the levels and fixed ranges of each, from one read of the settings."""
         if settings is None:
             settings = SelectionSettings.from_mapping(self._parameters.get(self))
         chosen = {
@@ -303,20 +303,21 @@ class Selection(Viewable):
                 settings.complexity_levels if complexity_levels is None else complexity_levels
             ),
             "measure_levels": settings.measure_levels,
+            "measure_ranges": settings.measure_ranges,
         }
         names = list(settings.measures)
-        return names, measures.resolve_levels(names, chosen)
+        return names, measures.resolve_levels(names, chosen), measures.resolve_ranges(names, chosen)
 
     def grid(self) -> Grid:
         """The cells as the last selection drew them (measures, levels, edges).
 
         Before any selection, the grid the current settings draw over the elites.
         """
-        names, levels = self._axes(None)
+        names, levels, ranges = self._axes(None)
         with self._lock:
             if self._grid is not None:
                 return self._grid
-            return measures.bin_networks(list(self._elites.values()), names, levels)[0]
+            return measures.bin_networks(list(self._elites.values()), names, levels, ranges)[0]
 
     # -- metrics and history -------------------------------------------------
 

@@ -25,7 +25,12 @@ from galapagos_nao.core.evolution import (
     DEFAULT_STD_DEV,
 )
 from galapagos_nao.core.extras import check_ray_installed
-from galapagos_nao.core.measures import check_measure_levels, check_measures
+from galapagos_nao.core.measures import (
+    DEFAULT_RANGES,
+    check_measure_levels,
+    check_measure_ranges,
+    check_measures,
+)
 from galapagos_nao.core.training import TrainSettings
 
 __all__ = [
@@ -243,6 +248,9 @@ class SelectionSettings(Section):
     )
     measure_levels: dict[str, int] = setting(
         {"params": 4}, check_measure_levels, "levels of each measure but layers (see measures)"
+    )
+    measure_ranges: dict[str, list[float]] = setting(
+        DEFAULT_RANGES, check_measure_ranges, "fixed [low, high] a measure's levels split"
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.transform import IDENTITY, InputTransform
 
 __all__ = ["DeviceData", "DeviceDataCache", "resolve_device", "split_validation"]
 
@@ -38,6 +39,8 @@ class DeviceData:
     y_test: torch.Tensor
     input_shape: tuple[int, ...]
     n_classes: int
+    # already applied to x_*; trained records carry it so their models take raw data
+    input_transform: InputTransform = IDENTITY
 
 
 def split_validation(task: Task, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,6 +81,7 @@ class DeviceDataCache:
             y_test=task.y_test.to(device),
             input_shape=task.input_shape,
             n_classes=task.n_classes,
+            input_transform=task.input_transform,
         )
         if device.type == "cuda":
             # The copies ran on the asking worker's stream; other workers read them

@@ -184,22 +184,69 @@ _registry: dict[str, LayerType] = {}
 _registry_lock = threading.Lock()
 
 
-def register_layer(name: str, params: Sequence[ParamSpec], build: LayerBuilder) -> LayerType:
+def _same_function(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` are one function, or the same source run twice.
+
+    Re-running a notebook cell makes new function objects from the same code;
+    that must count as the same registration, while an edited body does not.
+    """
+    if a is b:
+        return True
+    code_a, code_b = getattr(a, "__code__", None), getattr(b, "__code__", None)
+    if code_a is None or code_b is None:
+        return False
+    cells_a = [c.cell_contents for c in a.__closure__ or ()]
+    cells_b = [c.cell_contents for c in b.__closure__ or ()]
+    return (
+        a.__qualname__ == b.__qualname__
+        and a.__module__ == b.__module__
+        and code_a.co_code == code_b.co_code
+        and code_a.co_consts == code_b.co_consts
+        and code_a.co_names == code_b.co_names
+        and a.__defaults__ == b.__defaults__
+        and len(cells_a) == len(cells_b)
+        and all(x is y or _same_function(x, y) for x, y in zip(cells_a, cells_b, strict=True))
+    )
+
+
+def _same_registration(old: LayerType, new: LayerType) -> bool:
+    return (
+        _same_function(old.build, new.build)
+        and len(old.params) == len(new.params)
+        and all(
+            (a.name, a.expected) == (b.name, b.expected)
+            and _same_function(a.is_valid, b.is_valid)
+            and _same_function(a.mutate, b.mutate)
+            for a, b in zip(old.params, new.params, strict=True)
+        )
+    )
+
+
+def register_layer(
+    name: str, params: Sequence[ParamSpec], build: LayerBuilder, *, replace: bool = False
+) -> LayerType:
     """Registers a layer type so genomes may use it.
 
+    Registering the same type again (a re-run notebook cell: same code, same
+    params) is allowed and changes nothing; a different one under a taken name
+    needs ``replace=True``.
+
     Args:
-        name: Type name used in genomes; must not be registered yet.
+        name: Type name used in genomes.
         params: Spec of each positional parameter (see :data:`UNITS`,
             :data:`ACTIVATION`, :data:`RATE`, :data:`ALPHA`).
         build: ``(params, in_features) -> (modules, out_features)``; it receives
             params that passed validation and the flat feature count coming in.
+        replace: Whether a different registration under ``name`` may be replaced.
 
     Returns:
         The registered :class:`LayerType`.
 
     Raises:
-        ValueError: If ``name`` is empty, not a string or already registered.
-        TypeError: If ``build`` is not callable or a spec is not a ParamSpec.
+        ValueError: If ``name`` is empty or not a string, or is registered with
+            another definition and ``replace`` is False.
+        TypeError: If ``build`` is not callable, a spec is not a ParamSpec or
+            ``replace`` is not a bool.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty str, got {describe(name)}")
@@ -208,10 +255,18 @@ def register_layer(name: str, params: Sequence[ParamSpec], build: LayerBuilder) 
     for index, spec in enumerate(params):
         if not isinstance(spec, ParamSpec):
             raise TypeError(f"params[{index}] must be a ParamSpec, got {describe(spec)}")
+    if not isinstance(replace, bool):
+        raise TypeError(f"replace must be a bool, got {describe(replace)}")
+    registered = LayerType(name, tuple(params), build)
     with _registry_lock:
-        if name in _registry:
-            raise ValueError(f"name: layer type {name!r} is already registered")
-        registered = LayerType(name, tuple(params), build)
+        old = _registry.get(name)
+        if old is not None and not replace:
+            if _same_registration(old, registered):
+                return old
+            raise ValueError(
+                f"name: layer type {name!r} is already registered with another definition; "
+                "pass replace=True to replace it"
+            )
         _registry[name] = registered
     return registered
 

@@ -11,8 +11,12 @@ Built in:
 - ``layers``: the seed's complexity (number of layers); edges
   ``max * i / levels`` over ``[0, max]`` (4 layers, 2 levels → ``[2, 4]``);
   its levels are the seed's ``complexity_levels`` setting.
-- ``params``: trainable parameter count; log-spaced edges between the pool's
-  smallest and largest count, because sizes spread over orders of magnitude.
+- ``params``: trainable parameter count; log-spaced edges, because sizes spread
+  over orders of magnitude: between fixed bounds set in ``measure_ranges``
+  (MNIST defaults), or between the pool's smallest and largest count when the
+  setting names no range for it. Fixed bounds matter on MNIST: the first
+  784×units layer dominates every count, so between the pool's extremes (one
+  tiny outlier, a crowd near 50k) most elites shared the top level.
 
 Register more with :func:`register_measure`.
 """
@@ -36,12 +40,14 @@ __all__ = [
     "bin_networks",
     "cell_of",
     "check_measure_levels",
+    "check_measure_ranges",
     "check_measures",
     "level_of",
     "measure",
     "measure_names",
     "register_measure",
     "resolve_levels",
+    "resolve_ranges",
 ]
 
 #: ``(values of the pool, levels) -> upper edge of each level``, ascending.
@@ -49,6 +55,12 @@ EdgesFunction = Callable[[Sequence[float], int], list[float]]
 
 #: The setting that holds the levels of the ``layers`` measure (the seed's name).
 LEVELS_SETTING = "complexity_levels"
+#: The setting that holds fixed ``[low, high]`` bounds of measures.
+RANGES_SETTING = "measure_ranges"
+#: Default bounds: on MNIST (784 inputs) 30k..120k parameters are first hidden
+#: layers of about 38..150 units, where evolved elites lie; 4 levels then split
+#: at 42k, 60k, 85k and 120k. Smaller and larger networks fill the end levels.
+DEFAULT_RANGES: dict[str, list[float]] = {"params": [30_000.0, 120_000.0]}
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,8 @@ class Measure:
         edges: ``(pool values, levels) -> upper edges``, one per level, ascending.
         default_levels: Levels when ``selection.measure_levels`` does not name it.
         label: Axis label for plots.
+        integer: Whether values are whole numbers (plots then label levels
+            with the whole numbers they hold).
     """
 
     name: str
@@ -68,6 +82,7 @@ class Measure:
     edges: EdgesFunction
     default_levels: int
     label: str
+    integer: bool = False
 
 
 def _layers_value(net: Network) -> float:
@@ -112,6 +127,7 @@ def register_measure(
     *,
     default_levels: int = 4,
     label: str | None = None,
+    integer: bool = False,
 ) -> Measure:
     """Registers a behaviour measure so ``selection.measures`` may name it.
 
@@ -121,6 +137,7 @@ def register_measure(
         edges: ``(pool values, levels) -> upper edge of each level``, ascending.
         default_levels: Levels when ``selection.measure_levels`` does not name it.
         label: Axis label for plots; ``name`` when None.
+        integer: Whether ``value`` gives whole numbers.
 
     Returns:
         The registered :class:`Measure`.
@@ -139,7 +156,7 @@ def register_measure(
     with _registry_lock:
         if name in _registry:
             raise ValueError(f"name: measure {name!r} is already registered")
-        registered = Measure(name, value, edges, default_levels, label or name)
+        registered = Measure(name, value, edges, default_levels, label or name, bool(integer))
         _registry[name] = registered
     return registered
 
@@ -163,7 +180,9 @@ def measure(name: str) -> Measure:
     return found
 
 
-register_measure("layers", _layers_value, _layers_edges, default_levels=2, label="layers")
+register_measure(
+    "layers", _layers_value, _layers_edges, default_levels=2, label="layers", integer=True
+)
 register_measure("params", _params_value, _log_edges, default_levels=4, label="parameters")
 
 
@@ -181,6 +200,12 @@ def resolve_levels(names: Sequence[str], settings: Mapping[str, Any]) -> tuple[i
         else:
             levels.append(int(chosen.get(name, measure(name).default_levels)))
     return tuple(levels)
+
+
+def resolve_ranges(names: Sequence[str], settings: Mapping[str, Any]) -> dict[str, list[float]]:
+    """The fixed ``[low, high]`` bounds of the measures in ``names`` that have one."""
+    chosen = settings.get(RANGES_SETTING) or {}
+    return {name: list(chosen[name]) for name in names if name in chosen}
 
 
 def level_of(value: float, edges: Sequence[float]) -> int:
@@ -233,6 +258,38 @@ def check_measure_levels(name: str, value: Any) -> dict[str, int]:
     return checked
 
 
+def check_measure_ranges(name: str, value: Any) -> dict[str, list[float]]:
+    """Checks a ``selection.measure_ranges`` value: registered name → ``[low, high]``.
+
+    Raises:
+        ValueError: naming ``name``, the key and the offending value.
+    """
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"{name} must be a dict of measure name -> [low, high], got {describe(value)}"
+        )
+    known = measure_names()
+    checked = {}
+    for key, bounds in value.items():
+        where = f"{name}[{key!r}]"
+        if key not in known:
+            raise ValueError(f"{name}: unknown measure {describe(key)}; known: {known}")
+        if key == "layers":
+            raise ValueError(f"{where}: the layers' levels keep the seed's relative cutoffs")
+        numbers = (
+            isinstance(bounds, (list, tuple))
+            and len(bounds) == 2
+            and all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
+                for b in bounds
+            )
+        )
+        if not numbers or not 0 < bounds[0] < bounds[1]:
+            raise ValueError(f"{where} must be [low, high] with 0 < low < high, got {bounds!r}")
+        checked[key] = [float(bounds[0]), float(bounds[1])]
+    return checked
+
+
 @dataclass(frozen=True)
 class Grid:
     """The archive's cells as one selection drew them.
@@ -254,7 +311,10 @@ class Grid:
 
 
 def bin_networks(
-    nets: Sequence[Network], names: Sequence[str], levels: Sequence[int]
+    nets: Sequence[Network],
+    names: Sequence[str],
+    levels: Sequence[int],
+    ranges: Mapping[str, Sequence[float]] | None = None,
 ) -> tuple[Grid, list[CellKey]]:
     """Draws the grid from ``nets`` and places each of them in a cell.
 
@@ -262,14 +322,18 @@ def bin_networks(
         nets: The pool; edges are computed from its values.
         names: Registered measure names, one per axis.
         levels: Levels along each axis.
+        ranges: Fixed ``[low, high]`` per measure name: its edges split that
+            range (as they would a pool holding just ``low`` and ``high``)
+            instead of the pool's; values outside fall in the end levels.
 
     Returns:
         The grid, and the cell of each net in order.
     """
     chosen = [measure(name) for name in names]
     values = [[m.value(net) for m in chosen] for net in nets]
+    ranges = ranges or {}
     edges = tuple(
-        tuple(m.edges([row[axis] for row in values], count))
+        tuple(m.edges(list(ranges.get(m.name, [row[axis] for row in values])), count))
         for axis, (m, count) in enumerate(zip(chosen, levels, strict=True))
     )
     grid = Grid(tuple(names), tuple(levels), edges)

@@ -1,7 +1,9 @@
 """Networks: the immutable ``Network`` record and the genome → ``nn.Sequential`` compiler.
 
-A compiled network is an input adapter (flatten), one ``nn.Sequential`` block per
+A compiled network is an input block (the task's input transform, then flatten), one
+``nn.Sequential`` block per
 genome layer (named ``layer0``, ``layer1``, …) and a linear classification head.
+The input block holds no weights, so state dicts are the same with or without it.
 Naming each genome layer's block keeps weight names stable, which is what lets a
 child inherit its parent's weights layer by layer after mutation.
 """
@@ -9,6 +11,7 @@ child inherit its parent's weights layer by layer after mutation.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import uuid
@@ -26,6 +29,7 @@ from torch import nn
 from galapagos_nao.core import genome
 from galapagos_nao.core.bindings import Viewable, bound
 from galapagos_nao.core.checks import check_int, describe
+from galapagos_nao.core.transform import IDENTITY, InputTransform, Standardize
 from galapagos_nao.core.typing import Genome, Layer
 
 __all__ = [
@@ -34,6 +38,7 @@ __all__ = [
     "build",
     "count_parameters",
     "fitness_or",
+    "aligned_origins",
     "inherit_weights",
     "seed_init",
 ]
@@ -47,7 +52,10 @@ def _layer_prefix(index: int) -> str:
 
 
 def build(
-    layers: Genome, input_shape: Sequence[int] = MNIST_SHAPE, n_classes: int = 10
+    layers: Genome,
+    input_shape: Sequence[int] = MNIST_SHAPE,
+    n_classes: int = 10,
+    input_transform: InputTransform = IDENTITY,
 ) -> nn.Sequential:
     """Compiles a genome into a fresh ``nn.Sequential``.
 
@@ -55,9 +63,13 @@ def build(
         layers: The genome; validated first.
         input_shape: Shape of one sample, e.g. ``(1, 28, 28)``.
         n_classes: Size of the classification head.
+        input_transform: Applied to the input first. Training passes the
+            identity (its data is transformed once, up front);
+            :meth:`Network.model` passes the task's, so the model takes raw data.
 
     Returns:
-        ``Sequential(input=Flatten, layer0=…, …, head=Linear)`` on the CPU.
+        ``Sequential(input=Sequential(standardize, flatten), layer0=…, …, head=Linear)``
+        on the CPU.
 
     Raises:
         ValueError: If the genome, ``input_shape`` or ``n_classes`` is invalid.
@@ -65,8 +77,13 @@ def build(
     checked = genome.validate(layers)
     shape = _check_shape(input_shape)
     check_int("n_classes", n_classes, minimum=2)
+    if not isinstance(input_transform, InputTransform):
+        raise ValueError(
+            f"input_transform must be an InputTransform, got {describe(input_transform)}"
+        )
     features = math.prod(shape)
-    blocks: OrderedDict[str, nn.Module] = OrderedDict(input=nn.Flatten())
+    adapter = OrderedDict(standardize=Standardize(input_transform), flatten=nn.Flatten())
+    blocks: OrderedDict[str, nn.Module] = OrderedDict(input=nn.Sequential(adapter))
     for index, layer in enumerate(checked):
         modules, features = genome.build_layer(layer, features)
         blocks[_layer_prefix(index)] = nn.Sequential(*modules)
@@ -139,8 +156,28 @@ def inherit_weights(
     return copied
 
 
+def aligned_origins(old: Genome, new: Genome) -> tuple[int | None, ...]:
+    """For each layer of ``new``, the index of the ``old`` layer it most likely is, or None.
+
+    Layers equal in both keep their pairing even when others were inserted or
+    removed around them; a layer edited in place pairs with the one it replaced
+    (:func:`inherit_weights` then keeps only the tensors whose shapes still match).
+    """
+    origins: list[int | None] = [None] * len(new)
+    matcher = difflib.SequenceMatcher(a=list(old), b=list(new), autojunk=False)
+    for tag, old_start, old_stop, new_start, new_stop in matcher.get_opcodes():
+        if tag in ("equal", "replace"):
+            for offset in range(min(old_stop - old_start, new_stop - new_start)):
+                origins[new_start + offset] = old_start + offset
+    return tuple(origins)
+
+
 def _frozen_layers(layers: Genome) -> tuple[Layer, ...]:
     return tuple((type_name, tuple(params)) for type_name, params in genome.validate(layers))
+
+
+#: The fields that decide which network a record describes (and its weights' shapes).
+_ARCHITECTURE = ("layers", "input_shape", "n_classes")
 
 
 def _new_id() -> str:
@@ -169,6 +206,10 @@ class Network(Viewable):
         generation: Generation in which it was evaluated, if any.
         mutations: The operators that made it from its parent, in order.
         weights: Trained state dict as CPU tensors, or None if untrained.
+        input_transform: How the task's data as users hold it (0..1 or uint8
+            images for MNIST) becomes what the layers saw in training; part of
+            the input block of :meth:`model`. The identity for records saved
+            before transforms were recorded (they expect standardized inputs).
     """
 
     layers: tuple[Layer, ...]
@@ -184,6 +225,7 @@ class Network(Viewable):
     generation: int | None = None
     mutations: tuple[str, ...] = ()
     weights: Mapping[str, torch.Tensor] | None = None
+    input_transform: InputTransform = IDENTITY
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", _frozen_layers(self.layers))
@@ -192,6 +234,10 @@ class Network(Viewable):
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"id must be a non-empty str, got {describe(self.id)}")
         object.__setattr__(self, "mutations", tuple(self.mutations))
+        if not isinstance(self.input_transform, InputTransform):
+            raise ValueError(
+                f"input_transform must be an InputTransform, got {describe(self.input_transform)}"
+            )
         if self.weights is not None:
             weights = {k: v.detach().to("cpu") for k, v in self.weights.items()}
             object.__setattr__(self, "weights", MappingProxyType(weights))
@@ -212,17 +258,78 @@ class Network(Viewable):
         return [(type_name, list(params)) for type_name, params in self.layers]
 
     def replace(self, **changes: Any) -> Network:
-        """A copy with ``changes`` applied; the copy keeps this record's id unless given one."""
+        """A copy with ``changes`` applied; the copy keeps this record's id unless given one.
+
+        Raises:
+            ValueError: if ``changes`` alter the architecture (``layers``,
+                ``input_shape``, ``n_classes``) of a record with metrics or
+                weights, which would then describe another network; derive an
+                edited network with :meth:`with_layers` instead.
+        """
+        measured = self.weights is not None or self.fitness is not None
+        for name in _ARCHITECTURE:
+            if name not in changes or not measured:
+                continue
+            if name == "layers":
+                same = _frozen_layers(changes[name]) == self.layers
+            else:
+                same = changes[name] == getattr(self, name) or (
+                    name == "input_shape" and tuple(changes[name]) == self.input_shape
+                )
+            if not same:
+                raise ValueError(
+                    f"{name}={changes[name]!r}: replace() keeps this record's id, metrics and "
+                    f"weights, which belong to the old {name}; use net.with_layers(layers) for "
+                    "a new network derived from this one"
+                )
         return dataclasses.replace(self, **changes)
+
+    def with_layers(self, layers: Genome) -> Network:
+        """A new, unevaluated network with an edited genome, derived from this one.
+
+        It gets a fresh id, no metrics and ``parent_id`` = this id; it keeps this
+        network's input shape, classes and input transform, and its weights
+        wherever a layer survived the edit with the same shapes (as a child
+        inherits from its parent in evolution). Start from ``net.genome``, an
+        editable list: ``net.with_layers(net.genome + [("dense", [32, "relu"])])``.
+
+        Args:
+            layers: The new genome; validated first.
+
+        Returns:
+            The new record; the model of an untrained one gets fresh weights
+            where nothing could be kept.
+
+        Raises:
+            ValueError: naming the first invalid layer.
+        """
+        new_layers = _frozen_layers(layers)
+        weights = None
+        if self.weights is not None:
+            model = build(new_layers, self.input_shape, self.n_classes, self.input_transform)
+            inherit_weights(model, self.weights, aligned_origins(self.layers, new_layers))
+            weights = model.state_dict()
+        return Network(
+            new_layers,
+            input_shape=self.input_shape,
+            n_classes=self.n_classes,
+            parent_id=self.id,
+            mutations=("edited with with_layers",),
+            weights=weights,
+            input_transform=self.input_transform,
+        )
 
     def model(self) -> nn.Sequential:
         """A fresh torch module carrying a copy of the trained weights.
+
+        The module takes the task's data as users hold it (for MNIST, 0..1 float
+        or uint8 images): its ``input`` block applies :attr:`input_transform`.
 
         Returns:
             The compiled ``nn.Sequential`` on the CPU, in eval mode (call
             ``.train()`` to fine-tune it). Untrained records give fresh init.
         """
-        module = build(self.layers, self.input_shape, self.n_classes)
+        module = build(self.layers, self.input_shape, self.n_classes, self.input_transform)
         if self.weights is not None:
             module.load_state_dict({k: v.clone() for k, v in self.weights.items()})
         return module.eval()
@@ -248,11 +355,18 @@ class Network(Viewable):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class indices for a batch ``x`` of shape ``(batch, *input_shape)``.
 
+        ``x`` is the data as users hold it: for MNIST, float images in 0..1 or
+        uint8 images in 0..255 (:attr:`input_transform` maps them to the scale
+        training saw); for a task made with ``from_tensors``, tensors on the
+        scale given there.
+
         Raises:
-            ValueError: If ``x`` is not a tensor whose trailing size matches the input.
+            ValueError: If ``x`` is not a real tensor whose trailing size matches the input.
         """
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"x must be a torch.Tensor, got {describe(x)}")
+        if x.is_complex() or x.dtype == torch.bool:
+            raise ValueError(f"x must hold real numbers, got dtype {x.dtype}")
         features = math.prod(self.input_shape)
         if x.dim() == 0 or x[0].numel() != features:
             raise ValueError(
@@ -260,7 +374,8 @@ class Network(Viewable):
                 f"got {tuple(x.shape)}"
             )
         with torch.inference_mode():
-            logits = self._inference_model(x.to("cpu", torch.float32))
+            # uint8 stays uint8 here: the input block tells images from floats by dtype.
+            logits = self._inference_model(x.to("cpu"))
         return logits.argmax(dim=1)
 
     def __repr__(self) -> str:

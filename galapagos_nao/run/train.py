@@ -58,6 +58,7 @@ def train_candidate(
         candidate.layers,
         input_shape=data.input_shape,
         n_classes=data.n_classes,
+        input_transform=data.input_transform,
         parent_id=None if parent is None else parent.id,
         generation=candidate.generation,
         mutations=candidate.mutations,

@@ -23,13 +23,16 @@ from typing import Any
 
 import torch
 
+from galapagos_nao.core import genome
 from galapagos_nao.core.checks import describe
 from galapagos_nao.core.network import Network, build
+from galapagos_nao.core.transform import IDENTITY, InputTransform
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "CorruptFileError",
+    "UnknownLayerError",
     "from_bytes",
     "to_bytes",
     "weights_digest",
@@ -56,12 +59,23 @@ _RECORD_FIELDS = (
     "generation",
     "mutations",
 )
+# Written since input transforms were recorded; a record without it is an older
+# file whose network takes standardized inputs, i.e. the identity transform.
+_TRANSFORM_FIELD = "input_transform"
 
 
 class CorruptFileError(ValueError):
     """A network file or workspace entry is damaged or is not what it claims to be.
 
     The message starts with the file (and entry) and says what is wrong.
+    """
+
+
+class UnknownLayerError(CorruptFileError):
+    """A network file uses a layer type that this process has not registered.
+
+    The file may be fine: register the type (``gn.register_layer``) as the
+    process that wrote it did, then load it again.
     """
 
 
@@ -83,6 +97,7 @@ def _record(net: Network) -> dict[str, Any]:
     record["layers"] = net.genome
     record["input_shape"] = list(net.input_shape)
     record["mutations"] = list(net.mutations)
+    record[_TRANSFORM_FIELD] = net.input_transform.to_dict()
     return record
 
 
@@ -182,10 +197,29 @@ def _network(record: Any, weights: dict[str, torch.Tensor] | None, source: str) 
         if not isinstance(fields[name], list):
             raise CorruptFileError(f"{source}: {name} must be a list, got {describe(fields[name])}")
     fields["input_shape"] = tuple(fields["input_shape"])
+    _check_layer_types(fields["layers"], source)
     try:
+        transform = record.get(_TRANSFORM_FIELD)
+        fields[_TRANSFORM_FIELD] = (
+            IDENTITY if transform is None else InputTransform.from_dict(transform)
+        )
         return Network(**fields, weights=weights)
     except (ValueError, TypeError) as error:
         raise CorruptFileError(f"{source}: invalid network record: {error}") from None
+
+
+def _check_layer_types(layers: Any, source: str) -> None:
+    """Tells an unregistered layer type from damage: the fix is a register_layer call."""
+    known = genome.layer_types()
+    for index, layer in enumerate(layers if isinstance(layers, list) else ()):
+        type_name = layer[0] if isinstance(layer, list) and layer else None
+        if isinstance(type_name, str) and type_name not in known:
+            raise UnknownLayerError(
+                f"{source}: layers[{index}] has layer type {type_name!r}, which is not "
+                f"registered in this process (known: {sorted(known)}); register it with "
+                f"gn.register_layer({type_name!r}, params, build) as the code that wrote "
+                "the file did, then load it again"
+            )
 
 
 def _check_fit(net: Network, source: str) -> None:

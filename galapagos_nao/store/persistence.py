@@ -30,6 +30,7 @@ from galapagos_nao.store.codec import (
     FORMAT,
     FORMAT_VERSION,
     CorruptFileError,
+    UnknownLayerError,
     from_bytes,
     to_bytes,
     weights_digest,
@@ -40,6 +41,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "CorruptFileError",
+    "UnknownLayerError",
     "export_networks",
     "from_bytes",
     "load",
@@ -170,6 +172,8 @@ def load(path: str | os.PathLike[str]) -> Network:
     Raises:
         ValueError: if ``path`` is not a path.
         FileNotFoundError: if there is no such file.
+        UnknownLayerError: naming the file and a layer type not registered in
+            this process (a CorruptFileError, though the file may be fine).
         CorruptFileError: naming the file and what is wrong with it.
     """
     source = _check_path("path", path)
@@ -229,8 +233,9 @@ ONNX_EXTRA = "pip install 'galapagos-nao[onnx]'"
 def to_onnx(net: Network, path: str | os.PathLike[str]) -> Path:
     """Exports the network's model (eval mode) to an ONNX file with a dynamic batch size.
 
-    The graph takes ``input`` of shape ``(batch, *input_shape)`` float32 and
-    returns ``logits`` of shape ``(batch, n_classes)``.
+    The graph takes ``input`` of shape ``(batch, *input_shape)`` float32 as
+    users hold the data (0..1 images for MNIST: the network's input transform
+    is part of the graph) and returns ``logits`` of shape ``(batch, n_classes)``.
 
     Raises:
         ImportError: naming the ``onnx`` extra when onnx or onnxscript is missing.

@@ -77,7 +77,11 @@ def layer_rows(net: Network) -> list[LayerRow]:
     """
     features = math.prod(net.input_shape)
     shape = ", ".join(map(str, net.input_shape))
-    rows = [LayerRow(None, "input", f"flatten ({shape})", features, 0)]
+    transform = net.input_transform
+    adapter = f"flatten ({shape})"
+    if not transform.is_identity:
+        adapter = f"standardize (mean {transform.mean:g}, std {transform.std:g}), {adapter}"
+    rows = [LayerRow(None, "input", adapter, features, 0)]
     for index, layer in enumerate(net.layers):
         modules, features = genome.build_layer(layer, features)
         count = sum(p.numel() for m in modules for p in m.parameters() if p.requires_grad)

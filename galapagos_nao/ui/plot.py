@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import weakref
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,10 +26,25 @@ from galapagos_nao.core.measures import Grid, measure
 from galapagos_nao.core.network import Network
 from galapagos_nao.ui.display import layer_rows, stats_line
 
-__all__ = ["archive", "history", "network"]
+__all__ = ["archive", "history", "layer_colour", "network", "run_starts"]
 
 #: Colour of empty cells and of text on light backgrounds.
 EMPTY_COLOUR = "#eeeeee"
+#: Colour map of elite fitness in :func:`archive`.
+FITNESS_CMAP = "viridis"
+#: Fixed colours of the built-in layer types and the ends in :func:`network`, so a
+#: type looks the same in every plot; other types get a tab10 colour from their name.
+LAYER_COLOURS = {
+    "input": "tab:gray",
+    "head": "tab:brown",
+    "dense": "tab:blue",
+    "activation": "tab:orange",
+    "dropout": "tab:green",
+    "batch_norm": "tab:red",
+    "leaky_relu": "tab:purple",
+    "flatten": "tab:olive",
+}
+_OTHER_COLOURS = ("tab:pink", "tab:cyan", "gold", "teal", "navy", "salmon")
 
 # The QD-score axis twinned onto each history axes, removed when it is redrawn.
 _twins: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -54,7 +70,35 @@ def _figure_and_axes(ax: Any, figsize: tuple[float, float]) -> tuple[Any, Any]:
 
 
 def _edge_labels(grid: Grid, axis: int) -> list[str]:
-    return [f"{level}\n≤{edge:.3g}" for level, edge in enumerate(grid.edges[axis], start=1)]
+    """Tick labels: the level, and the values it holds (whole numbers for an integer measure)."""
+    edges = grid.edges[axis]
+    if not measure(grid.measures[axis]).integer:
+        return [f"{level}\n≤{edge:.3g}" for level, edge in enumerate(edges, start=1)]
+    labels = []
+    for index, edge in enumerate(edges):
+        # A level holds the whole numbers above the previous edge, up to its own.
+        low = 0 if index == 0 else math.floor(edges[index - 1]) + 1
+        high = math.floor(edge)
+        held = "none" if high < low else str(low) if high == low else f"{low}–{high}"
+        labels.append(f"{index + 1}\n{held}")
+    return labels
+
+
+def _axis_label(grid: Grid, axis: int) -> str:
+    return f"level of {measure(grid.measures[axis]).label} (and the values it holds)"
+
+
+def _fitness_norm(values: Sequence[float]) -> Any:
+    """Colour limits from the archive's own fitness range, so 0.92 and 0.975 differ."""
+    from matplotlib.colors import Normalize
+
+    present = [v for v in values if not math.isnan(v)]
+    if not present:
+        return Normalize(0.0, 1.0)
+    low, high = min(present), max(present)
+    if high - low < 1e-3:  # one elite, or all equal: a small band around it
+        low, high = low - 0.005, high + 0.005
+    return Normalize(low, high)
 
 
 def _accuracy(value: float | None) -> str:
@@ -105,12 +149,16 @@ def archive(selection: Selection, *, ax: Any = None, metric: str = "val_acc") ->
     new_figure = ax is None
     figure, ax = _figure_and_axes(ax, (6.4, 4.0) if len(grid.measures) == 1 else (6.4, 5.0))
     positions = _elite_positions(selection.elites(), grid)
+    norm = _fitness_norm([_value(net, metric) for _, net in positions])
     if len(grid.measures) == 1:
-        _archive_bars(ax, grid, positions, metric)
+        _archive_bars(ax, grid, positions, metric, norm)
     else:
-        colours = _archive_heatmap(ax, grid, positions, metric)
-        if new_figure:  # on the caller's axes a colour bar would pile up at each refresh
-            figure.colorbar(colours, ax=ax, label=metric)
+        _archive_heatmap(ax, grid, positions, metric, norm)
+    if new_figure and positions:
+        # Beside the axes, not over the data; on the caller's axes a colour bar
+        # would pile up at each refresh.
+        mappable = _pyplot().cm.ScalarMappable(norm=norm, cmap=FITNESS_CMAP)
+        figure.colorbar(mappable, ax=ax, label=f"{metric} (this archive's range)")
     ax.set_title(f"Archive · {stats_line(selection.stats())}", fontsize="small")
     if not positions:
         ax.text(0.5, 0.5, "empty archive", transform=ax.transAxes, ha="center", va="center")
@@ -118,26 +166,39 @@ def archive(selection: Selection, *, ax: Any = None, metric: str = "val_acc") ->
 
 
 def _archive_bars(
-    ax: Any, grid: Grid, positions: Sequence[tuple[tuple[int, ...], Network]], metric: str
+    ax: Any,
+    grid: Grid,
+    positions: Sequence[tuple[tuple[int, ...], Network]],
+    metric: str,
+    norm: Any,
 ) -> None:
     levels = grid.levels[0]
     heights = [math.nan] * levels
     for (index,), net in positions:
         heights[index] = _value(net, metric)
     x = list(range(levels))
-    ax.bar(x, [0.0 if math.isnan(h) else h for h in heights], color="tab:blue")
+    cmap = _pyplot().get_cmap(FITNESS_CMAP)
+    colours = [EMPTY_COLOUR if math.isnan(h) else cmap(norm(h)) for h in heights]
+    ax.bar(x, [0.0 if math.isnan(h) else h for h in heights], color=colours)
+    # The y range is the archive's own, so close fitnesses show different heights.
+    span = norm.vmax - norm.vmin
+    bottom, top = max(0.0, norm.vmin - 0.5 * span), min(1.0, norm.vmax) + 0.25 * span
     for index, height in enumerate(heights):
         text = "empty" if math.isnan(height) else f"{height:.3f}"
-        ax.text(index, 0.0 if math.isnan(height) else height, text, ha="center", va="bottom")
+        ax.text(index, bottom if math.isnan(height) else height, text, ha="center", va="bottom")
     ax.set_xticks(x, _edge_labels(grid, 0))
     ax.set_xlim(-0.6, levels - 0.4)
-    ax.set_ylim(0.0, 1.08)
-    ax.set_xlabel(f"level (upper edge) of {measure(grid.measures[0]).label}")
+    ax.set_ylim(bottom, top)
+    ax.set_xlabel(_axis_label(grid, 0))
     ax.set_ylabel(metric)
 
 
 def _archive_heatmap(
-    ax: Any, grid: Grid, positions: Sequence[tuple[tuple[int, ...], Network]], metric: str
+    ax: Any,
+    grid: Grid,
+    positions: Sequence[tuple[tuple[int, ...], Network]],
+    metric: str,
+    norm: Any,
 ) -> Any:
     import numpy as np
 
@@ -147,11 +208,11 @@ def _archive_heatmap(
         values[row, column] = _value(net, metric)
     ax.set_facecolor(EMPTY_COLOUR)  # empty cells are NaN and show the background
     colours = ax.imshow(
-        np.ma.masked_invalid(values), origin="lower", cmap="viridis", vmin=0, vmax=1, aspect="auto"
+        np.ma.masked_invalid(values), origin="lower", cmap=FITNESS_CMAP, norm=norm, aspect="auto"
     )
     for (row, column), value in np.ndenumerate(values):
         if not np.isnan(value):
-            colour = "black" if value > 0.6 else "white"
+            colour = "black" if norm(value) > 0.6 else "white"  # readable on viridis
             ax.text(
                 column,
                 row,
@@ -163,8 +224,8 @@ def _archive_heatmap(
             )
     ax.set_xticks(range(columns), _edge_labels(grid, 1))
     ax.set_yticks(range(rows), _edge_labels(grid, 0))
-    ax.set_xlabel(f"level (upper edge) of {measure(grid.measures[1]).label}")
-    ax.set_ylabel(f"level (upper edge) of {measure(grid.measures[0]).label}")
+    ax.set_xlabel(_axis_label(grid, 1))
+    ax.set_ylabel(_axis_label(grid, 0))
     return colours
 
 
@@ -207,6 +268,16 @@ def _time_axis(seconds: Sequence[float]) -> tuple[list[float], str]:
     return [s / scale for s in seconds], unit
 
 
+def run_starts(entries: Sequence[HistoryEntry]) -> list[int]:
+    """Indices of the entries that begin a new run: where the generation count starts over."""
+    starts = []
+    for index in range(1, len(entries)):
+        previous, current = entries[index - 1].stats.generation, entries[index].stats.generation
+        if previous is not None and current is not None and current <= previous:
+            starts.append(index)
+    return starts
+
+
 def _history_panel(ax: Any, entries: Sequence[HistoryEntry], x: str) -> None:
     old_twin = _twins.pop(ax, None)
     if old_twin is not None:
@@ -217,12 +288,23 @@ def _history_panel(ax: Any, entries: Sequence[HistoryEntry], x: str) -> None:
         # evolve() on the same archive starts counting at 0 again.
         xs: list[float] = [float(index) for index in range(len(stats))]
         ax.set_xlabel("generation (recorded in this archive)")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no generation 2.5
     else:
         xs, unit = _time_axis([s.elapsed for s in stats])
         ax.set_xlabel(f"time ({unit})")
     best = [math.nan if s.best_fitness is None else s.best_fitness for s in stats]
     ax.plot(xs, [s.coverage for s in stats], marker="o", color="tab:green", label="coverage")
     ax.plot(xs, best, marker="o", color="tab:blue", label="best fitness")
+    for number, start in enumerate(run_starts(entries)):
+        ax.axvline(
+            (xs[start - 1] + xs[start]) / 2,
+            color="tab:gray",
+            linestyle="--",
+            linewidth=1,
+            label="new run" if number == 0 else None,
+        )
     ax.set_ylim(0.0, 1.05)
     ax.set_ylabel("coverage, best fitness")
     twin = ax.twinx()
@@ -231,9 +313,25 @@ def _history_panel(ax: Any, entries: Sequence[HistoryEntry], x: str) -> None:
     twin.set_ylabel("QD-score")
     twin.set_ylim(0.0, max([s.cells for s in stats], default=1) * 1.05)
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="lower right", fontsize="small")
+    # Below the axes, in one row: never over the lines, whatever they do.
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=len(handles),
+        fontsize="small",
+        frameon=False,
+    )
     if not stats:
         ax.text(0.5, 0.5, "no generations yet", transform=ax.transAxes, ha="center", va="center")
+
+
+def layer_colour(name: str) -> str:
+    """The colour of layer type ``name`` in :func:`network`: the same in every plot."""
+    if name in LAYER_COLOURS:
+        return LAYER_COLOURS[name]
+    # crc32, not hash(): str hashes change from one process to the next.
+    return _OTHER_COLOURS[zlib.crc32(name.encode()) % len(_OTHER_COLOURS)]
 
 
 def network(net: Network, *, ax: Any = None) -> Any:
@@ -255,12 +353,10 @@ def network(net: Network, *, ax: Any = None) -> Any:
     rows = layer_rows(net)
     figure, ax = _figure_and_axes(ax, (7.0, 0.45 * len(rows) + 1.0))
     widest = max(math.log10(r.features + 1) for r in rows)
-    palette = _pyplot().get_cmap("tab10")
-    names = sorted({r.name for r in rows})
     for position, row in enumerate(rows):
         y = len(rows) - 1 - position  # input at the top
         width = 0.25 + 0.75 * math.log10(row.features + 1) / widest
-        colour = palette(names.index(row.name) % 10)
+        colour = layer_colour(row.name)
         ax.barh(y, width, left=-width / 2, height=0.8, color=colour, alpha=0.35, edgecolor=colour)
         name = f"{row.name} {row.params}" if row.params else row.name
         label = f"{name} → {row.shape} · {row.n_params:,} params"

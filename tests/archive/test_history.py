@@ -23,7 +23,10 @@ def net(n_layers: int, val_acc: float, n_params: int | None = None) -> Network:
 
 @pytest.fixture
 def selection() -> Selection:
-    return Selection(parameters=Parameters())
+    selection = Selection(parameters=Parameters())
+    # Toy parameter counts (10, 1000): binned between the pool's extremes, not MNIST's range.
+    selection.parameters.put(selection, {"measure_ranges": {}})
+    return selection
 
 
 def test_archive_stats_by_hand():

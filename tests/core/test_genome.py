@@ -103,3 +103,45 @@ def test_seeded_dropout_is_reproducible_with_a_generator_and_inactive_in_eval():
     assert set(first.unique().tolist()) == {0.0, 2.0}
     layer.eval()
     assert torch.equal(layer(x), x)
+
+
+def _scale_layer(params, in_features):
+    return [nn.Linear(in_features, in_features, bias=False)], in_features
+
+
+CELL = """
+def scale(params, in_features):
+    return [nn.Linear(in_features, in_features, bias=False)], in_features
+
+genome.register_layer("test_rerun_cell", [genome.UNITS], scale)
+"""
+
+
+def run_cell() -> dict:
+    namespace = {"nn": nn, "genome": genome, "__name__": "notebook"}
+    exec(compile(CELL, "<cell>", "exec"), namespace)
+    return namespace
+
+
+def test_registering_the_same_layer_type_again_is_allowed_as_a_rerun_cell_does():
+    first = run_cell()
+    registered = genome.layer_type("test_rerun_cell")
+    second = run_cell()  # a re-run cell: a new function object, the same code
+    assert second["scale"] is not first["scale"]
+    assert genome.layer_type("test_rerun_cell") is registered
+
+
+def test_a_different_definition_needs_replace_true():
+    name = "test_replaced_layer"
+    genome.register_layer(name, [genome.UNITS], _scale_layer)
+
+    def other(params, in_features):
+        return [nn.Identity()], in_features
+
+    with pytest.raises(ValueError, match="another definition; pass replace=True"):
+        genome.register_layer(name, [], other)
+    assert genome.layer_type(name).build is _scale_layer  # unchanged
+    replaced = genome.register_layer(name, [], other, replace=True)
+    assert genome.layer_type(name) is replaced and replaced.params == ()
+    with pytest.raises(TypeError, match="replace must be a bool"):
+        genome.register_layer(name, [], other, replace="yes")

@@ -19,7 +19,10 @@ def net(
 
 @pytest.fixture
 def selection() -> Selection:
-    return Selection(parameters=Parameters())
+    selection = Selection(parameters=Parameters())
+    # Toy parameter counts (10, 1000): binned between the pool's extremes, not MNIST's range.
+    selection.parameters.put(selection, {"measure_ranges": {}})
+    return selection
 
 
 def test_layers_edges_are_the_seed_cutoffs():
@@ -131,6 +134,15 @@ def test_a_mix_of_int_and_tuple_cells_still_lists_and_rebins(selection):
         ({"measure_levels": {"colour": 2}}, "unknown measure 'colour'"),
         ({"measure_levels": {"layers": 3}}, "complexity_levels"),
         ({"measure_levels": [("params", 3)]}, "must be a dict"),
+        (
+            {"measure_ranges": {"params": [0, 10]}},
+            r"selection.measure_ranges\['params'\] must be \[low, high\] with 0 < low < high, "
+            r"got \[0, 10\]",
+        ),
+        ({"measure_ranges": {"params": [9, 3]}}, r"0 < low < high, got \[9, 3\]"),
+        ({"measure_ranges": {"params": "wide"}}, r"got 'wide'"),
+        ({"measure_ranges": {"layers": [1, 8]}}, "seed's relative cutoffs"),
+        ({"measure_ranges": {"colour": [1, 2]}}, "unknown measure 'colour'"),
     ],
 )
 def test_bad_measure_settings_raise_and_change_nothing(values, fragment):
@@ -189,3 +201,29 @@ def test_log_edges_of_an_empty_pool_and_of_one_value():
     assert edges([], 3) == [0.0, 0.0, 0.0]
     assert edges([50.0], 2) == [50.0, 50.0]
     assert all(math.isfinite(e) for e in edges([0.0, 10.0], 2))
+
+
+def test_params_levels_split_a_fixed_mnist_range_by_default():
+    selection = Selection(parameters=Parameters())  # the defaults, as users get them
+    selection.parameters.put(selection, {"measures": ["params"]})
+    # A network without hidden layers (7,850 parameters) beside MNIST-sized ones,
+    # whose first 784 x units layer dominates their counts.
+    counts = [7_850, 50_890, 58_000, 70_000, 100_000]
+    selection.select([net(1, 0.9 + i / 100, n_params=n) for i, n in enumerate(counts)])
+    (edges,) = selection.grid().edges
+    assert edges == pytest.approx([42_426.4, 60_000, 84_852.8, 120_000], rel=1e-5)
+    # Between the pool's extremes (the old edges) 50,890 and up all shared level 4.
+    assert sorted(selection.elites()) == [1, 2, 3, 4]
+    pool_relative = measures.bin_networks(
+        [net(1, 0.9, n_params=n) for n in counts], ["params"], [4]
+    )[1]
+    assert pool_relative == [1, 3, 4, 4, 4]
+
+
+def test_layers_keep_the_seeds_relative_cutoffs_beside_fixed_params():
+    selection = Selection(parameters=Parameters())
+    selection.parameters.put(selection, {"measures": ["layers", "params"]})
+    selection.select([net(2, 0.9, n_params=50_000), net(6, 0.95, n_params=50_000)])
+    layers_edges, params_edges = selection.grid().edges
+    assert layers_edges == (3.0, 6.0)  # [0, max layers] in complexity_levels=2 intervals
+    assert params_edges[-1] == 120_000

@@ -8,6 +8,7 @@ from torch import nn
 
 from galapagos_nao.core import network
 from galapagos_nao.core.network import Network
+from galapagos_nao.core.transform import Standardize
 from galapagos_nao.example import seed_layers
 
 
@@ -15,7 +16,8 @@ def test_build_adds_input_adapter_named_layer_blocks_and_head():
     model = network.build(seed_layers(), (1, 28, 28), 10)
     names = [name for name, _ in model.named_children()]
     assert names == ["input", *(f"layer{i}" for i in range(8)), "head"]
-    assert isinstance(model.input, nn.Flatten)
+    # The input block: the (stateless) input transform, then flatten.
+    assert [type(m) for m in model.input] == [Standardize, nn.Flatten]
     assert model.head.out_features == 10
     out = model.eval()(torch.zeros(5, 1, 28, 28))
     assert out.shape == (5, 10)

@@ -244,3 +244,15 @@ def test_cpu_plan_never_oversubscribes():
         workers, threads = plan_cpu_workers(n)
         assert 1 <= workers <= min(n, cores) and workers * threads <= max(cores, workers)
     assert plan_cpu_workers(4, 3, 2) == (3, 2)
+
+
+def test_evolved_networks_take_raw_mnist_images(selection, small_mnist):
+    # The run records the task's input transform in every network it trains.
+    finish(gn.evolve([("dense", [16, "relu"])], 1, small_mnist, selection=selection, seed=2))
+    from galapagos_nao.core.datasets import MNIST_MEAN, MNIST_STD, MNIST_TRANSFORM
+
+    pixels = ((small_mnist.x_test * MNIST_STD + MNIST_MEAN) * 255).round().to(torch.uint8)
+    for net in selection.elites().values():
+        assert net.input_transform == MNIST_TRANSFORM
+        measured = (net.predict(pixels) == small_mnist.y_test).float().mean().item()
+        assert measured == pytest.approx(net.test_acc, abs=0.005)

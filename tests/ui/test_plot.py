@@ -53,7 +53,8 @@ def assert_non_trivial(image: np.ndarray) -> None:
 def archive_of(kind: str, measure_names: list[str]) -> Selection:
     selection = Selection(parameters=Parameters())
     selection.parameters.put(
-        selection, {"measures": measure_names, "measure_levels": {"params": 2}}
+        selection,
+        {"measures": measure_names, "measure_levels": {"params": 2}, "measure_ranges": {}},
     )
     nets = {
         "empty": [],

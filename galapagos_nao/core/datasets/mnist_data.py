@@ -12,11 +12,13 @@ import numpy as np
 import torch
 
 from galapagos_nao.core.datasets.task import Task, _checked_task
+from galapagos_nao.core.transform import InputTransform
 
 __all__ = [
     "DATA_DIR_ENV",
     "MNIST_MEAN",
     "MNIST_STD",
+    "MNIST_TRANSFORM",
     "bundled_mnist",
     "default_task",
     "mnist",
@@ -32,6 +34,8 @@ DATA_DIR_ENV = "GN_DATA_DIR"
 #: constants (not recomputed per subset) so every MNIST task shares one input scale.
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
+#: What MNIST tasks apply to images as users hold them (0..1 floats or uint8).
+MNIST_TRANSFORM = InputTransform(mean=MNIST_MEAN, std=MNIST_STD, scale_uint8=True)
 
 _MNIST_RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -118,6 +122,7 @@ def bundled_mnist() -> Task:
         name="mnist-bundled",
         n_classes=_MNIST_CLASSES,
         source=f"bundled subset ({_BUNDLED_FILE})",
+        input_transform=MNIST_TRANSFORM,
     )
 
 
@@ -192,13 +197,17 @@ def _load_mnist(root: Path) -> Task:
         name="mnist",
         n_classes=_MNIST_CLASSES,
         source=f"torchvision:{root}",
+        input_transform=MNIST_TRANSFORM,
     )
 
 
 def _standardize_mnist(pixels: torch.Tensor) -> torch.Tensor:
-    """Map uint8 images ``(n, 28, 28)`` to standardized float32 ``(n, 1, 28, 28)``."""
-    scaled = pixels.to(torch.float32).div_(255.0)
-    return scaled.sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
+    """Map uint8 images ``(n, 28, 28)`` to standardized float32 ``(n, 1, 28, 28)``.
+
+    Exactly :data:`MNIST_TRANSFORM`, once for the whole split, so a trained
+    network's input block reproduces what training saw.
+    """
+    return MNIST_TRANSFORM.apply(pixels).unsqueeze(1)
 
 
 # -------------------------------------------------------------- default task

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from galapagos_nao.core.transform import IDENTITY, InputTransform
+
 __all__ = ["Task", "from_tensors", "subset"]
 
 _INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
@@ -22,7 +24,7 @@ class Task:
     """
 
     name: str
-    # (n_train, *input_shape) float32, standardized
+    # (n_train, *input_shape) float32, on the model's scale (input_transform applied)
     x_train: torch.Tensor
     # (n_train,) int64, labels in [0, n_classes)
     y_train: torch.Tensor
@@ -34,6 +36,9 @@ class Task:
     n_classes: int
     # where the data came from, e.g. "torchvision:/path" or "bundled subset"
     source: str
+    # how the data as users hold it (MNIST: 0..1 or uint8) became x_train/x_test;
+    # trained networks carry it so that they take that data
+    input_transform: InputTransform = IDENTITY
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -74,8 +79,8 @@ def from_tensors(
     """Build a task from the user's tensors or numpy arrays.
 
     The inputs are used as given (no standardization): scale them the way the
-    networks should see them. Inputs that already are float32/int64 CPU tensors
-    are shared, not copied.
+    networks should see them; trained networks then take inputs on that scale.
+    Inputs that already are float32/int64 CPU tensors are shared, not copied.
 
     Args:
         x_train: Training inputs, shape ``(n_train, *input_shape)``, any real dtype.
@@ -115,6 +120,7 @@ def _checked_task(
     name: str,
     n_classes: int | None,
     source: str,
+    input_transform: InputTransform = IDENTITY,
 ) -> Task:
     """Check and convert the parts of a task; the one place a Task is validated."""
     if not isinstance(name, str) or not name:
@@ -141,6 +147,7 @@ def _checked_task(
         y_test=ys["y_test"],
         n_classes=n_classes,
         source=source,
+        input_transform=input_transform,
     )
 
 
@@ -256,6 +263,7 @@ def subset(task: Task, n_train: int, n_test: int | None = None, *, seed: int = 0
         y_test=task.y_test[test_idx],
         n_classes=task.n_classes,
         source=f"{task.source}, subset(n_train={n_train}, n_test={n_test}, seed={seed})",
+        input_transform=task.input_transform,
     )
 
 

@@ -87,6 +87,7 @@ def task_arrays(task: Task) -> dict[str, Any]:
         "name": task.name,
         "n_classes": task.n_classes,
         "source": task.source,
+        "input_transform": task.input_transform,
         "x_train": task.x_train.numpy(),
         "y_train": task.y_train.numpy(),
         "x_test": task.x_test.numpy(),
@@ -107,6 +108,7 @@ def task_from_arrays(arrays: Mapping[str, Any]) -> Task:
         name=arrays["name"],
         n_classes=arrays["n_classes"],
         source=arrays["source"],
+        input_transform=arrays["input_transform"],
         **tensors,
     )
 
