@@ -48,6 +48,7 @@ ORDER: tuple[str, ...] = (
     "store.codec",
     "store.persistence",
     "store.workspace.errors",
+    "store.workspace.lock",
     "store.workspace.files",
     "store.workspace.schema",
     "store.workspace.connection",
