@@ -83,7 +83,7 @@ class Library(Viewable):
                     return store
             # A write committed during the load: read again.
 
-    def _committed(self, store: Workspace | None, change: Callable[[], None]) -> None:
+    def _committed(self, store: Workspace | None, change: Callable[[], object]) -> None:
         """Applies a committed write to the in-memory copy (under the lock) and counts it."""
         with self._lock:
             self._writes += 1
