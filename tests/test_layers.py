@@ -22,6 +22,7 @@ ORDER: tuple[str, ...] = (
     # core: pure records and functions
     "core.typing",
     "core.checks",
+    "core.ids",
     "core.extras",
     "core.bindings",
     "core.transform",
@@ -45,9 +46,11 @@ ORDER: tuple[str, ...] = (
     "archive.lineage",
     "archive",
     # store: files, the workspace, the Library
+    "store.layout",
     "store.codec",
     "store.persistence",
     "store.workspace.errors",
+    "store.workspace.lock",
     "store.workspace.files",
     "store.workspace.schema",
     "store.workspace.connection",

@@ -1,5 +1,7 @@
 """Keeping what was learned: network files, the workspace and the Library.
 
+- :mod:`~galapagos_nao.store.layout`: the bytes of a network file, checked
+  (header, tensor table, limits, the whole-file digest) before they are believed;
 - :mod:`~galapagos_nao.store.codec`: one format, a Network as safetensors +
   JSON under one digest, and the checks that read it back;
 - :mod:`~galapagos_nao.store.persistence`: network files in that format
@@ -8,7 +10,7 @@
   run checkpoints (file health and lock, tables, the current workspace);
 - :mod:`~galapagos_nao.store.library`: the user's snapshots of networks.
 
-Inside, imports point one way: codec < persistence < workspace < library.
+Inside, imports point one way: layout < codec < persistence < workspace < library.
 May import core, config and archive. :func:`bind` lends ``Network.save`` and
 ``Network.to_onnx`` their file code; the package root calls it once.
 """
@@ -17,9 +19,9 @@ from __future__ import annotations
 
 from galapagos_nao.core.bindings import bind as _bind
 from galapagos_nao.core.network import Network
-from galapagos_nao.store import codec, library, persistence, workspace
+from galapagos_nao.store import codec, layout, library, persistence, workspace
 
-__all__ = ["bind", "codec", "library", "persistence", "workspace"]
+__all__ = ["bind", "codec", "layout", "library", "persistence", "workspace"]
 
 
 def bind() -> None:

@@ -1,12 +1,20 @@
 """The network codec: one Network <-> the bytes of one safetensors file, checked on the way in.
 
 The bytes hold the trained weights as safetensors tensors and, in the
-safetensors header's JSON metadata, the genome and metrics (``network``), the
-format's name and version, and a SHA-256 digest of the weights. Safetensors
-itself only guards the header's structure, so the digest is what catches
-altered weight bytes. Nothing here unpickles: a pickle (or a ``torch.save``
-archive) is rejected as "not a safetensors file" before anything in it is
-interpreted.
+safetensors header's JSON metadata, the genome and metrics (``network``) and
+the format's name and version. Since version 2 one SHA-256 digest covers every
+byte of the file (see :mod:`~galapagos_nao.store.layout`): a change to an id, a
+metric, the mutation log, ``has_weights`` or a weight is caught alike. Version
+1 files, whose digest covered the weights only, still load with that check; a
+single flipped bit cannot make a version 2 file claim version 1 (``"2"`` and
+``"1"`` differ in two bits).
+
+Decoding believes nothing before it is checked, in this order: the layout and
+the digest; ids (they become file names); the genome's size, computed by
+building it on the ``meta`` device (no memory) and compared with the stored
+tensors and :data:`~galapagos_nao.store.layout.MAX_PARAMETERS`; only then are
+tensors read. Nothing here unpickles: a pickle (or a ``torch.save`` archive) is
+rejected as "not a safetensors file" before anything in it is interpreted.
 
 These bytes are what :mod:`~galapagos_nao.store.persistence` writes to files and
 what the workspace stores for each Library entry and archive elite, so a
@@ -15,9 +23,11 @@ damaged entry there is reported the same way as a damaged file.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import hmac
 import json
-import struct
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,12 +35,28 @@ import torch
 
 from galapagos_nao.core import genome
 from galapagos_nao.core.checks import describe
+from galapagos_nao.core.ids import check_id
 from galapagos_nao.core.network import Network, build
 from galapagos_nao.core.transform import IDENTITY, InputTransform
+from galapagos_nao.store.layout import (
+    DIGEST_KEY,
+    MAX_FILE_BYTES,
+    MAX_LAYERS,
+    MAX_PARAMETERS,
+    CorruptFileError,
+    check_seal,
+    parse_header,
+    parse_json,
+    seal,
+    tensor_table,
+)
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "MAX_FILE_BYTES",
+    "MAX_LAYERS",
+    "MAX_PARAMETERS",
     "CorruptFileError",
     "UnknownLayerError",
     "from_bytes",
@@ -40,10 +66,10 @@ __all__ = [
 
 #: Value of the ``format`` metadata key in every network file.
 FORMAT = "galapagos_nao.core.network"
-#: Version of the metadata layout; files of a newer version are refused.
-FORMAT_VERSION = 1
-#: The header of a network file is a few kilobytes; anything this large is not one.
-_MAX_HEADER_BYTES = 16 * 2**20
+#: Version of the layout written: 2, one digest over the whole file.
+FORMAT_VERSION = 2
+# Versions read, with the metadata keys each must have.
+_VERSION_KEYS = {"1": ("network", "has_weights", "weights_sha256"), "2": ("network", "has_weights")}
 # The record fields stored as JSON next to the weights, in the order Network declares them.
 _RECORD_FIELDS = (
     "layers",
@@ -62,13 +88,6 @@ _RECORD_FIELDS = (
 # Written since input transforms were recorded; a record without it is an older
 # file whose network takes standardized inputs, i.e. the identity transform.
 _TRANSFORM_FIELD = "input_transform"
-
-
-class CorruptFileError(ValueError):
-    """A network file or workspace entry is damaged or is not what it claims to be.
-
-    The message starts with the file (and entry) and says what is wrong.
-    """
 
 
 class UnknownLayerError(CorruptFileError):
@@ -102,13 +121,17 @@ def _record(net: Network) -> dict[str, Any]:
 
 
 def to_bytes(net: Network) -> bytes:
-    """The network as the bytes of one safetensors file (weights + JSON metadata).
+    """The network as the bytes of one safetensors file (weights + JSON metadata), sealed.
 
     Raises:
-        ValueError: if ``net`` is not a Network.
+        ValueError: if ``net`` is not a Network, or its id or parent id is not a
+            safe id (see :func:`~galapagos_nao.core.ids.check_id`).
     """
     if not isinstance(net, Network):
         raise ValueError(f"net must be a Network, got {describe(net)}")
+    check_id("id", net.id)  # it names the file on export: refuse before anything is written
+    if net.parent_id is not None:
+        check_id("parent_id", net.parent_id)
     from safetensors.torch import save as save_tensors
 
     weights = {} if net.weights is None else {k: v.contiguous() for k, v in net.weights.items()}
@@ -117,45 +140,13 @@ def to_bytes(net: Network) -> bytes:
         "version": str(FORMAT_VERSION),
         "network": json.dumps(_record(net)),
         "has_weights": "1" if net.weights is not None else "0",
-        "weights_sha256": weights_digest(weights),
+        DIGEST_KEY: "0" * 64,  # sealed below, once every other byte is known
     }
-    return bytes(save_tensors(weights, metadata=metadata))
+    data = bytes(save_tensors(weights, metadata=metadata))
+    return seal(data, 8 + int.from_bytes(data[:8], "little"))
 
 
 # -- decoding -----------------------------------------------------------------
-
-
-def _header(data: bytes, source: str) -> dict[str, Any]:
-    """The safetensors header, checked enough to give a precise message."""
-    length = struct.unpack("<Q", data[:8])[0] if len(data) >= 8 else None
-    if length is None or length > min(len(data) - 8, _MAX_HEADER_BYTES):
-        raise CorruptFileError(_not_safetensors(data, source, length))
-    try:
-        header = json.loads(data[8 : 8 + length].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CorruptFileError(
-            f"{source}: not a safetensors file: unreadable header ({error})"
-        ) from None
-    if not isinstance(header, dict):
-        raise CorruptFileError(f"{source}: not a safetensors file: header is not a JSON object")
-    return header
-
-
-def _not_safetensors(data: bytes, source: str, length: int | None) -> str:
-    """Why ``data`` cannot be a safetensors file, naming pickles and torch.save archives."""
-    # Only once the length prefix is implausible: a real length may begin with 0x80.
-    if data[:4] == b"PK\x03\x04" or data[:1] == b"\x80":
-        kind = "a zip archive (torch.save?)" if data[:2] == b"PK" else "a pickle"
-        return (
-            f"{source}: is {kind}, not a safetensors file; "
-            "it is not loaded because unpickling can run code"
-        )
-    if length is None:
-        return f"{source}: not a safetensors file: only {len(data)} bytes"
-    return (
-        f"{source}: not a safetensors file (or truncated): its header claims {length} bytes "
-        f"but the file has {len(data)}"
-    )
 
 
 def _metadata(header: Mapping[str, Any], source: str) -> dict[str, str]:
@@ -165,15 +156,103 @@ def _metadata(header: Mapping[str, Any], source: str) -> dict[str, str]:
             f"{source}: a safetensors file but not a galapagos_nao network (no {FORMAT!r} metadata)"
         )
     version = metadata.get("version")
-    if version != str(FORMAT_VERSION):
+    if version not in _VERSION_KEYS:
         raise CorruptFileError(
-            f"{source}: network format version {version!r} is not supported "
-            f"(this version reads {FORMAT_VERSION})"
+            f"{source}: network format version {describe(version)} is not supported "
+            f"(this version reads {', '.join(_VERSION_KEYS)})"
         )
-    for key in ("network", "has_weights", "weights_sha256"):
+    for key in _VERSION_KEYS[version]:
         if not isinstance(metadata.get(key), str):
             raise CorruptFileError(f"{source}: metadata key {key!r} is missing")
+    if metadata["has_weights"] not in ("0", "1"):
+        raise CorruptFileError(
+            f"{source}: has_weights must be '0' or '1', got {describe(metadata['has_weights'])}"
+        )
     return metadata
+
+
+def _fields(record: Any, source: str) -> dict[str, Any]:
+    """The record's fields, with everything that sizes or names something checked first."""
+    if not isinstance(record, dict):
+        raise CorruptFileError(f"{source}: the network record is not a JSON object")
+    missing = [name for name in _RECORD_FIELDS if name not in record]
+    if missing:
+        raise CorruptFileError(f"{source}: the network record lacks {missing}")
+    fields = {name: record[name] for name in _RECORD_FIELDS}
+    for name in ("layers", "input_shape", "mutations"):
+        if not isinstance(fields[name], list):
+            raise CorruptFileError(f"{source}: {name} must be a list, got {describe(fields[name])}")
+    if len(fields["layers"]) > MAX_LAYERS:
+        raise CorruptFileError(
+            f"{source}: the genome has {len(fields['layers'])} layers, "
+            f"more than the limit of {MAX_LAYERS}"
+        )
+    shape = fields["input_shape"]
+    if all(isinstance(size, int) for size in shape) and math.prod(shape) > MAX_PARAMETERS:
+        raise CorruptFileError(
+            f"{source}: input_shape {describe(shape)} has more features than the limit of "
+            f"{MAX_PARAMETERS}"
+        )
+    try:
+        check_id("id", fields["id"])
+        if fields["parent_id"] is not None:
+            check_id("parent_id", fields["parent_id"])
+    except ValueError as error:
+        raise CorruptFileError(f"{source}: {error}") from None
+    fields["input_shape"] = tuple(shape)
+    _check_layer_types(fields["layers"], source)
+    transform = record.get(_TRANSFORM_FIELD)
+    try:
+        fields[_TRANSFORM_FIELD] = (
+            IDENTITY if transform is None else InputTransform.from_dict(transform)
+        )
+    except (ValueError, TypeError) as error:
+        raise CorruptFileError(f"{source}: invalid input transform: {error}") from None
+    return fields
+
+
+def _check_layer_types(layers: list[Any], source: str) -> None:
+    """Tells an unregistered layer type from damage: the fix is a register_layer call."""
+    known = genome.layer_types()
+    for index, layer in enumerate(layers):
+        type_name = layer[0] if isinstance(layer, list) and layer else None
+        if isinstance(type_name, str) and type_name not in known:
+            raise UnknownLayerError(
+                f"{source}: layers[{index}] has layer type {type_name!r}, which is not "
+                f"registered in this process (known: {sorted(known)}); register it with "
+                f"gn.register_layer({type_name!r}, params, build) as the code that wrote "
+                "the file did, then load it again"
+            )
+
+
+def _expected_shapes(net: Network, source: str) -> dict[str, tuple[int, ...]]:
+    """The state dict shapes the genome compiles to, found without allocating any of it."""
+    try:
+        # On the meta device a layer of a trillion units costs nothing: only shapes exist.
+        with torch.device("meta"):
+            model = build(net.layers, net.input_shape, net.n_classes)
+    except (ValueError, TypeError, RuntimeError, OverflowError) as error:
+        raise CorruptFileError(f"{source}: the genome cannot be built: {error}") from None
+    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+
+
+def _check_fit(
+    expected: Mapping[str, tuple[int, ...]],
+    table: Mapping[str, tuple[str, tuple[int, ...]]],
+    source: str,
+) -> None:
+    """The stored tensors must be exactly what the genome compiles to, or model() would fail."""
+    for name, shape in expected.items():
+        found = table.get(name)
+        if found is None:
+            raise CorruptFileError(f"{source}: weights lack {name!r}, which the genome needs")
+        if found[1] != shape:
+            raise CorruptFileError(
+                f"{source}: weight {name!r} has shape {found[1]}, the genome needs {shape}"
+            )
+    extra = sorted(set(table) - set(expected))
+    if extra:
+        raise CorruptFileError(f"{source}: weights {extra} do not belong to the genome")
 
 
 def _tensors(data: bytes, source: str) -> dict[str, torch.Tensor]:
@@ -186,63 +265,8 @@ def _tensors(data: bytes, source: str) -> dict[str, torch.Tensor]:
         raise CorruptFileError(f"{source}: damaged safetensors data: {error}") from None
 
 
-def _network(record: Any, weights: dict[str, torch.Tensor] | None, source: str) -> Network:
-    if not isinstance(record, dict):
-        raise CorruptFileError(f"{source}: the network record is not a JSON object")
-    missing = [name for name in _RECORD_FIELDS if name not in record]
-    if missing:
-        raise CorruptFileError(f"{source}: the network record lacks {missing}")
-    fields = {name: record[name] for name in _RECORD_FIELDS}
-    for name in ("input_shape", "mutations"):
-        if not isinstance(fields[name], list):
-            raise CorruptFileError(f"{source}: {name} must be a list, got {describe(fields[name])}")
-    fields["input_shape"] = tuple(fields["input_shape"])
-    _check_layer_types(fields["layers"], source)
-    try:
-        transform = record.get(_TRANSFORM_FIELD)
-        fields[_TRANSFORM_FIELD] = (
-            IDENTITY if transform is None else InputTransform.from_dict(transform)
-        )
-        return Network(**fields, weights=weights)
-    except (ValueError, TypeError) as error:
-        raise CorruptFileError(f"{source}: invalid network record: {error}") from None
-
-
-def _check_layer_types(layers: Any, source: str) -> None:
-    """Tells an unregistered layer type from damage: the fix is a register_layer call."""
-    known = genome.layer_types()
-    for index, layer in enumerate(layers if isinstance(layers, list) else ()):
-        type_name = layer[0] if isinstance(layer, list) and layer else None
-        if isinstance(type_name, str) and type_name not in known:
-            raise UnknownLayerError(
-                f"{source}: layers[{index}] has layer type {type_name!r}, which is not "
-                f"registered in this process (known: {sorted(known)}); register it with "
-                f"gn.register_layer({type_name!r}, params, build) as the code that wrote "
-                "the file did, then load it again"
-            )
-
-
-def _check_fit(net: Network, source: str) -> None:
-    """The weights must be exactly what the genome compiles to, or model() would fail later."""
-    if net.weights is None:
-        return
-    expected = build(net.layers, net.input_shape, net.n_classes).state_dict()
-    for name, tensor in expected.items():
-        found = net.weights.get(name)
-        if found is None:
-            raise CorruptFileError(f"{source}: weights lack {name!r}, which the genome needs")
-        if tuple(found.shape) != tuple(tensor.shape):
-            raise CorruptFileError(
-                f"{source}: weight {name!r} has shape {tuple(found.shape)}, "
-                f"the genome needs {tuple(tensor.shape)}"
-            )
-    extra = sorted(set(net.weights) - set(expected))
-    if extra:
-        raise CorruptFileError(f"{source}: weights {extra} do not belong to the genome")
-
-
 def from_bytes(data: bytes, source: str = "<bytes>") -> Network:
-    """Decodes what :func:`to_bytes` wrote, checking every part.
+    """Decodes what :func:`to_bytes` wrote (or version 1 wrote), checking every part.
 
     Args:
         data: The file's bytes.
@@ -253,19 +277,47 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> Network:
 
     Raises:
         CorruptFileError: naming ``source`` and what is wrong (not safetensors,
-            truncated, altered weights, invalid genome, weights that do not fit).
+            truncated, altered bytes, unsafe id, invalid or oversized genome,
+            weights that do not fit); never another error for crafted bytes.
     """
-    header = _header(data, source)
-    metadata = _metadata(header, source)
     try:
-        record = json.loads(metadata["network"])
-    except json.JSONDecodeError as error:
-        raise CorruptFileError(f"{source}: unreadable network record ({error})") from None
+        return _decode(data, source)
+    except (RecursionError, OverflowError, MemoryError) as error:
+        # Every check above is bounded; this is the net under them for crafted input.
+        raise CorruptFileError(
+            f"{source}: refused ({type(error).__name__}: {describe(str(error))})"
+        ) from None
+
+
+def _decode(data: bytes, source: str) -> Network:
+    header, header_end = parse_header(data, source)
+    metadata = _metadata(header, source)
+    if metadata["version"] != "1":
+        check_seal(data, header_end, metadata.get(DIGEST_KEY), source)
+    table = tensor_table(header, len(data) - header_end, source)
+    fields = _fields(parse_json(metadata["network"], "the network record", source), source)
+    try:
+        net = Network(**fields)
+    except (ValueError, TypeError) as error:
+        raise CorruptFileError(f"{source}: invalid network record: {error}") from None
+    expected = _expected_shapes(net, source)
+    if metadata["has_weights"] == "1":
+        _check_fit(expected, table, source)
+    elif table:
+        raise CorruptFileError(f"{source}: has_weights is '0' but the file holds tensors")
+    numbers = sum(math.prod(shape) for shape in expected.values())
+    if numbers > MAX_PARAMETERS:
+        raise CorruptFileError(
+            f"{source}: the genome needs {numbers} parameters and buffers, "
+            f"more than the limit of {MAX_PARAMETERS}"
+        )
+    if metadata["has_weights"] == "0":
+        return net
     tensors = _tensors(data, source)
-    if weights_digest(tensors) != metadata["weights_sha256"]:
+    if metadata["version"] == "1" and not hmac.compare_digest(
+        weights_digest(tensors), metadata["weights_sha256"]
+    ):
         raise CorruptFileError(
             f"{source}: the weights do not match their SHA-256 digest (altered or damaged bytes)"
         )
-    net = _network(record, tensors if metadata["has_weights"] == "1" else None, source)
-    _check_fit(net, source)
-    return net
+    return dataclasses.replace(net, weights=tensors)

@@ -45,6 +45,8 @@ class Library(Viewable):
         self._workspace = workspace
         # The workspace (and its data version) the in-memory copy was read from.
         self._loaded: tuple[Workspace, int] | None = None
+        # Writes committed so far; a load that overlaps one is read again (see _sync).
+        self._writes = 0
         self._broken: dict[str, str] = {}  # id -> what is wrong with its stored bytes
 
     @property
@@ -56,18 +58,37 @@ class Library(Viewable):
         return found()
 
     def _sync(self) -> Workspace | None:
-        """Reads the workspace's entries if they may have changed since the last read."""
+        """Reads the workspace's entries if they may have changed since the last read.
+
+        The workspace is the source of truth and a load is slow, so a write of
+        this Library may commit while a load is running; the load then cannot
+        tell whether it saw that write. Every write bumps :attr:`_writes` after
+        its commit, and a load that overlapped one is discarded and read again,
+        so the in-memory copy never goes back to a state without a committed put.
+        (``PRAGMA data_version`` only notices other connections' commits.)
+        """
         store = self.workspace
         if store is None:
             return None
-        version = store.data_version()
+        while True:
+            version = store.data_version()
+            with self._lock:
+                if self._loaded == (store, version):
+                    return store
+                writes = self._writes
+            nets, broken = store.load_library()
+            with self._lock:
+                if self._writes == writes:
+                    self._nets, self._broken, self._loaded = nets, broken, (store, version)
+                    return store
+            # A write committed during the load: read again.
+
+    def _committed(self, store: Workspace | None, change: Callable[[], object]) -> None:
+        """Applies a committed write to the in-memory copy (under the lock) and counts it."""
         with self._lock:
-            if self._loaded is not None and self._loaded[0] is store and self._loaded[1] == version:
-                return store
-        nets, broken = store.load_library()
-        with self._lock:
-            self._nets, self._broken, self._loaded = nets, broken, (store, version)
-        return store
+            self._writes += 1
+            if store is None or (self._loaded is not None and self._loaded[0] is store):
+                change()
 
     def put(self, net: Network) -> str:
         """Stores ``net`` (records are immutable, so this is a snapshot).
@@ -87,10 +108,13 @@ class Library(Viewable):
         store = self._sync()
         if store is not None:  # committed before the in-memory copy changes: durable on return
             store.put_library({net.id: persistence.to_bytes(net) for net in nets})
-        with self._lock:
+
+        def change() -> None:
             for net in nets:
                 self._nets[net.id] = net
                 self._broken.pop(net.id, None)
+
+        self._committed(store, change)
 
     def get(self, id: str) -> Network:  # noqa: A002 - the seed's name
         """The network stored under ``id``.
@@ -129,8 +153,7 @@ class Library(Viewable):
             raise KeyError(f"no network with id {id!r} in the Library")
         if store is not None:
             store.remove_library(id)
-        with self._lock:
-            self._nets.pop(id, None)
+        self._committed(store, lambda: self._nets.pop(id, None))
         return found
 
     def clear(self) -> None:
@@ -138,9 +161,12 @@ class Library(Viewable):
         store = self._sync()
         if store is not None:
             store.clear_library()
-        with self._lock:
+
+        def change() -> None:
             self._nets.clear()
             self._broken.clear()
+
+        self._committed(store, change)
 
     def export(self, directory: str | os.PathLike[str]) -> list[Path]:
         """Saves every network as ``<id>.safetensors`` in ``directory`` (created if needed).

@@ -10,13 +10,23 @@ re-exported here, where callers have always found them.
 
 Files are written atomically (a temporary file in the same folder, fsynced, then
 renamed over the target), so a crash never leaves a half-written network.
+
+Files are read as untrusted: only regular files, at most
+:data:`~galapagos_nao.store.layout.MAX_FILE_BYTES`, opened without blocking (a
+FIFO cannot stall a read) and, inside a folder being imported, without
+following symbolic links. Export writes each network under its id, which is
+checked (see :func:`~galapagos_nao.core.ids.check_id`) for every network before
+the first file is written, so no id can point outside the folder or stop an
+export half-way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,10 +35,12 @@ from typing import Any, BinaryIO
 import torch
 
 from galapagos_nao.core.checks import describe
+from galapagos_nao.core.ids import check_id
 from galapagos_nao.core.network import Network
 from galapagos_nao.store.codec import (
     FORMAT,
     FORMAT_VERSION,
+    MAX_FILE_BYTES,
     CorruptFileError,
     UnknownLayerError,
     from_bytes,
@@ -169,38 +181,117 @@ def save(net: Network, path: str | os.PathLike[str]) -> Path:
 def load(path: str | os.PathLike[str]) -> Network:
     """Reads a network file written by :func:`save` (or ``net.save``); never runs code.
 
+    A symbolic link named here is followed, to a regular file only.
+
     Raises:
         ValueError: if ``path`` is not a path.
         FileNotFoundError: if there is no such file.
         UnknownLayerError: naming the file and a layer type not registered in
             this process (a CorruptFileError, though the file may be fine).
-        CorruptFileError: naming the file and what is wrong with it.
+        CorruptFileError: naming the file and what is wrong with it (also when
+            it is not a regular file or is larger than any network file).
     """
     source = _check_path("path", path)
-    if not source.is_file():
-        raise FileNotFoundError(f"path: no file {str(source)!r}")
-    return from_bytes(source.read_bytes(), str(source))
+    return from_bytes(read_file(source, follow_links=True), str(source))
+
+
+def read_file(path: Path, *, follow_links: bool) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``MAX_FILE_BYTES``.
+
+    It is opened non-blocking (a FIFO answers at once) and checked with
+    ``fstat`` on the open descriptor, so what is checked is what is read.
+
+    Args:
+        path: The file.
+        follow_links: False refuses a symbolic link (for files found in a
+            folder); True follows one the caller named, to a regular file only.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        CorruptFileError: naming the file if it is a link (when not followed),
+            not a regular file, or too large.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        handle = os.open(path, flags)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"path: no file {str(path)!r}") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP and not follow_links:
+            raise CorruptFileError(
+                f"{path}: is a symbolic link; only regular files are read from a folder"
+            ) from None
+        raise
+    try:
+        status = os.fstat(handle)
+        if not stat.S_ISREG(status.st_mode):
+            raise CorruptFileError(f"{path}: not a regular file ({_kind(status.st_mode)})")
+        if status.st_size > MAX_FILE_BYTES:
+            raise CorruptFileError(
+                f"{path}: {status.st_size} bytes; a network file has at most {MAX_FILE_BYTES}"
+            )
+        chunks, left = [], MAX_FILE_BYTES + 1  # a file growing while read stops at the cap too
+        while left > 0:
+            chunk = os.read(handle, min(left, 2**24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(handle)
+
+
+def _kind(mode: int) -> str:
+    kinds = {
+        stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISSOCK: "a socket",
+    }
+    return next((name for test, name in kinds.items() if test(mode)), "not a file")
 
 
 def export_networks(nets: Iterable[Network], directory: str | os.PathLike[str]) -> list[Path]:
     """Saves each network as ``<id>.safetensors`` in ``directory`` (created if needed).
 
+    Every id is checked and every network encoded before the folder is touched,
+    so a bad one changes nothing.
+
     Returns:
         The files written, in the order of ``nets``.
+
+    Raises:
+        ValueError: naming the network (``nets[i]``) whose id or parent id is
+            not a safe id, or whose record is not a Network.
     """
     folder = _check_path("directory", directory)
+    nets = list(nets)
+    for index, net in enumerate(nets):
+        if not isinstance(net, Network):
+            raise ValueError(f"nets[{index}] must be a Network, got {describe(net)}")
+        check_id(f"nets[{index}].id", net.id)
     encoded = [(net.id, to_bytes(net)) for net in nets]  # encode all before touching the disk
     folder.mkdir(parents=True, exist_ok=True)
+    inside = folder.resolve()
     written = []
     for net_id, data in encoded:
-        target = folder / f"{net_id}{FILE_SUFFIX}"
+        target = inside / f"{net_id}{FILE_SUFFIX}"
+        if target.parent != inside:  # cannot happen with a checked id; never write if it does
+            raise ValueError(f"nets: id {net_id!r} would write outside {str(inside)!r}")
         write_atomically(target, data)
-        written.append(target)
+        written.append(folder / target.name)
     return written
 
 
 def read_networks(directory: str | os.PathLike[str]) -> list[Network]:
     """Reads every ``*.safetensors`` network file in ``directory``, all or none.
+
+    Only regular files are read: a symbolic link, FIFO or device under the
+    suffix is reported as damaged.
 
     Raises:
         ValueError: if ``directory`` is not a path or holds no network files.
@@ -216,7 +307,7 @@ def read_networks(directory: str | os.PathLike[str]) -> list[Network]:
     nets, problems = [], []
     for file in files:
         try:
-            nets.append(from_bytes(file.read_bytes(), str(file)))
+            nets.append(from_bytes(read_file(file, follow_links=False), str(file)))
         except CorruptFileError as error:
             problems.append(str(error))
     if problems:

@@ -22,6 +22,7 @@ from galapagos_nao.core.network import Network
 from galapagos_nao.core.training import fit
 from galapagos_nao.core.transform import IDENTITY
 from galapagos_nao.store import codec
+from galapagos_nao.store.layout import DIGEST_KEY, seal
 from galapagos_nao.store.persistence import CorruptFileError
 
 LAYERS = [("dense", [32, "relu"]), ("dropout", [0.2])]
@@ -101,12 +102,22 @@ def test_an_old_file_without_a_transform_loads_and_expects_standardized_inputs(
     assert gn.load(old.save(tmp_path / "again.safetensors")).input_transform == IDENTITY
 
 
+def resealed(data: bytes) -> bytes:
+    """``data`` with its whole-file digest recomputed, as a forger who knows the format would."""
+    header_end = 8 + int.from_bytes(data[:8], "little")
+    digest = json.loads(data[8:header_end])["__metadata__"][DIGEST_KEY]
+    return seal(data.replace(digest.encode(), b"0" * 64, 1), header_end)
+
+
 def test_a_damaged_transform_is_reported_as_a_corrupt_file(trained):
     data = codec.to_bytes(trained)
     damaged = data.replace(b'\\"std\\": 0.3081', b'\\"std\\": -1.000')
     assert damaged != data
-    with pytest.raises(CorruptFileError, match="std must be > 0"):
+    with pytest.raises(CorruptFileError, match="does not match its SHA-256 digest"):
         codec.from_bytes(damaged, "net.safetensors")
+    # Even with a digest that matches, the transform itself is checked.
+    with pytest.raises(CorruptFileError, match="std must be > 0"):
+        codec.from_bytes(resealed(damaged), "net.safetensors")
 
 
 def test_onnx_graph_takes_raw_images(trained, small_mnist, tmp_path):

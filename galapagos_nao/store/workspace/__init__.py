@@ -10,7 +10,8 @@ The modules, each importing only those before it:
 
 - :mod:`.errors`: :class:`WorkspaceError`, :class:`WorkspaceLocked`,
   :class:`WorkspaceCorrupt`;
-- :mod:`.files`: file health (not SQLite, truncated, salvage) and the writer lock;
+- :mod:`.lock`: the writer lock (not followed through links, not kept by children);
+- :mod:`.files`: file health (not SQLite, truncated, salvage);
 - :mod:`.schema`: the tables, :data:`SCHEMA_VERSION` and the upgrade of older files;
 - :mod:`.connection`: opening a file, durability settings, read and write transactions;
 - :mod:`.runs`: checkpoints, runs and history (:class:`Checkpoint`, :class:`RunInfo`);

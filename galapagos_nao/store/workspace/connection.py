@@ -20,7 +20,8 @@ from typing import TypeVar
 
 from galapagos_nao.core.checks import describe
 from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError, WorkspaceLocked
-from galapagos_nao.store.workspace.files import WriterLock, check_file, salvage
+from galapagos_nao.store.workspace.files import check_file, salvage
+from galapagos_nao.store.workspace.lock import WriterLock
 from galapagos_nao.store.workspace.schema import check_schema, create_schema
 
 __all__ = ["WorkspaceConnection"]
@@ -61,7 +62,7 @@ class WorkspaceConnection:
     def _open(self, read_only: bool | None) -> sqlite3.Connection:
         if read_only is not True:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock = WriterLock(self.path.with_name(self.path.name + ".lock"))
+            lock = WriterLock(self.path.with_name(self.path.name + ".lock"), self.path)
             if lock.acquire():
                 self._writer_lock = lock
             elif read_only is False:

@@ -1,26 +1,19 @@
-"""File health and the writer lock: what is checked before SQLite sees a workspace file.
+"""File health: what is checked before SQLite sees a workspace file (the lock is :mod:`.lock`).
 
-One writer: a process that opens a workspace for writing holds an exclusive
-lock on ``workspace.db.lock`` (released by the OS if the process dies). Another
-process then gets a read-only view (or :class:`WorkspaceLocked` when it asked
-for write access), never a second writer.
-
-Damage: a file that is not SQLite is refused; one shorter than its SQLite
-header says is reported, and a read-only view reads what its whole pages still
-hold from a salvaged copy.
+A file that is not SQLite is refused; one shorter than its SQLite header says is
+reported, and a read-only view reads what its whole pages still hold from a
+salvaged copy.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import sys
 import tempfile
 from pathlib import Path
 
 from galapagos_nao.store.workspace.errors import WorkspaceCorrupt
 
-__all__ = ["WriterLock", "check_file", "salvage", "truncation"]
+__all__ = ["check_file", "salvage", "truncation"]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -94,52 +87,3 @@ def salvage(path: Path) -> sqlite3.Connection:
             source.close()
     connection.execute("PRAGMA query_only=ON")
     return connection
-
-
-# -- the lock ---------------------------------------------------------------------
-
-
-class WriterLock:
-    """An exclusive lock on ``<workspace>.lock`` that the OS drops if the process dies."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle: int | None = None
-
-    def acquire(self) -> bool:
-        """True if this process now holds the lock; False if another does."""
-        handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            _lock_file(handle)
-        except OSError:
-            os.close(handle)
-            return False
-        os.ftruncate(handle, 0)
-        os.write(handle, f"{os.getpid()}\n".encode())
-        self._handle = handle
-        return True
-
-    def holder(self) -> str:
-        """Who holds the lock, for messages."""
-        try:
-            pid = self.path.read_text().strip()
-        except OSError:
-            pid = ""
-        return f"process {pid}" if pid.isdigit() else "another process"
-
-    def release(self) -> None:
-        """Drops the lock (closing the handle releases it)."""
-        if self._handle is not None:
-            os.close(self._handle)
-            self._handle = None
-
-
-def _lock_file(handle: int) -> None:
-    if sys.platform == "win32":
-        import msvcrt
-
-        msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)
-    else:
-        import fcntl
-
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -267,6 +267,8 @@ class RunTables(WorkspaceConnection):
                 if row is None:
                     raise CorruptFileError(f"{source}: missing")
                 net = from_bytes(bytes(row[0]), source)
+                if net.id != net_id:
+                    raise CorruptFileError(f"{source}: holds network {net.id}, not {net_id}")
             except CorruptFileError as error:
                 problems.append(str(error))
                 logger.error("%s", error)

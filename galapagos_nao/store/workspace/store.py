@@ -78,7 +78,10 @@ class Workspace(RunTables):
                     added, blob = connection.execute(
                         "SELECT added, blob FROM library WHERE id = ?", (net_id,)
                     ).fetchone()
-                found.append((added, from_bytes(bytes(blob), source)))
+                net = from_bytes(bytes(blob), source)
+                if net.id != net_id:  # the key is what get/remove use: it must be the net's
+                    raise CorruptFileError(f"{source}: holds network {net.id}, not {net_id}")
+                found.append((added, net))
             except CorruptFileError as error:
                 problems[net_id] = str(error)
                 logger.error("%s", error)

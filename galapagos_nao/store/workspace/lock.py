@@ -1,0 +1,183 @@
+"""The writer lock: one process writes a workspace, and the OS frees the lock with it.
+
+A writer holds an exclusive ``flock`` on two files:
+
+- ``<workspace>.lock``, which also notes the writer's pid (and is what older
+  versions of this library lock, so they still meet it);
+- on Linux, the database file itself. The lock file can be deleted while a
+  writer runs, and a second writer would then lock a fresh one; the database
+  cannot be swapped under its writer without losing the workspace anyway.
+  (``flock`` and SQLite's own ``fcntl`` record locks do not interact on Linux.)
+
+Both are opened with ``O_CLOEXEC``, so a program the writer executes never holds
+them, and a child it forks without executing closes its copies at once
+(:func:`os.register_at_fork`), so a helper that outlives a killed writer does
+not keep the workspace locked. The lock file is opened with ``O_NOFOLLOW`` and
+``O_NONBLOCK`` and must be a regular file: a symbolic link planted in its place
+is refused, never followed (its target is not truncated).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import sys
+import threading
+from pathlib import Path
+
+from galapagos_nao.store.workspace.errors import WorkspaceError
+
+__all__ = ["WriterLock"]
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# Descriptors of every lock this process holds, closed in a forked child (see module doc).
+_held: set[int] = set()
+_held_lock = threading.Lock()
+
+
+def _close_in_child() -> None:
+    for handle in _held:
+        with contextlib.suppress(OSError):
+            os.close(handle)
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_child)
+
+
+class WriterLock:
+    """An exclusive lock on a workspace that the OS drops if the process dies.
+
+    Args:
+        path: The lock file, ``<workspace>.lock``.
+        database: The workspace file (locked too on Linux).
+    """
+
+    def __init__(self, path: Path, database: Path) -> None:
+        self.path = path
+        self.database = database
+        self._handles: list[int] = []
+        self._owner: int | None = None
+
+    def acquire(self) -> bool:
+        """True if this process now holds the lock; False if another does.
+
+        Raises:
+            WorkspaceError: naming the lock file when it is a symbolic link or
+                not a regular file, or the database when it is not a regular file.
+        """
+        handles: list[int] = []
+        try:
+            handles.append(_open_regular(self.path, _NOFOLLOW, "lock file"))
+            if not _try_lock(handles[-1]):
+                return False
+            if sys.platform.startswith("linux"):
+                handles.append(_open_regular(self.database, 0, "workspace file"))
+                if not _try_lock(handles[-1]):
+                    return False
+            note = f"{os.getpid()}\n".encode()
+            os.ftruncate(handles[0], 0)
+            os.pwrite(handles[0], note, 0)
+            with _held_lock:
+                _held.update(handles)
+            self._handles, handles, self._owner = handles, [], os.getpid()
+            return True
+        finally:
+            for handle in handles:  # left only when the lock was not taken
+                os.close(handle)
+
+    def holder(self) -> str:
+        """Who holds the lock, for messages: ``process <pid>`` where it can be told."""
+        pid = _flock_holder(self.database) or _noted_pid(self.path)
+        return f"process {pid}" if pid else "another process"
+
+    def release(self) -> None:
+        """Drops the lock (closing the handles releases it)."""
+        handles, self._handles = self._handles, []
+        if self._owner != os.getpid():
+            return  # a forked child: its copies were closed at the fork
+        with _held_lock:
+            _held.difference_update(handles)
+        for handle in handles:
+            os.close(handle)
+
+
+def _open_regular(path: Path, flags: int, what: str) -> int:
+    """Opens ``path`` for locking, refusing anything but a regular file."""
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | _CLOEXEC | _NONBLOCK | flags, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise WorkspaceError(
+                f"{path}: the {what} is a symbolic link; refusing to follow it "
+                "(remove it if you did not put it there)"
+            ) from None
+        if error.errno in (errno.EISDIR, errno.ENXIO):
+            raise WorkspaceError(f"{path}: the {what} is not a regular file") from None
+        raise
+    mode = os.fstat(handle).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(handle)
+        raise WorkspaceError(f"{path}: the {what} is not a regular file")
+    return handle
+
+
+def _try_lock(handle: int) -> bool:
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _flock_holder(path: Path) -> int | None:
+    """The pid holding a ``flock`` on ``path``, from ``/proc/locks`` (Linux), else None.
+
+    The kernel's table is right even when the lock file was deleted or its
+    pid note is stale.
+    """
+    try:
+        status = os.stat(path)
+        with open("/proc/locks", encoding="ascii", errors="replace") as table:
+            lines = table.read(2**20).splitlines()
+    except OSError:
+        return None
+    inode = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; "->" marks blocked waiters.
+        if (
+            "->" not in fields
+            and len(fields) >= 6
+            and fields[1] == "FLOCK"
+            and fields[5] == inode
+            and fields[4].isdigit()
+            and int(fields[4]) > 0
+        ):
+            return int(fields[4])
+    return None
+
+
+def _noted_pid(path: Path) -> int | None:
+    """The pid noted in the lock file, read without following links or blocking."""
+    try:
+        handle = os.open(path, os.O_RDONLY | _CLOEXEC | _NONBLOCK | _NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        text = os.read(handle, 32).decode("ascii", errors="replace").strip()
+    finally:
+        os.close(handle)
+    return int(text) if text.isdigit() else None
