@@ -1,0 +1,104 @@
+"""Types the README's session into a real IPython in a tmux terminal and prints the screen.
+
+Usage (the README's transcript comes from this, unedited):
+
+    GN_DATA_DIR=../shared/data .venv/bin/python tools/terminal_session.py > session.txt
+
+Unlike an in-process shell, this is what a person sees: IPython's own prompt in
+a terminal, progress bars drawn by tqdm, log lines from the background run, and
+a real Ctrl-C (tmux ``send-keys C-c``) pressed while ``run.wait(progress=True)``
+waits. Each cell is typed once the previous prompt is back; some cells then
+wait a little longer, as a person reading the output would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SESSION_NAME = "gn-readme"
+
+#: (cell, seconds to let pass after its prompt returns, Ctrl-C after that many seconds or None)
+CELLS: list[tuple[str, float, float | None]] = [
+    ("import galapagos_nao as gn", 0, None),
+    ("run = gn.example.short_example()", 0, None),
+    ("run", 0, None),
+    ("run.wait(progress=True)", 0, None),
+    ("gn.Selection.get_all()", 0, None),
+    ("run = gn.example.infinite_example()", 0, None),
+    ("run.wait(progress=True)", 0, 12.0),
+    ("run", 0, None),
+    ("net = gn.Selection.get_all()[max(gn.Selection.get_all())]", 0, None),
+    ("gn.Library.put(net)", 0, None),
+    ('gn.Parameters.put(gn.Selection, {"complexity_levels": 4})', 0, None),
+    ("gn.Selection.put_unevaluated(gn.Library.get(net.id))", 0, None),
+    ("run.join(20)", 0, None),
+    ("gn.Selection.get_all()", 0, None),
+    ("net.model()", 0, None),
+    ("run.stop(); run.join()", 0, None),
+    ("run", 0, None),
+]
+
+
+def tmux(*args: str) -> str:
+    """Runs one tmux command and returns what it printed."""
+    return subprocess.run(
+        ["tmux", *args], check=True, capture_output=True, text=True, timeout=30
+    ).stdout
+
+
+def screen() -> str:
+    """The whole pane, scrollback included."""
+    return tmux("capture-pane", "-p", "-J", "-S", "-", "-t", SESSION_NAME)
+
+
+def wait_for_prompt(number: int, timeout: float = 900) -> None:
+    """Waits until IPython shows ``In [number]:``, i.e. the previous cell has returned."""
+    deadline = time.monotonic() + timeout
+    pattern = re.compile(rf"^In \[{number}\]:", re.M)
+    while not pattern.search(screen()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no prompt In [{number}] after {timeout} s:\n{screen()}")
+        time.sleep(0.3)
+
+
+def main() -> int:
+    """Starts IPython in tmux, types every cell, prints the final screen."""
+    ipython = REPO / ".venv" / "bin" / "ipython"
+    env = f"GN_DATA_DIR={shlex.quote(os.environ.get('GN_DATA_DIR', ''))}"
+    command = f"cd {shlex.quote(str(REPO))} && {env} {ipython} --no-banner --colors=NoColor"
+    subprocess.run(["tmux", "kill-session", "-t", SESSION_NAME], capture_output=True, check=False)
+    tmux("new-session", "-d", "-s", SESSION_NAME, "-x", "150", "-y", "50")
+    tmux("set-option", "-t", SESSION_NAME, "history-limit", "20000")
+    tmux("send-keys", "-t", SESSION_NAME, "-l", command)
+    tmux("send-keys", "-t", SESSION_NAME, "Enter")
+    try:
+        for number, (cell, pause, interrupt_after) in enumerate(CELLS, start=1):
+            wait_for_prompt(number)
+            tmux("send-keys", "-t", SESSION_NAME, "-l", cell)
+            tmux("send-keys", "-t", SESSION_NAME, "Enter")
+            if interrupt_after is not None:
+                time.sleep(interrupt_after)
+                tmux("send-keys", "-t", SESSION_NAME, "C-c")
+            wait_for_prompt(number + 1)
+            time.sleep(pause)
+        time.sleep(1)
+        text = screen()
+    finally:
+        tmux("send-keys", "-t", SESSION_NAME, "-l", "exit")
+        tmux("send-keys", "-t", SESSION_NAME, "Enter")
+        time.sleep(1)
+        subprocess.run(["tmux", "kill-session", "-t", SESSION_NAME], capture_output=True)
+    start = text.find("In [1]:")
+    sys.stdout.write(text[start:].rstrip() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
