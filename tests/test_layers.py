@@ -33,6 +33,8 @@ ORDER: tuple[str, ...] = (
     "core.datasets",
     "core.device_data",
     "core.training",
+    "core.stacked",
+    "core.grouped",
     "core",
     # config: the settings
     "config.parameters",
