@@ -61,6 +61,7 @@ ORDER: tuple[str, ...] = (
     "run.records",
     "run.devices",
     "run.train",
+    "run.grouped",
     "run.local",
     "run.ray.worker",
     "run.ray.connection",

@@ -170,6 +170,9 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         "precision": Setting(
             "float32", lambda n, v: check_choice(n, v, ["float32", "bf16"]), "bf16 autocast on CUDA"
         ),
+        "group_size": Setting(
+            "auto", _auto_or_int, "candidates trained together as one stacked model (1: alone)"
+        ),
         "seed": Setting(None, _optional_seed, "seed of the run's generator (None: fresh entropy)"),
     },
 }

@@ -27,7 +27,7 @@ from galapagos_nao.core.training import (
     AUTO_MIN_STEPS,
     DeviceDataCache,
     TrainSettings,
-    _make_optimizer,
+    make_optimizer,
     autocast_for,
     batch_size_for,
     estimated_macs,
@@ -107,7 +107,7 @@ def test_parameters_take_auto_or_a_positive_batch_size_and_name_a_bad_one() -> N
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
 def test_every_optimizer_updates_all_tensors_in_one_fused_call(name: str) -> None:
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
-    optimizer = _make_optimizer(TrainSettings(optimizer=name), model)
+    optimizer = make_optimizer(TrainSettings(optimizer=name), model)
     assert optimizer.defaults["fused"] is True
     before = [p.detach().clone() for p in model.parameters()]
     (model(torch.randn(8, 4)) - torch.randn(8, 2)).square().sum().backward()
