@@ -34,10 +34,14 @@ __all__ = ["AUTO_CPU_GROUP", "AUTO_CUDA_GROUP", "Grouper", "resolve_group_size",
 
 logger = logging.getLogger("galapagos_nao")
 
-#: ``group_size="auto"`` on the CPU. Measured on the 2-core dev machine, seed genome,
-#: full MNIST, one epoch (``python -m benchmarks --sections grouped``): see
-#: benchmarks/RESULTS.md, "Grouped training". Below the break-even the per-candidate
-#: path (one candidate per core) stays.
+#: ``group_size="auto"`` on the CPU: 1, the per-candidate path (one candidate per
+#: core), because grouping did not measure faster here. Seed genome, full MNIST,
+#: one epoch, 2 shared cores, through ``evolve`` (3 generations a row, twice):
+#: ``python -m benchmarks --sections grouped``. CPU seconds per candidate-epoch,
+#: group size 1 / n-per-core / whole generation: at generation 4, 0.35 and 0.29 /
+#: 0.32 and 0.36 / 0.33 and 0.39; at 8, 0.31 and 0.36 / 0.33 and 0.33 / 0.34 and
+#: 0.33. Equal within the noise of a machine other jobs loaded to 3-7 (wall-clock
+#: rates swung 2x between repeats), so the simpler path stays the default.
 AUTO_CPU_GROUP = 1
 #: ``group_size="auto"`` on CUDA: enough members for the batched matmuls to fill the
 #: device (the issue measured 68% of the float32 matmul peak at 256 on an H200).

@@ -223,3 +223,19 @@ def test_partition_splits_evenly_by_signature_and_isolates_the_unbatchable():
     assert sorted(map(len, groups)) == [1, 1, 1, 4, 5]
     assert sorted(i for g in groups for i in g) == list(range(12))
     assert [9] in groups and [11] in groups
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_group_matches_fit_alone_on_the_gpu(small_mnist):
+    """On CUDA each member's dropout masks come from its own device generator, as in fit."""
+    task = datasets.subset(small_mnist, 600, 300, seed=0)
+    cuda = DeviceDataCache().get(task, torch.device("cuda"), 0.1)
+    settings = TrainSettings(device="cuda")
+    layers = [
+        ("dense", [20, "relu"]),
+        ("batch_norm", []),
+        ("dropout", [0.5]),
+        ("dense", [9, "tanh"]),
+    ]
+    variants = [layers, [("dense", [31, "relu"]), *layers[1:]]]
+    check_group([GroupMember(v, seed=i) for i, v in enumerate(variants)], cuda, settings)

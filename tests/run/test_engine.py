@@ -27,11 +27,11 @@ from galapagos_nao.core.training import (
     AUTO_MIN_STEPS,
     DeviceDataCache,
     TrainSettings,
-    make_optimizer,
     autocast_for,
     batch_size_for,
     estimated_macs,
     fit,
+    make_optimizer,
 )
 from galapagos_nao.example import seed_layers
 from galapagos_nao.run.devices import (

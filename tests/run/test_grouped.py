@@ -1,4 +1,4 @@
-"""The local evaluator's grouped path: same records as the per-candidate path, failures per candidate."""
+"""The grouped path of the local evaluator: same records as alone, failures per candidate."""
 
 from __future__ import annotations
 
