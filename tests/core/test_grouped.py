@@ -198,8 +198,8 @@ class Scale(nn.Module):
 
 def test_a_user_layer_without_a_batched_form_is_unbatchable(monkeypatch, data):
     monkeypatch.setattr(genome, "_registry", dict(genome.layer_types()))  # undone after the test
-    genome.register_layer("test_scale", [], lambda params, n: ([Scale()], n))
-    layers = [("dense", [8, "relu"]), ("test_scale", [])]
+    genome.register_layer("test_grouped_scale", [], lambda params, n: ([Scale()], n))
+    layers = [("dense", [8, "relu"]), ("test_grouped_scale", [])]
     with pytest.raises(Unbatchable, match="layer1.0: Scale has no batched form"):
         group_signature(layers, data.input_shape, data.n_classes)
     with pytest.raises(Unbatchable, match="Scale"):
@@ -209,11 +209,11 @@ def test_a_user_layer_without_a_batched_form_is_unbatchable(monkeypatch, data):
 def test_a_user_layer_built_of_batchable_modules_is_stacked(monkeypatch, data):
     monkeypatch.setattr(genome, "_registry", dict(genome.layer_types()))
     genome.register_layer(
-        "test_bottleneck",
+        "test_grouped_bottleneck",
         [genome.UNITS],
         lambda params, n: ([nn.Linear(n, params[0]), nn.Tanh()], params[0]),
     )
-    layers = [("dense", [12, "relu"]), ("test_bottleneck", [6])]
+    layers = [("dense", [12, "relu"]), ("test_grouped_bottleneck", [6])]
     check_group([GroupMember(layers, seed=s) for s in (1, 2)], data)
 
 

@@ -74,8 +74,8 @@ def test_an_unbatchable_user_layer_trains_alone_with_the_reason_logged_once(
     tiny_task, caplog, monkeypatch
 ):
     monkeypatch.setattr(genome, "_registry", dict(genome.layer_types()))  # undone after the test
-    genome.register_layer("test_halve", [], lambda params, n: ([Halve()], n))
-    odd = (("dense", (8, "relu")), ("test_halve", ()))
+    genome.register_layer("test_grouped_halve", [], lambda params, n: ([Halve()], n))
+    odd = (("dense", (8, "relu")), ("test_grouped_halve", ()))
     candidates = [
         Candidate(index=i, generation=0, layers=odd if i < 2 else DENSE, seed=i) for i in range(4)
     ]
