@@ -36,12 +36,11 @@ logger = logging.getLogger("galapagos_nao")
 
 #: ``group_size="auto"`` on the CPU: 1, the per-candidate path (one candidate per
 #: core), because grouping did not measure faster here. Seed genome, full MNIST,
-#: one epoch, 2 shared cores, through ``evolve`` (3 generations a row, twice):
-#: ``python -m benchmarks --sections grouped``. CPU seconds per candidate-epoch,
-#: group size 1 / n-per-core / whole generation: at generation 4, 0.35 and 0.29 /
-#: 0.32 and 0.36 / 0.33 and 0.39; at 8, 0.31 and 0.36 / 0.33 and 0.33 / 0.34 and
-#: 0.33. Equal within the noise of a machine other jobs loaded to 3-7 (wall-clock
-#: rates swung 2x between repeats), so the simpler path stays the default.
+#: one epoch, 2 shared cores, through ``evolve``, three runs of
+#: ``python -m benchmarks --sections grouped`` (benchmarks/RESULTS.md, "Grouped
+#: training"): CPU seconds per candidate-epoch 0.27-0.36 alone, 0.32-0.39 in groups
+#: of 2 to 8, at generation sizes 4 and 8; wall-clock rates swung 2x between
+#: repeats on the loaded machine. (Grouping did pay on small data, batch 64.)
 AUTO_CPU_GROUP = 1
 #: ``group_size="auto"`` on CUDA: enough members for the batched matmuls to fill the
 #: device (the issue measured 68% of the float32 matmul peak at 256 on an H200).
