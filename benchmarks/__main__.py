@@ -11,9 +11,14 @@ Sections, in the order they run (each is a module of this package):
   previous default;
 - responsiveness of the shared singletons while a run trains
   (:mod:`benchmarks.responsiveness`);
+- grouped training against the per-candidate path, seed genome, 4 and 8
+  candidates a generation (:mod:`benchmarks.grouped`);
 - memory of a 20-generation run (:mod:`benchmarks.memory`);
 - the Ray backend against the thread backend on this machine, and Ray's
-  per-task overhead (:mod:`benchmarks.ray_bench`; skipped without the ``ray`` extra).
+  per-task overhead (:mod:`benchmarks.ray_bench`; skipped without the ``ray`` extra);
+- only when named in ``--sections``: the population rows of issue 12, grouped
+  training at 16 to 1,024 candidates a generation (:mod:`benchmarks.population`,
+  what ``benchmarks/gpu.sh`` runs; ``--quick`` tries it on a CPU in seconds).
 
 The table is printed last; every figure also goes to
 ``benchmarks/results/<host>-<date>.json``. ``--device cuda`` runs the
@@ -37,7 +42,11 @@ from typing import Any
 from benchmarks import REPO, default_data_root
 
 #: Sections ``--sections`` may name.
-SECTIONS = ("throughput", "policy", "responsiveness", "memory", "ray")
+SECTIONS = ("throughput", "policy", "grouped", "responsiveness", "memory", "ray", "population")
+#: Sections run without ``--sections``: the population rows need a GPU to finish in minutes.
+DEFAULT_SECTIONS = tuple(name for name in SECTIONS if name != "population")
+#: Training samples of ``--quick``: a smoke test of the sections, not a measurement.
+QUICK_TRAIN = 6000
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -55,11 +64,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="seed of every run (default 1)")
     parser.add_argument(
         "--sections",
-        default=",".join(SECTIONS),
+        default=",".join(DEFAULT_SECTIONS),
         help=f"comma-separated subset of {','.join(SECTIONS)}",
     )
     parser.add_argument(
         "--generations", type=int, default=1, help="measured generations per genome"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_TRAIN} training samples and small generations: checks the sections run",
     )
     parser.add_argument("--memory-generations", type=int, default=20)
     parser.add_argument(
@@ -130,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # Runs through the shared singletons checkpoint into the workspace: keep it out of the user's.
     os.environ["GN_HOME"] = tempfile.mkdtemp(prefix="gn-bench-")
-    from benchmarks import report, sections
+    from benchmarks import grouped, population, report, sections
 
     started = time.perf_counter()
     wanted = args.sections.split(",")
@@ -144,6 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     }
     task = sections.load_task(args.data)
+    if args.quick:
+        from galapagos_nao.core import datasets
+
+        task = datasets.subset(task, QUICK_TRAIN, 1000, seed=args.seed)
     steps = {
         "throughput": (
             "peak matmul rate, then our engine and the seed pipeline on each genome",
@@ -156,6 +174,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "responsiveness": (
             "responsiveness while a run trains",
             lambda: sections.responsiveness(task, args.device, args.seed),
+        ),
+        "grouped": (
+            "grouped training against the per-candidate path, seed genome",
+            lambda: grouped.grouped_rows(task, args.device, args.seed),
+        ),
+        "population": (
+            "population rows: grouped training at large generation sizes",
+            lambda: population.population_rows(
+                task,
+                args.device,
+                args.seed,
+                sections.peak_rate(args.device),
+                population.QUICK_SIZES if args.quick else population.GPU_SIZES,
+            ),
         ),
         "memory": (
             f"memory of a {args.memory_generations}-generation run",

@@ -50,6 +50,7 @@ class EngineMeasure:
         val_accs: Validation accuracy (the fitness) of each measured candidate.
         by_genome: Genome → (training seconds, test accuracy) of each of its candidates.
         failures: Reasons of candidates that failed (expected empty).
+        group_sizes: Size of the group each measured candidate trained in (1: alone).
     """
 
     workers: int
@@ -63,6 +64,12 @@ class EngineMeasure:
     val_accs: list[float] = field(default_factory=list)
     by_genome: dict[tuple[Any, ...], list[tuple[float, float]]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    group_sizes: list[int] = field(default_factory=list)
+
+    @property
+    def mean_group_size(self) -> float:
+        """Mean size of the group a candidate trained in."""
+        return statistics.fmean(self.group_sizes) if self.group_sizes else float("nan")
 
     @property
     def per_minute(self) -> float:
@@ -140,9 +147,10 @@ def _parameters(
     threads: Any,
     generation_size: int,
     training: Mapping[str, Any],
+    evolution: Mapping[str, Any],
 ) -> Parameters:
     parameters = Parameters()
-    parameters.put("evolution", {"mutation_rate": 0.0, "inherit_weights": False})
+    parameters.put("evolution", {"mutation_rate": 0.0, "inherit_weights": False, **evolution})
     parameters.put(
         "orchestration",
         {"generation_size": generation_size, "workers": workers, "threads_per_worker": threads},
@@ -163,6 +171,7 @@ def measure_engine(
     generation_size: int = 4,
     generations: int = 1,
     training: Mapping[str, Any] | None = None,
+    evolution: Mapping[str, Any] | None = None,
 ) -> EngineMeasure:
     """Trains clones of ``genomes`` through :func:`evolve` and times the steady state.
 
@@ -175,11 +184,14 @@ def measure_engine(
         generation_size: Candidates per generation.
         generations: Measured generations, after one warm-up generation.
         training: Extra ``training`` settings (device, batch size, precision...).
+        evolution: ``evolution`` settings over the clones' (mutation and inheritance off).
 
     Returns:
         The measure of the generations after the warm-up.
     """
-    parameters = _parameters(genomes, workers, threads, generation_size, training or {})
+    parameters = _parameters(
+        genomes, workers, threads, generation_size, training or {}, evolution or {}
+    )
     recorder = _Recorder()
     run = evolve(
         [Network(tuple(g)) for g in genomes],
@@ -212,6 +224,7 @@ def _summarise(recorder: _Recorder, parameters: Parameters, generation_size: int
             continue  # the warm-up generation
         intervals.append((arrived - outcome.seconds, arrived))
         measure.fit_seconds += outcome.seconds
+        measure.group_sizes.append(outcome.group_size)
         if outcome.network is None:
             measure.failures.append(outcome.failure or "stopped")
             continue

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The throughput part of `make bench` on a GPU, from a bare machine with Python, in < 5 minutes.
+# The GPU rows of `make bench`, from a bare machine with Python, in < 5 minutes.
 #
 # Usage, from anywhere:  benchmarks/gpu.sh [extra arguments for `python -m benchmarks`]
+# Try it without a GPU:  BENCH_DEVICE=cpu benchmarks/gpu.sh --quick
 # Environment:
 #   PYTHON        interpreter to use (default: python3)
 #   GN_DATA_DIR   dataset root holding MNIST/raw (default: ../shared/data beside the repository)
@@ -9,18 +10,23 @@
 #                 unpacked into a temporary root; without either, torchvision downloads MNIST
 #   OUT           folder for the JSON and the log (default: benchmarks/results)
 #   BENCH_DEVICE  device to benchmark (default: cuda; "cpu" only to try this script without a GPU)
+#   SECTIONS      sections to run (default: population,grouped; the rows of issue 3 are
+#                 throughput,policy: add them when there is time)
 #
 # It installs what is missing (torch, torchvision, numpy, safetensors) with pip, checks that torch
-# sees a GPU, runs the GPU tests of tests/run/test_engine.py when pytest is there, then
-# `python -m benchmarks --device cuda --sections throughput,policy`: candidate throughput of the
-# four genomes, the seed pipeline on the same GPU, the share of the float32 matmul peak, and the
-# concurrency and bf16 rows. Record the table with the device name in benchmarks/RESULTS.md.
+# sees a GPU, runs the GPU tests (tests/run/test_engine.py, and the grouped-vs-alone equivalence of
+# tests/core/test_grouped.py on the GPU) when pytest is there, then
+# `python -m benchmarks --device cuda --sections population,grouped`: candidate-epochs/min of the
+# seed genome at generation_size 16, 64, 256 and 1,024 with mutation off and on, the share of the
+# float32 matmul peak, the mean group size and the ratio to the per-candidate path measured in the
+# same run. Record the table with the device name in benchmarks/RESULTS.md.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-benchmarks/results}
 DEVICE=${BENCH_DEVICE:-cuda}
+SECTIONS=${SECTIONS:-population,grouped}
 mkdir -p "$OUT"
 
 missing=$("$PYTHON" -c '
@@ -56,8 +62,9 @@ fi
 export GN_DATA_DIR=$data PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 
 if [[ $DEVICE == cuda* ]] && "$PYTHON" -c "import pytest" 2>/dev/null; then
-    "$PYTHON" -m pytest tests/run/test_engine.py -q -k "gpu" -p no:cacheprovider
+    "$PYTHON" -m pytest tests/run/test_engine.py tests/core/test_grouped.py -q -k "gpu" \
+        -p no:cacheprovider
 fi
 set -o pipefail
-"$PYTHON" -m benchmarks --device "$DEVICE" --sections throughput,policy --data "$data" --out "$OUT" \
+"$PYTHON" -m benchmarks --device "$DEVICE" --sections "$SECTIONS" --data "$data" --out "$OUT" \
     "$@" 2>&1 | tee "$OUT/gpu-bench.log"

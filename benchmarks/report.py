@@ -149,6 +149,51 @@ def _policy_lines(policy: Mapping[str, Any]) -> list[str]:
     ]
 
 
+GROUPED_COLUMNS = [
+    ("generation", "generation_size"),
+    ("group size", "group_size"),
+    ("cand/min", "per_minute"),
+    ("CPU s/cand", "cpu_per_candidate"),
+    ("test acc", "test_acc"),
+    ("vs group 1", "ratio"),
+]
+POPULATION_COLUMNS = [
+    ("generation", "generation_size"),
+    ("mutation", "mutation"),
+    ("cand/min", "per_minute"),
+    ("% of peak", "percent_of_peak"),
+    ("mean group", "mean_group_size"),
+    ("vs per-candidate", "ratio"),
+    ("overhead", "overhead"),
+    ("test acc", "test_acc"),
+    ("failed", "failures"),
+]
+
+
+def _grouped_lines(grouped: Mapping[str, Any]) -> list[str]:
+    return [
+        f"Grouped training: {grouped['genome']}, group size 1 = the per-candidate path",
+        *_grid(
+            [header for header, _ in GROUPED_COLUMNS],
+            [[row[key] for _, key in GROUPED_COLUMNS] for row in grouped["rows"]],
+        ),
+        "",
+    ]
+
+
+def _population_lines(population: Mapping[str, Any]) -> list[str]:
+    base = population["baseline"]
+    return [
+        f"Population rows: {population['genome']}; per-candidate path at generation "
+        f"{base['generation_size']}: {base['per_minute']:,.0f} cand/min",
+        *_grid(
+            [header for header, _ in POPULATION_COLUMNS],
+            [[row[key] for _, key in POPULATION_COLUMNS] for row in population["rows"]],
+        ),
+        "",
+    ]
+
+
 def _latency_line(latency: Mapping[str, Any]) -> str:
     return (
         f"Responsiveness while a run trains ({latency['samples']} samples, "
@@ -190,6 +235,10 @@ def format_table(figures: Mapping[str, Any]) -> str:
         lines += _throughput_lines(figures["throughput"], figures["seed"])
     if figures.get("policy"):
         lines += _policy_lines(figures["policy"])
+    if figures.get("grouped"):
+        lines += _grouped_lines(figures["grouped"])
+    if figures.get("population"):
+        lines += _population_lines(figures["population"])
     if figures.get("responsiveness"):
         lines.append(_latency_line(figures["responsiveness"]))
     if figures.get("memory"):

@@ -23,7 +23,15 @@ from galapagos_nao.core.device_data import split_validation
 from galapagos_nao.example import seed_layers
 from galapagos_nao.run.devices import STREAMS_PER_GPU, plan_cpu_workers, usable_cores
 
-__all__ = ["load_task", "memory", "policy", "responsiveness", "targets", "throughput"]
+__all__ = [
+    "load_task",
+    "memory",
+    "peak_rate",
+    "policy",
+    "responsiveness",
+    "targets",
+    "throughput",
+]
 
 #: Candidates per generation in the throughput and policy runs (the seed's default).
 CPU_GENERATION = 4
@@ -54,6 +62,11 @@ def _peak(device: str) -> tuple[float, str]:
     }
     layout = max(readings, key=lambda k: readings[k])
     return readings[layout], f"best of {', '.join(readings)} intra-op threads: {layout}"
+
+
+def peak_rate(device: str) -> float:
+    """The float32 matmul peak of ``device`` in FLOP/s (the best CPU layout on a CPU)."""
+    return _peak(device)[0]
 
 
 def _layout(measure: EngineMeasure) -> str:

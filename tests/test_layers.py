@@ -35,6 +35,8 @@ ORDER: tuple[str, ...] = (
     "core.datasets",
     "core.device_data",
     "core.training",
+    "core.stacked",
+    "core.grouped",
     "core",
     # config: the settings
     "config.settings",
@@ -64,6 +66,7 @@ ORDER: tuple[str, ...] = (
     "run.records",
     "run.devices",
     "run.train",
+    "run.grouped",
     "run.local",
     "run.ray.worker",
     "run.ray.connection",

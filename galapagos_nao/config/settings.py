@@ -323,6 +323,11 @@ class TrainingSettings(Section):
     precision: str = setting(
         "float32", lambda n, v: check_choice(n, v, ["float32", "bf16"]), "bf16 autocast on CUDA"
     )
+    group_size: int | str = setting(
+        "auto",
+        _auto_or_int,
+        "candidates trained together as one stacked model ('auto': 1 on CPU, 256 on CUDA)",
+    )
     seed: int | None = setting(
         None, _optional_seed, "seed of the run's generator (None: fresh entropy)"
     )
@@ -337,6 +342,7 @@ class TrainingSettings(Section):
             validation_fraction=self.validation_fraction,
             device=self.device,
             precision=self.precision,
+            group_size=self.group_size,
         )
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "batch_size_for",
     "estimated_macs",
     "fit",
+    "make_optimizer",
     "never",
     "resolve_device",
 ]
@@ -94,6 +95,8 @@ class TrainSettings:
         validation_fraction: Share of the training data held out for fitness.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         precision: ``"float32"``, or ``"bf16"`` for autocast on CUDA.
+        group_size: Candidates trained together as one stacked model (``"auto"``
+            or an int; 1 trains each alone); read by the evaluators, not by :func:`fit`.
     """
 
     epochs: int
@@ -103,6 +106,7 @@ class TrainSettings:
     validation_fraction: float
     device: str
     precision: str
+    group_size: int | str
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,8 @@ def accuracy(
     return correct.item() / max(1, x.shape[0])
 
 
-def _make_optimizer(settings: TrainSettings, model: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(settings: TrainSettings, model: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer ``settings`` name over ``model``'s parameters (fused where it can be)."""
     params = list(model.parameters())
     # The fused kernels update every tensor in one call: on the CPU the per-tensor
     # loop of the default Adam costs more than the forward pass of a small network.
@@ -273,7 +278,7 @@ def fit(
         cpu_generator if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
     )
     _attach_generator(model, device_generator)
-    optimizer = _make_optimizer(settings, model)
+    optimizer = make_optimizer(settings, model)
     loss_fn = nn.CrossEntropyLoss()
 
     n_train = data.x_train.shape[0]

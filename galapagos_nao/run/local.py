@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -13,10 +14,13 @@ import torch
 
 from galapagos_nao.core.training import TrainSettings
 from galapagos_nao.run.devices import assign_devices, longest_first, plan_workers, training_devices
+from galapagos_nao.run.grouped import Grouper, resolve_group_size, train_group
 from galapagos_nao.run.records import Candidate, EvaluationJob, Outcome
 from galapagos_nao.run.train import failed_outcome, train_candidate
 
 __all__ = ["LocalEvaluator"]
+
+logger = logging.getLogger("galapagos_nao")
 
 
 class LocalEvaluator:
@@ -26,6 +30,7 @@ class LocalEvaluator:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_shape: tuple[int, int] | None = None
         self._local = threading.local()
+        self._grouper = Grouper()
 
     def _executor(self, workers: int, threads: int) -> concurrent.futures.ThreadPoolExecutor:
         if self._pool is None or self._pool_shape != (workers, threads):
@@ -45,6 +50,10 @@ class LocalEvaluator:
         settings = job.settings.training.train_settings()
         orchestration = job.settings.orchestration
         devices = training_devices(settings.device)
+        group_size = resolve_group_size(settings.group_size, devices[0])
+        if group_size > 1:
+            yield from self._evaluate_groups(candidates, job, settings, devices, group_size)
+            return
         workers, threads = plan_workers(
             len(candidates), devices, orchestration.workers, orchestration.threads_per_worker
         )
@@ -78,6 +87,58 @@ class LocalEvaluator:
         # own code: signals reach only the main thread) must not end the run either.
         except BaseException as error:  # noqa: BLE001
             return failed_outcome(candidate, error, time.monotonic() - started)
+
+    def _evaluate_groups(
+        self,
+        candidates: Sequence[Candidate],
+        job: EvaluationJob,
+        settings: TrainSettings,
+        devices: Sequence[torch.device],
+        group_size: int,
+    ) -> Iterator[Outcome]:
+        """The grouped path: stacked groups of one signature, spread over the workers."""
+        orchestration = job.settings.orchestration
+        task = job.task
+        groups = self._grouper.plan(candidates, task.input_shape, task.n_classes, group_size)
+        groups.sort(key=len, reverse=True)  # the biggest first, as longest_first does
+        logger.info(
+            "Generation %d: %d candidates in groups of %s",
+            candidates[0].generation if candidates else -1,
+            len(candidates),
+            [len(g) for g in groups],
+        )
+        workers, threads = plan_workers(
+            len(groups), devices, orchestration.workers, orchestration.threads_per_worker
+        )
+        pool = self._executor(workers, threads)
+        timeout = orchestration.timeout
+        futures = [
+            pool.submit(self._train_group, group, devices[i % len(devices)], settings, job, timeout)
+            for i, group in enumerate(groups)
+        ]
+        for future in concurrent.futures.as_completed(futures):
+            yield from future.result()
+
+    def _train_group(
+        self,
+        group: list[Candidate],
+        device: torch.device,
+        settings: TrainSettings,
+        job: EvaluationJob,
+        timeout: float,
+    ) -> list[Outcome]:
+        started = time.monotonic()
+        if job.stop_event.is_set():
+            return [Outcome(c, stopped=True) for c in group]
+        # On the CPU a group's members share the cores, so it gets each one's timeout;
+        # on a GPU a group trains in about one candidate's time.
+        deadline = started + timeout * (len(group) if device.type == "cpu" else 1)
+        try:
+            data = job.data_cache.get(job.task, device, settings.validation_fraction)
+            with self._stream(device):
+                return train_group(group, data, settings, job.stop_event.is_set, deadline, started)
+        except Exception as error:  # a failing group never stops the run
+            return [failed_outcome(c, error, time.monotonic() - started) for c in group]
 
     def _stream(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
         # One CUDA stream per worker thread lets candidates on one GPU overlap.

@@ -74,6 +74,14 @@ class GenerationReport:
         return sum(o.network is not None for o in self.outcomes)
 
     @property
+    def group_sizes(self) -> dict[int, int]:
+        """How many candidates trained in groups of each size (1: alone)."""
+        counts: dict[int, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome.group_size] = counts.get(outcome.group_size, 0) + 1
+        return dict(sorted(counts.items()))
+
+    @property
     def failed(self) -> int:
         """Candidates dropped for a failure (not counting those stopped)."""
         return sum(o.failure is not None for o in self.outcomes)

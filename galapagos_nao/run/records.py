@@ -63,13 +63,18 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A candidate's result: a trained network, or why it failed."""
+    """A candidate's result: a trained network, or why it failed.
+
+    ``group_size`` counts the candidates it trained together with as one stacked
+    model, itself included (1: it trained alone); ``seconds`` is then the group's time.
+    """
 
     candidate: Candidate
     network: Network | None = None
     failure: str | None = None
     stopped: bool = False
     seconds: float = 0.0
+    group_size: int = 1
 
 
 @dataclass

@@ -13,10 +13,16 @@ from typing import Any
 import torch
 
 from galapagos_nao.core.network import Network
-from galapagos_nao.core.training import CandidateFailure, CandidateStopped, TrainSettings, fit
+from galapagos_nao.core.training import (
+    CandidateFailure,
+    CandidateStopped,
+    FitResult,
+    TrainSettings,
+    fit,
+)
 from galapagos_nao.run.records import CANDIDATE_LOGGER, Candidate, Outcome
 
-__all__ = ["failed_outcome", "train_candidate"]
+__all__ = ["failed_outcome", "fitted_outcome", "train_candidate"]
 
 logger = logging.getLogger("galapagos_nao.run")
 candidate_logger = logging.getLogger(CANDIDATE_LOGGER)
@@ -34,7 +40,6 @@ def train_candidate(
     Shared by every evaluator so that records and log lines are the same
     whatever the backend. Failures raise; callers turn them into outcomes.
     """
-    parent = candidate.parent
     parent_weights = candidate.inherited_weights
     result = fit(
         candidate.layers,
@@ -46,6 +51,22 @@ def train_candidate(
         should_stop=should_stop,
         deadline=deadline,
     )
+    return fitted_outcome(candidate, data, settings, result)
+
+
+def fitted_outcome(
+    candidate: Candidate, data: Any, settings: TrainSettings, result: FitResult, group_size: int = 1
+) -> Outcome:
+    """The outcome of a candidate that trained: its log line and its Network record.
+
+    Args:
+        candidate: The candidate.
+        data: The device data it trained on (gives the input shape and classes).
+        settings: The training settings (the log line names the last epoch).
+        result: What :func:`fit` (or a group's fit) returned for it.
+        group_size: Candidates it trained together with, itself included.
+    """
+    parent = candidate.parent
     candidate_logger.info(
         "Epoch %d. Loss: %.4f, Train_acc %.4f, Val_acc %.4f, Test_acc %.4f",
         settings.epochs - 1,
@@ -64,7 +85,7 @@ def train_candidate(
         mutations=candidate.mutations,
         **result.record_fields(),
     )
-    return Outcome(candidate, network=network, seconds=result.seconds)
+    return Outcome(candidate, network=network, seconds=result.seconds, group_size=group_size)
 
 
 def failed_outcome(candidate: Candidate, error: BaseException, seconds: float) -> Outcome:

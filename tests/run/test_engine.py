@@ -27,11 +27,11 @@ from galapagos_nao.core.training import (
     AUTO_BATCH_MIN,
     AUTO_MIN_STEPS,
     DeviceDataCache,
-    _make_optimizer,
     autocast_for,
     batch_size_for,
     estimated_macs,
     fit,
+    make_optimizer,
 )
 from galapagos_nao.example import seed_layers
 from galapagos_nao.run.devices import (
@@ -107,7 +107,7 @@ def test_parameters_take_auto_or_a_positive_batch_size_and_name_a_bad_one() -> N
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
 def test_every_optimizer_updates_all_tensors_in_one_fused_call(name: str) -> None:
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
-    optimizer = _make_optimizer(TrainingSettings(optimizer=name).train_settings(), model)
+    optimizer = make_optimizer(TrainingSettings(optimizer=name).train_settings(), model)
     assert optimizer.defaults["fused"] is True
     before = [p.detach().clone() for p in model.parameters()]
     (model(torch.randn(8, 4)) - torch.randn(8, 2)).square().sum().backward()

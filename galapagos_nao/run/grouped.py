@@ -1,0 +1,173 @@
+"""The grouped path of the local evaluator: a generation's candidates as stacked groups.
+
+Candidates whose networks share a bucketed shape signature train together
+(:func:`galapagos_nao.core.grouped.fit_group`), each still getting its own
+outcome. Everything stays per candidate: a member whose loss goes non-finite is
+dropped alone, a group's timeout and a stop report every member, a group that
+runs out of memory is split in halves and retried, and a candidate whose layers
+have no batched form trains alone (the reason logged once per reason).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from galapagos_nao.core.grouped import (
+    GroupMember,
+    Unbatchable,
+    fit_group,
+    group_signature,
+    partition,
+)
+from galapagos_nao.core.training import CandidateFailure, TrainSettings
+from galapagos_nao.run.records import Candidate, Outcome
+from galapagos_nao.run.train import failed_outcome, fitted_outcome, train_candidate
+
+__all__ = ["AUTO_CPU_GROUP", "AUTO_CUDA_GROUP", "Grouper", "resolve_group_size", "train_group"]
+
+logger = logging.getLogger("galapagos_nao")
+
+#: ``group_size="auto"`` on the CPU: 1, the per-candidate path (one candidate per
+#: core), because grouping did not measure faster here. Seed genome, full MNIST,
+#: one epoch, 2 shared cores, through ``evolve``, three runs of
+#: ``python -m benchmarks --sections grouped`` (benchmarks/RESULTS.md, "Grouped
+#: training"): CPU seconds per candidate-epoch 0.27-0.36 alone, 0.32-0.39 in groups
+#: of 2 to 8, at generation sizes 4 and 8; wall-clock rates swung 2x between
+#: repeats on the loaded machine. (Grouping did pay on small data, batch 64.)
+AUTO_CPU_GROUP = 1
+#: ``group_size="auto"`` on CUDA: enough members for the batched matmuls to fill the
+#: device (the issue measured 68% of the float32 matmul peak at 256 on an H200).
+AUTO_CUDA_GROUP = 256
+
+
+def resolve_group_size(setting: Any, device: torch.device) -> int:
+    """The largest group to form: the ``training.group_size`` setting, with ``"auto"`` resolved."""
+    if setting != "auto":
+        return int(setting)
+    return AUTO_CUDA_GROUP if device.type == "cuda" else AUTO_CPU_GROUP
+
+
+class Grouper:
+    """Partitions candidates into groups and remembers which reasons it already logged."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._logged: set[str] = set()
+
+    def plan(
+        self,
+        candidates: Sequence[Candidate],
+        input_shape: Sequence[int],
+        n_classes: int,
+        group_size: int,
+    ) -> list[list[Candidate]]:
+        """Groups of at most ``group_size`` candidates of one signature; unbatchable ones alone."""
+        signatures = []
+        for candidate in candidates:
+            try:
+                signatures.append(group_signature(candidate.layers, input_shape, n_classes))
+            except Unbatchable as error:
+                self._log_once(str(error))
+                signatures.append(None)
+            except ValueError:
+                signatures.append(None)  # an invalid genome: its own training reports it
+        return [[candidates[i] for i in group] for group in partition(signatures, group_size)]
+
+    def _log_once(self, reason: str) -> None:
+        with self._lock:
+            if reason in self._logged:
+                return
+            self._logged.add(reason)
+        logger.info("Trained alone, not in a group: %s", reason)
+
+
+def _member(candidate: Candidate) -> GroupMember:
+    weights = candidate.inherited_weights
+    return GroupMember(
+        candidate.layers,
+        candidate.seed,
+        parent_weights=weights,
+        origins=None if weights is None else candidate.origins,
+    )
+
+
+def _alone(
+    candidate: Candidate,
+    data: Any,
+    settings: TrainSettings,
+    should_stop: Callable[[], bool],
+    deadline: float | None,
+    started: float,
+) -> Outcome:
+    try:
+        return train_candidate(candidate, data, settings, should_stop, deadline)
+    except Exception as error:  # a failing candidate never stops the run
+        return failed_outcome(candidate, error, _elapsed(started))
+
+
+def _elapsed(started: float) -> float:
+    return time.monotonic() - started
+
+
+def train_group(
+    group: Sequence[Candidate],
+    data: Any,
+    settings: TrainSettings,
+    should_stop: Callable[[], bool],
+    deadline: float | None,
+    started: float,
+) -> list[Outcome]:
+    """Trains one group; one outcome per candidate, in order.
+
+    Args:
+        group: Candidates of one signature (a single one trains with ``fit``).
+        data: The task's splits on the group's device.
+        settings: Training settings.
+        should_stop: Polled every batch.
+        deadline: ``time.monotonic()`` after which every member still training times out.
+        started: When the group started, for failures' ``seconds``.
+    """
+    if len(group) == 1:
+        return [_alone(group[0], data, settings, should_stop, deadline, started)]
+    try:
+        results = fit_group(
+            [_member(c) for c in group],
+            data,
+            settings,
+            should_stop=should_stop,
+            deadline=deadline,
+        )
+    except torch.OutOfMemoryError:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(group) // 2
+        logger.info(
+            "A group of %d ran out of memory: retrying as %d + %d",
+            len(group),
+            half,
+            len(group) - half,
+        )
+        return [
+            *train_group(group[:half], data, settings, should_stop, deadline, started),
+            *train_group(group[half:], data, settings, should_stop, deadline, started),
+        ]
+    except Unbatchable as error:  # the plan said otherwise; train each alone rather than fail
+        logger.info("Group of %d trained alone: %s", len(group), error)
+        return [_alone(c, data, settings, should_stop, deadline, started) for c in group]
+    except Exception as error:  # e.g. batch norm on a batch of one: every member fails alike
+        return [failed_outcome(c, error, _elapsed(started)) for c in group]
+    outcomes = []
+    for candidate, result in zip(group, results, strict=True):
+        if isinstance(result, CandidateFailure):
+            failed = failed_outcome(candidate, result, _elapsed(started))
+            outcomes.append(dataclasses.replace(failed, group_size=len(group)))
+        else:
+            outcomes.append(fitted_outcome(candidate, data, settings, result, len(group)))
+    return outcomes
