@@ -58,10 +58,12 @@ ORDER: tuple[str, ...] = (
     "store.workspace.schema",
     "store.workspace.connection",
     "store.workspace.runs",
+    "store.workspace.journal_table",
     "store.workspace.store",
     "store.workspace.current_workspace",
     "store.workspace",
     "store.library",
+    "store.journal",
     "store",
     # run: evaluators, the loop, its hooks and API
     "run.records",
