@@ -17,10 +17,11 @@ only from the layers before it (``tests/test_layers.py`` enforces it):
 
 This file, :mod:`~galapagos_nao.example` and ``__main__`` sit on top: here the
 shared instances are made (``gn.Parameters``, ``gn.Selection``, ``gn.Library``
-and the ``session`` whose methods are ``gn.evolve``, ``gn.evolve_continual`` and
-``gn.lineage``), the upper layers lend their views and file code to the lower
-classes (``store.bind()``, ``ui.bind()``), and the old flat module names
-(``galapagos_nao.orchestration``, ``.selection``, …) are kept as aliases.
+and the ``session`` whose methods are ``gn.evolve``, ``gn.evolve_continual``,
+``gn.breed`` and ``gn.lineage``, and whose journal is ``gn.journal``), the upper
+layers lend their views and file code to the lower classes (``store.bind()``,
+``ui.bind()``), and the old flat module names (``galapagos_nao.orchestration``,
+``.selection``, …) are kept as aliases.
 """
 
 from __future__ import annotations
@@ -59,10 +60,18 @@ Library = library.Library(workspace=workspace.get)
 #: The session the REPL talks to: starts runs of ``Selection`` (checkpointed
 #: in the current workspace) and remembers their lineage.
 session: api.Session = api.Session(
-    parameters=Parameters, selection=Selection, library=Library, workspace=workspace.get
+    parameters=Parameters,
+    selection=Selection,
+    library=Library,
+    workspace=workspace.get,
+    open_workspace=workspace.current,
 )
 evolve = session.evolve
 evolve_continual = session.evolve_continual
+#: ``gn.breed(a, b)``: a child of two networks by one-point crossover.
+breed = session.breed
+#: ``gn.journal()``: every steering action of this session, as a table.
+journal = session.journal
 
 # Old flat module names, kept importable for users' scripts (the package's own
 # code imports from the layers). These four bind the shared instances and so are
@@ -107,6 +116,9 @@ __all__ = [
     "evolve",
     "evolve_continual",
     "log_level",
+    # steering
+    "breed",
+    "journal",
     # networks and genomes
     "Network",
     "build",

@@ -18,7 +18,7 @@ from galapagos_nao.core.checks import describe
 from galapagos_nao.core.network import Network, fitness_or
 from galapagos_nao.core.typing import CellKey
 
-__all__ = ["ArchiveStats", "CellChange", "History", "HistoryEntry", "archive_stats"]
+__all__ = ["ArchiveStats", "CellChange", "HeldBack", "History", "HistoryEntry", "archive_stats"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,22 @@ class CellChange:
 
 
 @dataclass(frozen=True)
+class HeldBack:
+    """A newcomer that would have replaced a pinned elite: what the pin cost."""
+
+    #: The pinned cell.
+    cell: CellKey
+    #: Id of the pinned elite that kept the cell.
+    pinned_id: str
+    #: Its fitness.
+    pinned_fitness: float | None
+    #: Id of the fitter newcomer held back by the pin.
+    newcomer_id: str
+    #: Its fitness.
+    newcomer_fitness: float | None
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """What one generation left in the archive: its metrics and its changes."""
 
@@ -82,6 +98,8 @@ class HistoryEntry:
     stats: ArchiveStats
     #: Cells whose elite changed, in cell order.
     changes: tuple[CellChange, ...] = ()
+    #: Newcomers that would have replaced a pinned elite, in cell order.
+    held_back: tuple[HeldBack, ...] = ()
 
     @property
     def new_cells(self) -> int:
@@ -110,9 +128,14 @@ class HistoryEntry:
                 CellChange(**{**change, "cell": _cell_key(change["cell"])})
                 for change in data.get("changes", ())
             )
+            # Entries written before pins existed have no held_back: none were.
+            held_back = tuple(
+                HeldBack(**{**held, "cell": _cell_key(held["cell"])})
+                for held in data.get("held_back", ())
+            )
         except (KeyError, TypeError) as error:
             raise ValueError(f"data is not a history entry ({error}): {describe(data)}") from None
-        return cls(stats, changes)
+        return cls(stats, changes, held_back)
 
 
 def _cell_key(cell: Any) -> CellKey:

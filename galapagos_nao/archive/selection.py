@@ -21,8 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from galapagos_nao.archive.curation import Curated, Curation, check_cell, choose_elites, rank
 from galapagos_nao.archive.history import (
     ArchiveStats,
+    HeldBack,
     History,
     HistoryEntry,
     archive_stats,
@@ -33,8 +35,9 @@ from galapagos_nao.config.settings import SelectionSettings
 from galapagos_nao.core import measures
 from galapagos_nao.core.bindings import Viewable
 from galapagos_nao.core.checks import check_int, describe
+from galapagos_nao.core.listeners import Listeners
 from galapagos_nao.core.measures import Grid
-from galapagos_nao.core.network import Network, fitness_or
+from galapagos_nao.core.network import Network
 from galapagos_nao.core.typing import CellKey
 
 
@@ -72,27 +75,10 @@ class Change:
     new: Network
 
 
-def _rank(net: Network) -> float:
-    # An unevaluated network loses to any evaluated one.
-    return fitness_or(net, float("-inf"))
-
-
 def _check_network(name: str, net: Any) -> Network:
     if not isinstance(net, Network):
         raise ValueError(f"{name} must be a Network, got {describe(net)}")
     return net
-
-
-def _check_cell(name: str, cell: Any) -> CellKey:
-    if isinstance(cell, tuple) and cell:
-        for index, level in enumerate(cell):
-            check_int(f"{name}[{index}]", level, minimum=1)
-        return cell
-    if isinstance(cell, bool) or not isinstance(cell, int):
-        raise ValueError(
-            f"{name} must be an int or a tuple of ints (one per measure), got {describe(cell)}"
-        )
-    return check_int(name, cell, minimum=1)
 
 
 def _cell_order(item: tuple[CellKey, Network]) -> tuple[int, ...]:
@@ -105,11 +91,14 @@ def _sorted_cells(cells: dict[Any, Network]) -> dict[Any, Network]:
     return dict(sorted(cells.items(), key=_cell_order))
 
 
-class Selection(Viewable):
+class Selection(Curated, Viewable):
     """Elites by level plus a queue of networks waiting for the next generation.
 
     ``gn.Selection`` is the shared instance; make your own for an isolated run.
     Every operation is atomic under an internal lock and readers get snapshots.
+    The curation verbs (``pin``, ``unpin``, ``favor``, ``veto``, …) come from
+    :class:`~galapagos_nao.archive.curation.Curated`; :attr:`listeners` are told
+    each steering call (``put_unevaluated`` and the verbs) after it succeeded.
 
     Args:
         parameters: Where ``complexity_levels`` is read; a fresh
@@ -129,6 +118,10 @@ class Selection(Viewable):
         self._run: RunClaim | None = None
         self._grid: Grid | None = None  # as the last select drew it
         self._history = History()
+        self._curation = Curation()
+        self._held_back: list[HeldBack] = []  # by the last select, for the next history entry
+        self._in_flight: int | None = None
+        self.listeners = Listeners()
 
     @property
     def parameters(self) -> Parameters:
@@ -176,15 +169,16 @@ class Selection(Viewable):
             ValueError: if ``level`` is not an int ≥ 1 (or a tuple of them) or
                 ``net`` is not an evaluated Network.
         """
-        _check_cell("level", level)
+        check_cell("level", level)
         _check_network("net", net)
         if net.fitness is None:
             raise ValueError(
                 f"net {net.id!r} has no val_acc; use put_unevaluated() for untrained networks"
             )
         with self._lock:
+            self._refuse_vetoed("net", net)
             old = self._elites.get(level)
-            if old is not None and _rank(old) >= _rank(net):
+            if old is not None and rank(old) >= rank(net):
                 return AddStatus.NOT_ADDED
             self._elites[level] = net
             return AddStatus.NEW if old is None else AddStatus.IMPROVE_EXISTING
@@ -199,18 +193,32 @@ class Selection(Viewable):
             The negative key it was queued at.
 
         Raises:
-            ValueError: if ``net`` is neither a Network nor a valid genome.
+            ValueError: if ``net`` is neither a Network nor a valid genome, or
+                its genome is vetoed (see :meth:`veto`).
         """
         record = net if isinstance(net, Network) else Network(net)  # type: ignore[arg-type]
         with self._lock:
+            self._refuse_vetoed("net", record)
             key = self._next_queue_key
             self._next_queue_key -= 1
             self._queue[key] = record
-            return key
+        self.listeners.notify("put_unevaluated", {"net": record, "key": key})
+        return key
+
+    def _refuse_vetoed(self, name: str, net: Network) -> None:
+        if self._curation.is_vetoed(net):
+            vetoed = self._curation.vetoes[net.layers]
+            raise ValueError(
+                f"{name} {net.id!r} has the genome of vetoed network {vetoed.id!r}; "
+                "clear_vetoes() lets it back"
+            )
 
     def clear(self) -> None:
-        """Empties the archive, the queue and the history."""
+        """Empties the archive, the queue, the history and the curation (pins, favor, vetoes)."""
         with self._lock:
+            self._curation.clear()
+            self._held_back.clear()
+            self._in_flight = None
             self._elites.clear()
             self._queue.clear()
             self._next_queue_key = -1
@@ -220,10 +228,11 @@ class Selection(Viewable):
     def restore(self, elites: dict[Any, Network], queue: dict[int, Network] | None = None) -> None:
         """Replaces the archive wholesale, e.g. from a checkpoint (cells: ints or tuples)."""
         for level, net in elites.items():
-            _check_cell("level", level)
+            check_cell("level", level)
             _check_network(f"elites[{level}]", net)
         with self._lock:
             self._elites = dict(elites)
+            self._curation.pins &= set(self._elites)  # a pin needs an elite in its cell
             self._grid = None
             self._queue = dict(queue or {})
             self._next_queue_key = min([-1, *(k - 1 for k in self._queue)])
@@ -269,13 +278,13 @@ class Selection(Viewable):
         newcomers = [n for n in newcomers if n.fitness is not None]
         names, levels, ranges = self._axes(complexity_levels, settings)
         with self._lock:
+            # A vetoed genome never re-enters, even bred again or queued before the veto.
+            newcomers = [n for n in newcomers if not self._curation.is_vetoed(n)]
             old = dict(self._elites)
             pool = [*old.values(), *newcomers]  # incumbents first: they win ties
             grid, cells = measures.bin_networks(pool, names, levels, ranges)
-            best: dict[Any, Network] = {}
-            for net, cell in zip(pool, cells, strict=True):
-                if cell not in best or _rank(net) > _rank(best[cell]):
-                    best[cell] = net
+            best, held_back = choose_elites(pool, cells, old, self._curation.pins)
+            self._held_back.extend(held_back)
             self._elites = _sorted_cells(best)
             self._grid = grid
             for key in consumed:
@@ -355,7 +364,9 @@ class Selection(Viewable):
                 seconds=seconds,
                 elapsed=self._history.elapsed() + seconds,
             )
-            entry = HistoryEntry(stats, cell_changes(changes))
+            entry = HistoryEntry(stats, cell_changes(changes), tuple(self._held_back))
+            self._held_back.clear()
+            self._in_flight = None
             self._history.append(entry)
         return entry
 
@@ -403,5 +414,5 @@ class Selection(Viewable):
 
     def __repr__(self) -> str:
         with self._lock:
-            levels = {k: round(_rank(v), 4) for k, v in _sorted_cells(self._elites).items()}
+            levels = {k: round(rank(v), 4) for k, v in _sorted_cells(self._elites).items()}
             return f"Selection(elites={levels}, queued={len(self._queue)})"

@@ -24,6 +24,7 @@ from galapagos_nao.config.settings import (
     section_name,
 )
 from galapagos_nao.core.checks import describe
+from galapagos_nao.core.listeners import Listeners
 
 __all__ = ["Parameters", "Settings", "section_name"]
 
@@ -32,11 +33,15 @@ class Parameters:
     """Thread-safe store of settings by section; ``gn.Parameters`` is the shared one.
 
     Every operation is atomic under one lock; readers get deep copies.
+
+    Attributes:
+        listeners: Told ``("put", {"section", "values"})`` after each :meth:`put`.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values = self.defaults()
+        self.listeners = Listeners()
 
     @staticmethod
     def defaults() -> dict[str, dict[str, Any]]:
@@ -65,6 +70,7 @@ class Parameters:
             check_device_available(f"{name}.device", checked["device"])
         with self._lock:
             self._values[name].update(copy.deepcopy(checked))
+        self.listeners.notify("put", {"section": name, "values": checked})
 
     def get(self, section: Any, key: str | None = None) -> Any:
         """One setting's value, or a copy of the whole section when ``key`` is None.

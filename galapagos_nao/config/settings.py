@@ -132,6 +132,26 @@ def _layer_types(name: str, value: Any) -> dict[str, list[Any]]:
     return checked
 
 
+def _optional_max_layers(name: str, value: Any) -> int | None:
+    return None if value is None else check_int(name, value, minimum=1)
+
+
+def _forbidden_names(name: str, value: Any) -> list[str]:
+    # Layer types and activations are both names a genome can spell; others would never match.
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(
+            f"{name} must be a list of layer types or activations, got {describe(value)}"
+        )
+    known = sorted(set(genome.layer_types()) | set(genome.ACTIVATIONS))
+    for index, item in enumerate(value):
+        if item not in known:
+            raise ValueError(
+                f"{name}[{index}]: unknown layer type or activation {describe(item)}; "
+                f"known: {known}"
+            )
+    return list(value)
+
+
 def _backend(name: str, value: Any) -> str:
     check_choice(name, value, ["threads", "ray"])
     if value == "ray":
@@ -297,6 +317,12 @@ class EvolutionSettings(Section):
     std_dev: float = setting(DEFAULT_STD_DEV, _non_negative, "spread of integer mutations")
     inherit_weights: bool = setting(
         True, _bool, "children start from their parent's trained weights"
+    )
+    max_layers: int | None = setting(
+        None, _optional_max_layers, "most layers a child may have (None: no limit)"
+    )
+    forbid: list[str] = setting(
+        [], _forbidden_names, "layer types and activations no child may use"
     )
 
 

@@ -28,6 +28,9 @@ __all__ = [
     "DEFAULT_LAYER_TYPES",
     "PARAMETER_SECTION",
     "Offspring",
+    "constraint_violation",
+    "crossover",
+    "genome_key",
     "duplicate",
     "mutate",
     "mutate_params",
@@ -197,6 +200,61 @@ def spawn_offspring(
         child, rng, rate=mutation_rate, std_dev=std_dev, layer_types=layer_types, origins=origins
     )
     return Offspring(child, origins, tuple(log_duplicate + log_remove + log_mutate))
+
+
+def genome_key(layers: Genome) -> tuple[Layer, ...]:
+    """A hashable form of a genome, equal for equal genomes (``Network.layers`` has it)."""
+    return tuple((type_name, tuple(params)) for type_name, params in layers)
+
+
+def constraint_violation(
+    layers: Genome, *, max_layers: int | None = None, forbid: Sequence[str] = ()
+) -> str | None:
+    """Why ``layers`` breaks the user's constraints, or None when it keeps them.
+
+    Args:
+        layers: The genome.
+        max_layers: Most layers allowed; None for no limit.
+        forbid: Layer types (``"dropout"``) and activation names (``"sigmoid"``)
+            no layer may use, as a type or as a param.
+
+    Returns:
+        A one-line reason naming the rule and the offending layer, or None.
+    """
+    if max_layers is not None and len(layers) > max_layers:
+        return f"max_layers {max_layers}: the child has {len(layers)} layers"
+    banned = set(forbid)
+    for index, (type_name, params) in enumerate(layers):
+        if type_name in banned:
+            return f"forbid {type_name!r}: layer {index} is {_show((type_name, params))}"
+        for value in params:
+            if isinstance(value, str) and value in banned:
+                return f"forbid {value!r}: layer {index} is {_show((type_name, params))}"
+    return None
+
+
+def crossover(
+    first: Genome, second: Genome, rng: np.random.Generator
+) -> tuple[list[Layer], Origins, Origins]:
+    """One-point crossover: a head of ``first`` followed by a tail of ``second``.
+
+    The cut points are drawn so that each parent gives at least one layer when
+    it has any: ``first[:i] + second[j:]`` with ``1 <= i <= len(first)`` and
+    ``0 <= j < len(second)``.
+
+    Returns:
+        ``(layers, origins_in_first, origins_in_second)``: the child and, for
+        each child layer, its index in the parent it came from (None where it
+        came from the other one), which :func:`~galapagos_nao.core.network.inherit_weights`
+        takes once per parent.
+    """
+    cut_first = int(rng.integers(1, len(first) + 1)) if first else 0
+    cut_second = int(rng.integers(len(second))) if second else 0
+    head = [_copy_layer(layer) for layer in first[:cut_first]]
+    tail = [_copy_layer(layer) for layer in second[cut_second:]]
+    from_first: Origins = (*range(cut_first), *([None] * len(tail)))
+    from_second: Origins = (*([None] * len(head)), *range(cut_second, len(second)))
+    return head + tail, from_first, from_second
 
 
 def _copy_layer(layer: Layer) -> Layer:

@@ -15,16 +15,20 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
 from galapagos_nao.archive.lineage import LineageRegistry, lineage
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core.checks import check_int, describe
+from galapagos_nao.core.crossover import crossover_networks
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.network import Network
 from galapagos_nao.run.checkpoint import Checkpointer, generator_from_state, loadable_parameters
 from galapagos_nao.run.hooks import default_hooks
 from galapagos_nao.run.loop import CandidateHook, GenerationHook, Run
 from galapagos_nao.run.records import Evaluator
+from galapagos_nao.store.journal import Journal
 from galapagos_nao.store.library import Library
 from galapagos_nao.store.workspace import Checkpoint, Workspace, WorkspaceCorrupt
 
@@ -79,9 +83,15 @@ class Session:
         library: The shared snapshots (``gn.Library``), searched by :meth:`lineage`.
         workspace: Returns the workspace that checkpoints runs of ``selection``
             (``gn.workspace.get``), or None to checkpoint nothing by default.
+        open_workspace: Returns that workspace only if it is open already
+            (``gn.workspace.current``): where the journal is kept, without
+            opening a file for it; None keeps it in memory unless tracked.
 
     Attributes:
         lineage_registry: Every parent and elite the session's runs saw, without weights.
+        journal: Every steering action on these objects and runs (``gn.journal``):
+            the session appends its recorder to the listeners of ``parameters``,
+            ``selection``, ``library`` and each run it starts.
     """
 
     def __init__(
@@ -91,14 +101,29 @@ class Session:
         selection: Selection,
         library: Library,
         workspace: Callable[[], Workspace] | None = None,
+        open_workspace: Callable[[], Workspace | None] | None = None,
     ) -> None:
         self.parameters = parameters
         self.selection = selection
         self.library = library
         self.lineage_registry = LineageRegistry()
         self._workspace = workspace
+        self._open_workspace = open_workspace
         self._lock = threading.Lock()
         self._tracked: weakref.WeakKeyDictionary[Selection, Workspace] = weakref.WeakKeyDictionary()
+        self.journal = Journal(
+            workspace=self._journal_workspace, generation=selection.next_generation
+        )
+        parameters.listeners.append(self.journal.listener("Parameters"))
+        selection.listeners.append(self.journal.listener("Selection"))
+        library.listeners.append(self.journal.listener("Library"))
+
+    def _journal_workspace(self) -> Workspace | None:
+        with self._lock:
+            found = self._tracked.get(self.selection)
+        if found is None and self._open_workspace is not None:
+            found = self._open_workspace()
+        return found
 
     # -- where runs checkpoint -----------------------------------------------------
 
@@ -170,6 +195,7 @@ class Session:
         """
         check_int("generations", generations, minimum=1)
         return self._start_new(
+            "evolve",
             net_or_nets,
             generations,
             task,
@@ -219,7 +245,15 @@ class Session:
                 candidate_hooks=candidate_hooks,
             )
         return self._start_new(
-            net, None, task, selection, parameters, seed, evaluator, (hooks, candidate_hooks)
+            "evolve_continual",
+            net,
+            None,
+            task,
+            selection,
+            parameters,
+            seed,
+            evaluator,
+            (hooks, candidate_hooks),
         )
 
     def resume(
@@ -292,10 +326,12 @@ class Session:
             resume_from=checkpoint,
             rng=rng,
             change_state=restore,
+            action=("resume", {"run_id": checkpoint.run_id, "after": checkpoint.generation}),
         )
 
     def _start_new(
         self,
+        action: str,
         net_or_nets: Any,
         generations: int | None,
         task: Task | None,
@@ -325,6 +361,7 @@ class Session:
             evaluator=evaluator,
             hooks=hooks,
             change_state=queue,
+            action=(action, {"nets": nets, "generations": generations}),
         )
 
     def _launch(
@@ -338,10 +375,15 @@ class Session:
         evaluator: Evaluator | None,
         hooks: tuple[Iterable[GenerationHook], Iterable[CandidateHook]],
         change_state: Callable[[Run], None],
+        action: tuple[str, dict[str, Any]],
         resume_from: Checkpoint | None = None,
         rng: Any = None,
     ) -> Run:
-        """The one preparation path: check, make the run with its hooks, claim, change, start."""
+        """The one preparation path: check, make the run with its hooks, claim, change, start.
+
+        The journal records ``action`` once the run is claimed (a refused start is
+        no action), before the run's queued networks and settings change.
+        """
         if task is not None and not isinstance(task, Task):
             raise ValueError(f"task must be a datasets.Task or None, got {describe(task)}")
         if seed is not None:
@@ -370,8 +412,65 @@ class Session:
             candidate_hooks=caller_candidate_hooks,
         )
         selection.claim(run)  # fails here, before anything changes, if another run is live
+        name, arguments = action
+        self.journal.record(
+            name,
+            {
+                **arguments,
+                "seed": seed,
+                "task": task,
+                "shared_selection": selection is self.selection,
+            },
+        )
+        run.listeners.append(self.journal.listener("Run"))
         change_state(run)
         return run.start()
+
+    # -- the user's own breeding ---------------------------------------------------
+
+    def breed(
+        self, first: Network | str, second: Network | str, *, seed: int | None = None
+    ) -> Network:
+        """A child of two networks by one-point crossover, ready for ``put_unevaluated``.
+
+        The child is ``first[:i] + second[j:]`` with random cut points (each parent
+        gives at least one layer), starting from the parents' trained weights
+        wherever a layer kept its shapes (see :mod:`~galapagos_nao.core.crossover`).
+
+        Args:
+            first: A Network, or the id of one the Selection, the Library or a run
+                knows; gives the head of the child and its ``parent_id``.
+            second: Likewise; gives the tail.
+            seed: Seeds the cut points and any fresh init (None: fresh entropy).
+
+        Returns:
+            The new, unevaluated child (not queued: ``gn.Selection.put_unevaluated(child)``).
+
+        Raises:
+            ValueError: for a bad argument, or networks of different tasks.
+            KeyError: naming an id nothing knows.
+        """
+        if seed is not None:
+            check_int("seed", seed, minimum=0)
+        find = self._finder(self.selection, self.library)
+        parents = []
+        for name, net in (("first", first), ("second", second)):
+            if isinstance(net, str):
+                found = find(net)
+                if found is None:
+                    raise KeyError(
+                        f"{name}: no network with id {net!r} in the Selection, "
+                        "the Library or any run"
+                    )
+                net = found
+            elif not isinstance(net, Network):
+                raise ValueError(f"{name} must be a Network or an id, got {describe(net)}")
+            parents.append(net)
+        child = crossover_networks(parents[0], parents[1], np.random.default_rng(seed))
+        self.journal.record(
+            "breed", {"first": parents[0], "second": parents[1], "seed": seed, "child": child}
+        )
+        return child
 
     # -- ancestry --------------------------------------------------------------------
 

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
 from galapagos_nao.config.parameters import Parameters
-from galapagos_nao.config.settings import Settings
+from galapagos_nao.config.settings import EvolutionSettings, Settings
 from galapagos_nao.core import evolution
 from galapagos_nao.core.network import Network
+from galapagos_nao.core.typing import Layer
 from galapagos_nao.run.local import LocalEvaluator
 from galapagos_nao.run.records import Candidate, Evaluator
 
-__all__ = ["breed", "children_per_generation", "make_evaluator"]
+__all__ = [
+    "MAX_REDRAWS",
+    "breed",
+    "children_per_generation",
+    "make_evaluator",
+    "parent_order",
+]
+
+logger = logging.getLogger("galapagos_nao.run")
 
 
 def children_per_generation(n_parents: int, generation_size: int) -> int:
@@ -21,27 +31,48 @@ def children_per_generation(n_parents: int, generation_size: int) -> int:
     return max(n_parents, generation_size)
 
 
-def breed(
-    parents: Sequence[Network],
-    rng: np.random.Generator,
-    settings: Settings,
-    generation: int,
-) -> list[Candidate]:
-    """One child per parent, at least ``generation_size`` children (parents taken in turn).
+#: Draws of a child that breaks the constraints (or is vetoed) before it is dropped.
+MAX_REDRAWS = 20
 
-    With one parent this is the seed's rule (clone it ``generation_size`` times,
-    then mutate each clone); with more it keeps every generation at least as
-    large as ``generation_size``.
+
+def parent_order(count: int, weights: Sequence[float]) -> list[int]:
+    """Which parent breeds each of ``count`` children, in proportion to ``weights``.
+
+    Shares are rounded by largest remainder (ties to the earlier parent) and
+    handed out round-robin, so equal weights give the plain turn-taking
+    ``0, 1, …, n-1, 0, …`` of an unfavored archive, and its random draws.
+
+    Raises:
+        RuntimeError: when every weight is 0: nothing may breed.
     """
-    if not parents:
+    total = float(sum(weights))
+    if total <= 0:
         raise RuntimeError(
-            "the Selection is empty: nothing to breed from (put_unevaluated a network first)"
+            "every parent has favor 0: nothing may breed (favor a cell or queue a network)"
         )
-    evolving = settings.evolution
-    count = children_per_generation(len(parents), settings.orchestration.generation_size)
-    candidates = []
-    for index in range(count):
-        parent = parents[index % len(parents)]
+    exact = [count * weight / total for weight in weights]
+    shares = [int(share) for share in exact]
+    by_remainder = sorted(range(len(weights)), key=lambda i: (shares[i] - exact[i], i))
+    for index in by_remainder[: count - sum(shares)]:
+        shares[index] += 1
+    order: list[int] = []
+    while len(order) < count:
+        for index, left in enumerate(shares):
+            if left:
+                order.append(index)
+                shares[index] -= 1
+    return order
+
+
+def _draw_child(
+    parent: Network,
+    rng: np.random.Generator,
+    evolving: EvolutionSettings,
+    tabu: Collection[tuple[Layer, ...]],
+) -> tuple[evolution.Offspring | None, str]:
+    """A child keeping the constraints and off the tabu list, or None and the last reason."""
+    reason = ""
+    for _ in range(MAX_REDRAWS):
         child = evolution.spawn_offspring(
             parent.layers,
             rng,
@@ -49,6 +80,62 @@ def breed(
             std_dev=evolving.std_dev,
             layer_types=evolving.layer_types,
         )
+        violation = evolution.constraint_violation(
+            child.layers, max_layers=evolving.max_layers, forbid=evolving.forbid
+        )
+        if violation is None and evolution.genome_key(child.layers) not in tabu:
+            return child, ""
+        reason = violation or "its genome is vetoed"
+    return None, reason
+
+
+def breed(
+    parents: Sequence[Network],
+    rng: np.random.Generator,
+    settings: Settings,
+    generation: int,
+    *,
+    weights: Sequence[float] | None = None,
+    tabu: Collection[tuple[Layer, ...]] = frozenset(),
+) -> list[Candidate]:
+    """At least ``generation_size`` children, one per parent, shared out by ``weights``.
+
+    With one parent this is the seed's rule (clone it ``generation_size`` times,
+    then mutate each clone); with more it keeps every generation at least as
+    large as ``generation_size``. A child that breaks ``evolution.max_layers``
+    or ``evolution.forbid``, or whose genome is on the ``tabu`` list, is drawn
+    again, up to :data:`MAX_REDRAWS` times, then dropped with a logged reason.
+
+    Args:
+        parents: Elites and queued networks.
+        rng: The run's generator.
+        settings: The generation's settings.
+        generation: Its index.
+        weights: Children each parent gets relative to the others (``favor``);
+            1 each when None, 0 for one that must not breed.
+        tabu: Genomes (as :func:`evolution.genome_key` makes them) no child may have.
+    """
+    if not parents:
+        raise RuntimeError(
+            "the Selection is empty: nothing to breed from (put_unevaluated a network first)"
+        )
+    weights = [1.0] * len(parents) if weights is None else list(weights)
+    evolving = settings.evolution
+    count = children_per_generation(len(parents), settings.orchestration.generation_size)
+    candidates = []
+    for index, which in enumerate(parent_order(count, weights)):
+        parent = parents[which]
+        child, reason = _draw_child(parent, rng, evolving, tabu)
+        if child is None:
+            logger.warning(
+                "Generation %d: child %d of %s dropped after %d draws: %s",
+                generation + 1,
+                index,
+                parent.id[:8],
+                MAX_REDRAWS,
+                reason,
+            )
+            continue
         candidates.append(
             Candidate(
                 index=index,

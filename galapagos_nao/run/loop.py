@@ -27,6 +27,7 @@ from galapagos_nao.config.settings import Settings
 from galapagos_nao.core.bindings import Viewable, bound
 from galapagos_nao.core.datasets import Task, default_task
 from galapagos_nao.core.device_data import DeviceDataCache
+from galapagos_nao.core.listeners import Listeners
 from galapagos_nao.core.network import Network
 from galapagos_nao.run.failures import (
     GenerationsFailing,
@@ -143,6 +144,8 @@ class Run(Viewable):
         self.seed = seed
         self.hooks: list[GenerationHook] = list(hooks)
         self.candidate_hooks: list[CandidateHook] = list(candidate_hooks)
+        #: Told ``("stop", {})`` when :meth:`stop` is called (the session journal listens).
+        self.listeners = Listeners()
         self._task = task
         self._evaluator = evaluator
         self._rng = rng
@@ -186,6 +189,7 @@ class Run(Viewable):
             if self._state in ("starting", "running"):
                 self._state = "stopping"
         self._stop_event.set()
+        self.listeners.notify("stop", {})
 
     def join(self, timeout: float | None = None) -> bool:
         """Waits for the run to end; True if it has.
@@ -341,9 +345,10 @@ class Run(Viewable):
         snapshot = self.parameters.snapshot()
         settings = Settings.from_snapshot(snapshot)
         generation = self.generation
-        parents, queued = self.selection.elites(), self.selection.queued()
+        plan = self.selection.breeding_plan(generation)  # parents, favor, vetoes: one read
+        queued = plan.queued
         candidates = breed(
-            list(parents.values()) + list(queued.values()), rng, settings, generation
+            plan.parents, rng, settings, generation, weights=plan.weights, tabu=plan.tabu
         )
         job = EvaluationJob(task, settings, self._stop_event, self._data_cache)
         outcomes: list[Outcome] = []

@@ -8,9 +8,10 @@
   (save/load/export, atomic writes) and ONNX;
 - :mod:`~galapagos_nao.store.workspace`: the SQLite file behind the Library and
   run checkpoints (file health and lock, tables, the current workspace);
-- :mod:`~galapagos_nao.store.library`: the user's snapshots of networks.
+- :mod:`~galapagos_nao.store.library`: the user's snapshots of networks;
+- :mod:`~galapagos_nao.store.journal`: the session's steering actions, in order.
 
-Inside, imports point one way: layout < codec < persistence < workspace < library.
+Inside, imports point one way: layout < codec < persistence < workspace < library < journal.
 May import core, config and archive. :func:`bind` lends ``Network.save`` and
 ``Network.to_onnx`` their file code; the package root calls it once.
 """
@@ -19,9 +20,9 @@ from __future__ import annotations
 
 from galapagos_nao.core.bindings import bind as _bind
 from galapagos_nao.core.network import Network
-from galapagos_nao.store import codec, layout, library, persistence, workspace
+from galapagos_nao.store import codec, journal, layout, library, persistence, workspace
 
-__all__ = ["bind", "codec", "layout", "library", "persistence", "workspace"]
+__all__ = ["bind", "codec", "journal", "layout", "library", "persistence", "workspace"]
 
 
 def bind() -> None:

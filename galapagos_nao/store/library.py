@@ -18,6 +18,7 @@ from pathlib import Path
 
 from galapagos_nao.core.bindings import Viewable
 from galapagos_nao.core.checks import describe
+from galapagos_nao.core.listeners import Listeners
 from galapagos_nao.core.network import Network
 from galapagos_nao.store import persistence
 from galapagos_nao.store.persistence import CorruptFileError
@@ -33,6 +34,9 @@ class Library(Viewable):
         workspace: Where entries are kept durably: a Workspace, a callable
             returning the one to use at each call (``gn.Library`` passes
             ``workspace.get``), or None to keep them in memory only.
+
+    Attributes:
+        listeners: Told ``put``, ``remove`` and ``import_`` after each succeeded.
     """
 
     def __init__(self, *, workspace: Workspace | Callable[[], Workspace] | None = None) -> None:
@@ -48,6 +52,7 @@ class Library(Viewable):
         # Writes committed so far; a load that overlaps one is read again (see _sync).
         self._writes = 0
         self._broken: dict[str, str] = {}  # id -> what is wrong with its stored bytes
+        self.listeners = Listeners()
 
     @property
     def workspace(self) -> Workspace | None:
@@ -102,6 +107,7 @@ class Library(Viewable):
         if not isinstance(net, Network):
             raise ValueError(f"net must be a Network, got {describe(net)}")
         self._store([net])
+        self.listeners.notify("put", {"net": net})
         return net.id
 
     def _store(self, nets: list[Network]) -> None:
@@ -154,6 +160,7 @@ class Library(Viewable):
         if store is not None:
             store.remove_library(id)
         self._committed(store, lambda: self._nets.pop(id, None))
+        self.listeners.notify("remove", {"id": id})
         return found
 
     def clear(self) -> None:
@@ -189,6 +196,7 @@ class Library(Viewable):
         """
         nets = persistence.read_networks(directory)
         self._store(nets)
+        self.listeners.notify("import_", {"directory": directory, "nets": nets})
         return [net.id for net in nets]
 
     def __len__(self) -> int:

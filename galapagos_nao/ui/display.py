@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +25,14 @@ from galapagos_nao.core import genome
 from galapagos_nao.core.bindings import bind
 from galapagos_nao.core.network import Network
 from galapagos_nao.run.loop import Run
+from galapagos_nao.store.journal import JournalView
 from galapagos_nao.store.library import Library
 
 __all__ = [
     "LayerRow",
     "bind_views",
+    "journal_html",
+    "journal_pretty",
     "layer_rows",
     "library_html",
     "library_pretty",
@@ -190,16 +194,35 @@ def network_html(net: Network) -> str:
 
 # -- Selection ------------------------------------------------------------------
 
-_CELL_HEADERS = ("cell", "layers", "parameters", "val_acc", "test_acc", "generation", "id")
+_CELL_HEADERS = (
+    "cell",
+    "curation",
+    "layers",
+    "parameters",
+    "val_acc",
+    "test_acc",
+    "generation",
+    "id",
+)
+
+
+def _curation_mark(key: Any, pinned: Sequence[Any], favored: Mapping[Any, float]) -> str:
+    marks = ["pinned"] if key in pinned else []
+    if key in favored:
+        marks.append(f"favor {favored[key]:g}")
+    return ", ".join(marks) or "-"
 
 
 def _cell_rows(selection: Selection) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
+    curation = selection.curation()
     for key, net in selection.get_all().items():
-        cell = f"queued {key}" if isinstance(key, int) and key < 0 else str(key)
+        queued = isinstance(key, int) and key < 0
+        cell = f"queued {key}" if queued else str(key)
         rows.append(
             (
                 cell,
+                "-" if queued else _curation_mark(key, curation.pinned, curation.favored),
                 str(net.complexity),
                 "-" if net.n_params is None else f"{net.n_params:,}",
                 _number(net.val_acc),
@@ -225,7 +248,12 @@ def _selection_lines(selection: Selection) -> list[str]:
     axes = " × ".join(
         f"{name} ({levels})" for name, levels in zip(grid.measures, grid.levels, strict=True)
     )
-    return [f"measures: {axes}", stats_line(selection.stats())]
+    lines = [f"measures: {axes}", stats_line(selection.stats())]
+    vetoed = selection.vetoed()
+    if vetoed:
+        shown = ", ".join(_short_id(entry.id) for entry in vetoed)
+        lines.append(f"vetoed ({len(vetoed)}): {shown}")
+    return lines
 
 
 def selection_pretty(selection: Selection, p: Any, cycle: bool) -> None:
@@ -277,6 +305,50 @@ def library_html(library: Library) -> str:
     return _html_block(f"Library ({len(library)} networks)", [], table)
 
 
+# -- Journal --------------------------------------------------------------------
+
+_JOURNAL_HEADERS = ("#", "time", "generation", "action", "arguments")
+
+
+def _argument_text(value: Any) -> str:
+    # Networks show by short id: the genome inline would drown the table.
+    if isinstance(value, Mapping) and set(value) == {"id", "layers"}:
+        return _short_id(str(value["id"]))
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_argument_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_argument_text(v) for v in value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _journal_rows(view: JournalView) -> list[tuple[str, ...]]:
+    return [
+        (
+            str(entry.seq),
+            time.strftime("%H:%M:%S", time.localtime(entry.time)),
+            str(entry.generation),
+            entry.action,
+            ", ".join(f"{k}={_argument_text(v)}" for k, v in entry.arguments.items()),
+        )
+        for entry in view
+    ]
+
+
+def journal_pretty(view: JournalView, p: Any, cycle: bool) -> None:
+    """``JournalView._repr_pretty_``: one row per steering action."""
+
+    def full() -> str:
+        return "\n".join([repr(view), text_table(_JOURNAL_HEADERS, _journal_rows(view))])
+
+    _pretty(p, cycle, repr(view), full)
+
+
+def journal_html(view: JournalView) -> str:
+    """``JournalView._repr_html_``: a table of steering actions."""
+    table = html_table(_JOURNAL_HEADERS, _journal_rows(view))
+    return _html_block(f"Journal ({len(view)} actions)", [], table)
+
+
 # -- Run ------------------------------------------------------------------------
 
 
@@ -323,6 +395,7 @@ def bind_views() -> None:
         (Network, network_pretty, network_html),
         (Selection, selection_pretty, selection_html),
         (Library, library_pretty, library_html),
+        (JournalView, journal_pretty, journal_html),
         (Run, run_pretty, run_html),
     ):
         bind(cls, "pretty", pretty)

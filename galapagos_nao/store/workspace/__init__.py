@@ -15,6 +15,7 @@ The modules, each importing only those before it:
 - :mod:`.schema`: the tables, :data:`SCHEMA_VERSION` and the upgrade of older files;
 - :mod:`.connection`: opening a file, durability settings, read and write transactions;
 - :mod:`.runs`: checkpoints, runs and history (:class:`Checkpoint`, :class:`RunInfo`);
+- :mod:`.journal_table`: the session journal's rows;
 - :mod:`.store`: :class:`Workspace`, which adds the Library table;
 - :mod:`.current_workspace`: the default location and the current workspace
   (:func:`open`, :func:`current`, :func:`get`, :func:`close`).

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError
 
-__all__ = ["SCHEMA_VERSION", "check_schema", "create_schema", "has_column"]
+__all__ = ["SCHEMA_VERSION", "check_schema", "create_schema", "has_column", "has_table"]
 
 #: Layout version written in the ``meta`` table; newer files are refused, older ones
-#: upgraded when opened for writing (2 added ``history.archive``).
-SCHEMA_VERSION = 2
+#: upgraded when opened for writing (2 added ``history.archive``, 3 the ``journal``).
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,6 +45,13 @@ CREATE TABLE IF NOT EXISTS history (
     archive TEXT,
     PRIMARY KEY (run_id, generation)
 );
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    generation INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    arguments TEXT NOT NULL
+);
 """
 
 
@@ -57,7 +64,8 @@ def create_schema(connection: sqlite3.Connection, path: Path) -> None:
     """
     connection.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
     check_schema(connection, path)
-    # Schema 1 files predate the history's archive column: add it, keep every row.
+    # Older files gain the tables they lack (the journal: schema 3) from CREATE IF NOT
+    # EXISTS above. Schema 1 files predate the history's archive column: add it, keep every row.
     if not has_column(connection, "history", "archive"):
         connection.execute("ALTER TABLE history ADD COLUMN archive TEXT")
     connection.execute(
@@ -89,3 +97,9 @@ def check_schema(connection: sqlite3.Connection, path: Path) -> None:
 def has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:
     """True if ``table`` has ``column`` (read-only views of old files may lack one)."""
     return any(row[1] == column for row in connection.execute(f"PRAGMA table_info({table})"))
+
+
+def has_table(connection: sqlite3.Connection, table: str) -> bool:
+    """True if ``table`` exists (a read-only view of an old file may lack one)."""
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return connection.execute(query, (table,)).fetchone() is not None

@@ -1,4 +1,4 @@
-"""The workspace object: an open file with its run tables and the Library table."""
+"""The workspace object: an open file with its run tables, the Library and the journal."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from galapagos_nao.core.network import Network
 from galapagos_nao.store.codec import CorruptFileError, from_bytes
+from galapagos_nao.store.workspace.journal_table import JournalTable
 from galapagos_nao.store.workspace.runs import RunTables
 
 __all__ = ["Workspace"]
@@ -18,7 +19,7 @@ __all__ = ["Workspace"]
 logger = logging.getLogger("galapagos_nao.store.workspace")
 
 
-class Workspace(RunTables):
+class Workspace(RunTables, JournalTable):
     """One workspace file, open for writing or as a read-only view. Thread-safe.
 
     Most code uses :func:`~galapagos_nao.store.workspace.open` or

@@ -1,0 +1,78 @@
+"""Each curation verb changes the next generation, with real training on a tiny real MNIST."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import datasets
+from galapagos_nao.core.network import Network
+from galapagos_nao.run.api import Session
+from galapagos_nao.store.library import Library
+
+TINY = [("dense", [8, "relu"])]
+
+
+@pytest.fixture(scope="module")
+def tiny_task(small_mnist):
+    return datasets.subset(small_mnist, 600, 200)
+
+
+@pytest.fixture
+def session() -> Session:
+    parameters = Parameters()
+    parameters.put("orchestration", {"generation_size": 4, "workers": 2})
+    return Session(
+        parameters=parameters, selection=Selection(parameters=parameters), library=Library()
+    )
+
+
+def evolve(session: Session, task, generations: int = 1, net=None, **kwargs):
+    run = session.evolve(net, generations, task, seed=0, **kwargs)
+    run.result(timeout=300)
+    return run
+
+
+def test_a_pinned_cell_is_kept_against_a_better_newcomer(session, tiny_task):
+    session.parameters.put("selection", {"complexity_levels": 1})
+    weak = Network(TINY, val_acc=0.01, test_acc=0.01)  # any trained child beats it
+    session.selection.put(1, weak)
+    session.selection.pin(1)
+    outcomes = []
+    evolve(session, tiny_task, candidate_hooks=[outcomes.append])
+    trained = {o.network.id: o.network.val_acc for o in outcomes if o.network is not None}
+    assert max(trained.values()) > 0.01
+    assert session.selection.get(1) is weak
+    [held] = session.selection.history()[-1].held_back
+    assert held.pinned_id == weak.id and held.newcomer_id in trained
+    assert held.newcomer_fitness == max(trained.values())
+
+
+def test_a_vetoed_genome_never_re_enters(session, tiny_task):
+    session.parameters.put("selection", {"complexity_levels": 1})
+    evolve(session, tiny_task, net=TINY)
+    elite = session.selection.get(1)
+    session.selection.veto(elite)
+    session.selection.put_unevaluated(Network([("dense", [12, "relu"])]))
+    outcomes = []
+    evolve(session, tiny_task, generations=3, candidate_hooks=[outcomes.append])
+    assert outcomes and all(o.candidate.layers != elite.layers for o in outcomes)
+    assert all(n.layers != elite.layers for n in session.selection.get_all().values())
+    with pytest.raises(ValueError, match="vetoed"):
+        session.selection.put_unevaluated(elite.genome)
+
+
+@pytest.mark.parametrize(("weight", "children"), [(1, 2), (3, 3), (0, 0)])
+def test_favor_changes_how_many_children_a_parent_gets(session, tiny_task, weight, children):
+    session.parameters.put("selection", {"complexity_levels": 2})
+    small = Network(TINY, val_acc=0.5, test_acc=0.5)
+    large = Network(TINY * 4, val_acc=0.5, test_acc=0.5)
+    session.selection.select([small, large])
+    session.selection.favor(1, weight)
+    outcomes = []
+    evolve(session, tiny_task, candidate_hooks=[outcomes.append])
+    parents = Counter(o.candidate.parent.id for o in outcomes)
+    assert parents[small.id] == children and sum(parents.values()) == 4
