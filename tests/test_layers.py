@@ -82,6 +82,7 @@ ORDER: tuple[str, ...] = (
     "run.loop",
     "run.checkpoint",
     "run.hooks",
+    "run.ancestry",
     "run.api",
     "run",
     # ui: what the user sees
