@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 import torchvision.datasets
 
+from galapagos_nao.config.settings import TrainingSettings
 from galapagos_nao.core import datasets
 from galapagos_nao.core.datasets import DATA_DIR_ENV, Task
+from galapagos_nao.core.device_data import DeviceDataCache
+from galapagos_nao.core.network import Network
+from galapagos_nao.core.training import fit
 from galapagos_nao.run.records import CANDIDATE_LOGGER
 from galapagos_nao.ui.logs import ConsoleHandler
 
@@ -69,6 +74,26 @@ def mnist_task() -> Task:
 def small_mnist(mnist_task: Task) -> Task:
     """A seeded, class-balanced 3000/1000 sample of ``mnist_task`` for quick training."""
     return datasets.subset(mnist_task, 3000, 1000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def train_network() -> Callable[..., Network]:
+    """``train_network(task, layers, seed=…, **record)``: a Network trained for real."""
+    return _train_network
+
+
+def _train_network(task: Task, layers: list, *, seed: int, **record: object) -> Network:
+    """A Network trained on ``task`` for real (one epoch, batch 64, CPU), with ``record`` fields."""
+    data = DeviceDataCache().get(task, torch.device("cpu"), 0.1)
+    result = fit(layers, data, TrainingSettings(batch_size=64).train_settings(), seed=seed)
+    return Network(
+        layers,
+        input_shape=data.input_shape,
+        n_classes=data.n_classes,
+        input_transform=data.input_transform,
+        **record,
+        **result.record_fields(),
+    )
 
 
 def _refuse_download(self: object) -> None:

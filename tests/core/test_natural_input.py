@@ -5,12 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from galapagos_nao.config.settings import TrainingSettings
 from galapagos_nao.core import datasets
 from galapagos_nao.core.datasets import MNIST_MEAN, MNIST_STD, MNIST_TRANSFORM
-from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.network import Network
-from galapagos_nao.core.training import fit
 from galapagos_nao.core.transform import IDENTITY, InputTransform
 
 LAYERS = [("dense", [32, "relu"]), ("batch_norm", []), ("dense", [16, "tanh"])]
@@ -28,16 +25,8 @@ def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 @pytest.fixture(scope="module")
-def trained(small_mnist) -> Network:
-    data = DeviceDataCache().get(small_mnist, torch.device("cpu"), 0.1)
-    result = fit(LAYERS, data, TrainingSettings(batch_size=64).train_settings(), seed=3)
-    return Network(
-        LAYERS,
-        input_shape=data.input_shape,
-        n_classes=data.n_classes,
-        input_transform=data.input_transform,
-        **result.record_fields(),
-    )
+def trained(small_mnist, train_network) -> Network:
+    return train_network(small_mnist, LAYERS, seed=3)
 
 
 def test_mnist_tasks_record_their_transform_and_subsets_keep_it(mnist_task, small_mnist):

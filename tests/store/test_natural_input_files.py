@@ -14,12 +14,9 @@ from safetensors.torch import save as save_tensors
 from torch import nn
 
 import galapagos_nao as gn
-from galapagos_nao.config.settings import TrainingSettings
 from galapagos_nao.core import genome
 from galapagos_nao.core.datasets import MNIST_MEAN, MNIST_STD, MNIST_TRANSFORM
-from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.network import Network
-from galapagos_nao.core.training import fit
 from galapagos_nao.core.transform import IDENTITY
 from galapagos_nao.store import codec
 from galapagos_nao.store.layout import DIGEST_KEY, seal
@@ -29,16 +26,8 @@ LAYERS = [("dense", [32, "relu"]), ("dropout", [0.2])]
 
 
 @pytest.fixture(scope="module")
-def trained(small_mnist) -> Network:
-    data = DeviceDataCache().get(small_mnist, torch.device("cpu"), 0.1)
-    result = fit(LAYERS, data, TrainingSettings(batch_size=64).train_settings(), seed=5)
-    return Network(
-        LAYERS,
-        input_shape=data.input_shape,
-        n_classes=data.n_classes,
-        input_transform=data.input_transform,
-        **result.record_fields(),
-    )
+def trained(small_mnist, train_network) -> Network:
+    return train_network(small_mnist, LAYERS, seed=5)
 
 
 def raw_images(task) -> tuple[torch.Tensor, torch.Tensor]:

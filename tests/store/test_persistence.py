@@ -11,9 +11,7 @@ import pytest
 import torch
 
 import galapagos_nao as gn
-from galapagos_nao.config.settings import TrainingSettings
 from galapagos_nao.core.network import Network
-from galapagos_nao.core.training import DeviceDataCache, fit
 from galapagos_nao.store import persistence
 from galapagos_nao.store.library import Library
 from galapagos_nao.store.persistence import CorruptFileError
@@ -30,17 +28,14 @@ def pickle_bomb(sentinel: Path) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def trained(small_mnist) -> Network:
-    data = DeviceDataCache().get(small_mnist, torch.device("cpu"), 0.1)
-    result = fit(LAYERS, data, TrainingSettings(batch_size=64).train_settings(), seed=1)
-    return Network(
+def trained(small_mnist, train_network) -> Network:
+    return train_network(
+        small_mnist,
         LAYERS,
-        input_shape=small_mnist.input_shape,
-        n_classes=small_mnist.n_classes,
+        seed=1,
         parent_id="parent-0",
         generation=3,
         mutations=("remove 1 ('dropout', [0.5])",),
-        **result.record_fields(),
     )
 
 
