@@ -32,9 +32,11 @@ ORDER: tuple[str, ...] = (
     "core.measures",
     "core.datasets.task",
     "core.datasets.mnist_data",
+    "core.datasets.streams",
     "core.datasets",
     "core.device_data",
     "core.training",
+    "core.continual",
     "core",
     # config: the settings
     "config.settings",
@@ -71,6 +73,7 @@ ORDER: tuple[str, ...] = (
     "run.ray",
     "run.generation",
     "run.failures",
+    "run.stream",
     "run.loop",
     "run.checkpoint",
     "run.hooks",
@@ -80,6 +83,7 @@ ORDER: tuple[str, ...] = (
     "ui.logs",
     "ui.display",
     "ui.plot",
+    "ui.plot_tasks",
     "ui.progress",
     "ui",
 )

@@ -25,6 +25,7 @@ from galapagos_nao.run.checkpoint import Checkpointer, generator_from_state, loa
 from galapagos_nao.run.hooks import default_hooks
 from galapagos_nao.run.loop import CandidateHook, GenerationHook, Run
 from galapagos_nao.run.records import Evaluator
+from galapagos_nao.run.stream import TaskStream
 from galapagos_nao.store.library import Library
 from galapagos_nao.store.workspace import Checkpoint, Workspace, WorkspaceCorrupt
 
@@ -192,6 +193,9 @@ class Session:
         hooks: Iterable[GenerationHook] = (),
         candidate_hooks: Iterable[CandidateHook] = (),
         resume: bool = False,
+        tasks: Any = None,
+        generations_per_task: int | None = None,
+        cycle: bool = False,
     ) -> Run:
         """Evolves until stopped (``run.stop()``); arguments as for :meth:`evolve`.
 
@@ -199,9 +203,17 @@ class Session:
         completed generation, with that generation's archive, Parameters and
         generator state (see :meth:`resume`); ``net`` and ``seed`` must then be None.
 
+        With ``tasks`` (a list of Tasks, e.g. ``datasets.split_mnist()``) the run
+        moves to the next task every ``generations_per_task`` generations (None:
+        only on ``run.switch_task``) and, after the last, stays on it, or starts
+        over when ``cycle`` is True; see :mod:`galapagos_nao.run.stream`.
+
         Raises:
-            ValueError: for bad arguments, or ``resume=True`` with ``net`` or ``seed``.
+            ValueError: for bad arguments, ``resume=True`` with ``net`` or ``seed``,
+                or both ``task`` and ``tasks``.
         """
+        if tasks is not None and task is not None:
+            raise ValueError("task and tasks conflict: give one task or a stream of them")
         if resume is not False:
             if resume is not True:
                 raise ValueError(f"resume must be True or False, got {describe(resume)}")
@@ -212,14 +224,26 @@ class Session:
                 )
             return self.resume(
                 task,
+                tasks=tasks,
                 selection=selection,
                 parameters=parameters,
                 evaluator=evaluator,
                 hooks=hooks,
                 candidate_hooks=candidate_hooks,
             )
+        stream = None
+        if tasks is not None:
+            stream = TaskStream(tasks, generations_per_task=generations_per_task, cycle=cycle)
         return self._start_new(
-            net, None, task, selection, parameters, seed, evaluator, (hooks, candidate_hooks)
+            net,
+            None,
+            task,
+            selection,
+            parameters,
+            seed,
+            evaluator,
+            (hooks, candidate_hooks),
+            stream,
         )
 
     def resume(
@@ -231,6 +255,7 @@ class Session:
         evaluator: Evaluator | None = None,
         hooks: Iterable[GenerationHook] = (),
         candidate_hooks: Iterable[CandidateHook] = (),
+        tasks: Any = None,
     ) -> Run:
         """Continues the workspace's last run from its last completed generation.
 
@@ -240,6 +265,8 @@ class Session:
 
         Args:
             task: The data (the workspace does not store it); full MNIST when None.
+            tasks: The task stream of a run that had one (the same tasks, in
+                order): it continues at its position, with its replay memory and R.
             selection: The archive to restore into; ``gn.Selection`` when None.
             parameters: The settings to restore; the Selection's when None.
             evaluator: Trains candidates; chosen from Parameters when None.
@@ -268,6 +295,13 @@ class Session:
         rng = generator_from_state(checkpoint.rng_state)
         settings = loadable_parameters(checkpoint.parameters)
         seed = next(info.seed for info in into.runs() if info.id == checkpoint.run_id)
+        stream = None
+        if checkpoint.stream is not None:
+            if tasks is None:
+                raise ValueError("resume: the checkpointed run was on a task stream; pass tasks=")
+            stream = TaskStream.from_state(checkpoint.stream, tasks)
+        elif tasks is not None:
+            raise ValueError("resume: tasks given but the checkpointed run had no task stream")
 
         def restore(run: Run) -> None:
             run.parameters.load(settings)
@@ -292,6 +326,7 @@ class Session:
             resume_from=checkpoint,
             rng=rng,
             change_state=restore,
+            stream=stream,
         )
 
     def _start_new(
@@ -304,6 +339,7 @@ class Session:
         seed: int | None,
         evaluator: Evaluator | None,
         hooks: tuple[Iterable[GenerationHook], Iterable[CandidateHook]],
+        stream: TaskStream | None = None,
     ) -> Run:
         selection = self.selection if selection is None else selection
         nets = [] if net_or_nets is None else initial_networks(net_or_nets)
@@ -325,6 +361,7 @@ class Session:
             evaluator=evaluator,
             hooks=hooks,
             change_state=queue,
+            stream=stream,
         )
 
     def _launch(
@@ -340,6 +377,7 @@ class Session:
         change_state: Callable[[Run], None],
         resume_from: Checkpoint | None = None,
         rng: Any = None,
+        stream: TaskStream | None = None,
     ) -> Run:
         """The one preparation path: check, make the run with its hooks, claim, change, start."""
         if task is not None and not isinstance(task, Task):
@@ -368,6 +406,7 @@ class Session:
             rng=rng,
             hooks=[*run_hooks, *caller_hooks],
             candidate_hooks=caller_candidate_hooks,
+            stream=stream,
         )
         selection.claim(run)  # fails here, before anything changes, if another run is live
         change_state(run)
