@@ -176,6 +176,13 @@ class TaskStream:
         key = (self._position, tuple(seen), tuple(self._memory.tasks()), fraction, len(self.tasks))
         if self._built is None or self._built[0] != key:
             memory = self._memory if settings.training.replay else ReplayMemory()
+            if len(memory) and settings.orchestration.backend == "ray":
+                # Ray workers receive plain tasks: they would carve their own validation
+                # split out of the replay data and score the current task only.
+                raise RuntimeError(
+                    "training.replay with orchestration.backend 'ray' is not supported yet; "
+                    "use the 'threads' backend or replay 0"
+                )
             task = training_task(self.tasks, self._position, seen, memory, fraction)
             self._built = (key, task)
         return self._built[1]
