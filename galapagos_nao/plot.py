@@ -8,8 +8,9 @@ import galapagos_nao as _gn
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.ui import plot as _plot
 from galapagos_nao.ui.plot import EMPTY_COLOUR, network
+from galapagos_nao.ui.plot_tasks import tasks as _tasks
 
-__all__ = ["EMPTY_COLOUR", "archive", "history", "network"]
+__all__ = ["EMPTY_COLOUR", "archive", "history", "network", "tasks"]
 
 
 def _or_shared(selection: Selection | None) -> Selection:
@@ -24,3 +25,14 @@ def archive(selection: Selection | None = None, *, ax: Any = None, metric: str =
 def history(selection: Selection | None = None, *, ax: Any = None, x: str = "generation") -> Any:
     """:func:`galapagos_nao.ui.plot.history` of ``selection`` (``gn.Selection`` when None)."""
     return _plot.history(_or_shared(selection), ax=ax, x=x)
+
+
+def tasks(source: Any = None, *, axes: Any = None) -> Any:
+    """:func:`galapagos_nao.ui.plot_tasks.tasks` of ``source``.
+
+    ``source`` is a Run on a task stream, its ``task_metrics()`` or a Selection
+    (its last run); None means ``gn.Selection``'s last run.
+    """
+    if source is None or isinstance(source, Selection):
+        source = _or_shared(source).run
+    return _tasks(source, axes=axes)

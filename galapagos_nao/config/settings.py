@@ -357,6 +357,12 @@ class TrainingSettings(Section):
     seed: int | None = setting(
         None, _optional_seed, "seed of the run's generator (None: fresh entropy)"
     )
+    replay: int = setting(
+        0,
+        _int_at_least(0),
+        "samples kept per past task of a task stream, class-balanced, replayed in training; "
+        "fitness is then the mean over the tasks seen (0: naive fine-tuning)",
+    )
 
     def train_settings(self) -> TrainSettings:
         """The record :func:`galapagos_nao.core.training.fit` takes (core cannot read config)."""

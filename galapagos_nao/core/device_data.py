@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.datasets import ReplayTask, Task
 from galapagos_nao.core.transform import IDENTITY, InputTransform
 
 __all__ = ["DeviceData", "DeviceDataCache", "resolve_device", "split_validation"]
@@ -41,6 +41,10 @@ class DeviceData:
     n_classes: int
     # already applied to x_*; trained records carry it so their models take raw data
     input_transform: InputTransform = IDENTITY
+    # (n_val,) / (n_test,) int64 task of each sample when accuracy is a mean over
+    # the tasks of a stream (a ReplayTask); None: plain accuracy
+    val_groups: torch.Tensor | None = None
+    test_groups: torch.Tensor | None = None
 
 
 def split_validation(task: Task, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,19 +74,10 @@ class DeviceDataCache:
 
     @staticmethod
     def _copy(task: Task, device: torch.device, validation_fraction: float) -> DeviceData:
-        train_index, val_index = split_validation(task, validation_fraction)
-        data = DeviceData(
-            device=device,
-            x_train=task.x_train[train_index].to(device),
-            y_train=task.y_train[train_index].to(device),
-            x_val=task.x_train[val_index].to(device),
-            y_val=task.y_train[val_index].to(device),
-            x_test=task.x_test.to(device),
-            y_test=task.y_test.to(device),
-            input_shape=task.input_shape,
-            n_classes=task.n_classes,
-            input_transform=task.input_transform,
-        )
+        if isinstance(task, ReplayTask):
+            data = _replay_copy(task, device)
+        else:
+            data = _plain_copy(task, device, validation_fraction)
         if device.type == "cuda":
             # The copies ran on the asking worker's stream; other workers read them
             # from their own streams, so they must be complete before anyone does.
@@ -93,3 +88,37 @@ class DeviceDataCache:
         """Frees every device copy."""
         with self._lock:
             self._copies.clear()
+
+
+def _plain_copy(task: Task, device: torch.device, validation_fraction: float) -> DeviceData:
+    train_index, val_index = split_validation(task, validation_fraction)
+    return DeviceData(
+        device=device,
+        x_train=task.x_train[train_index].to(device),
+        y_train=task.y_train[train_index].to(device),
+        x_val=task.x_train[val_index].to(device),
+        y_val=task.y_train[val_index].to(device),
+        x_test=task.x_test.to(device),
+        y_test=task.y_test.to(device),
+        input_shape=task.input_shape,
+        n_classes=task.n_classes,
+        input_transform=task.input_transform,
+    )
+
+
+def _replay_copy(task: ReplayTask, device: torch.device) -> DeviceData:
+    # The stream carved each task's validation split already: train on all of x_train.
+    return DeviceData(
+        device=device,
+        x_train=task.x_train.to(device),
+        y_train=task.y_train.to(device),
+        x_val=task.x_val.to(device),
+        y_val=task.y_val.to(device),
+        x_test=task.x_test.to(device),
+        y_test=task.y_test.to(device),
+        input_shape=task.input_shape,
+        n_classes=task.n_classes,
+        input_transform=task.input_transform,
+        val_groups=task.val_groups.to(device),
+        test_groups=task.test_groups.to(device),
+    )

@@ -198,18 +198,32 @@ def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractCon
 
 
 def accuracy(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, precision: str = "float32"
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    precision: str = "float32",
+    groups: torch.Tensor | None = None,
 ) -> float:
-    """Share of ``x`` that ``model`` classifies as ``y``, in large no-grad batches."""
+    """Share of ``x`` that ``model`` classifies as ``y``, in large no-grad batches.
+
+    With ``groups`` (``(n,)`` int64, e.g. the task of each sample in a stream) it
+    is the mean of the per-group accuracies, so every group weighs the same.
+    """
     was_training = model.training
     model.eval()
-    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    hits = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     with torch.inference_mode(), autocast_for(x.device, precision):
         for start in range(0, x.shape[0], EVAL_BATCH):
             logits = model(x[start : start + EVAL_BATCH])
-            correct += (logits.argmax(dim=1) == y[start : start + EVAL_BATCH]).sum()
+            hits[start : start + EVAL_BATCH] = logits.argmax(dim=1) == y[start : start + EVAL_BATCH]
     model.train(was_training)
-    return correct.item() / max(1, x.shape[0])
+    if groups is None:
+        return hits.sum().item() / max(1, x.shape[0])
+    totals = torch.bincount(groups)
+    correct = torch.bincount(groups[hits], minlength=len(totals))
+    present = totals > 0
+    return (correct[present] / totals[present]).mean().item()
 
 
 def make_optimizer(settings: TrainSettings, model: nn.Module) -> torch.optim.Optimizer:
@@ -315,8 +329,12 @@ def fit(
     mean_loss = loss_sum.item() / n_train
     if not math.isfinite(mean_loss):
         raise NonFiniteLoss(f"training loss became {mean_loss}")
-    val_acc = accuracy(model, data.x_val, data.y_val, precision=settings.precision)
-    test_acc = accuracy(model, data.x_test, data.y_test, precision=settings.precision)
+    val_acc = accuracy(
+        model, data.x_val, data.y_val, precision=settings.precision, groups=data.val_groups
+    )
+    test_acc = accuracy(
+        model, data.x_test, data.y_test, precision=settings.precision, groups=data.test_groups
+    )
     weights = {
         name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()
     }

@@ -26,6 +26,7 @@ from galapagos_nao.run.checkpoint import Checkpointer, generator_from_state, loa
 from galapagos_nao.run.hooks import default_hooks
 from galapagos_nao.run.loop import CandidateHook, GenerationHook, Run
 from galapagos_nao.run.records import Evaluator
+from galapagos_nao.run.stream import TaskStream
 from galapagos_nao.store.journal import Journal
 from galapagos_nao.store.library import Library
 from galapagos_nao.store.workspace import Checkpoint, Workspace, WorkspaceCorrupt
@@ -216,6 +217,9 @@ class Session(Ancestry):
         hooks: Iterable[GenerationHook] = (),
         candidate_hooks: Iterable[CandidateHook] = (),
         resume: bool = False,
+        tasks: Any = None,
+        generations_per_task: int | None = None,
+        cycle: bool = False,
     ) -> Run:
         """Evolves until stopped (``run.stop()``); arguments as for :meth:`evolve`.
 
@@ -223,9 +227,17 @@ class Session(Ancestry):
         completed generation, with that generation's archive, Parameters and
         generator state (see :meth:`resume`); ``net`` and ``seed`` must then be None.
 
+        With ``tasks`` (a list of Tasks, e.g. ``datasets.split_mnist()``) the run
+        moves to the next task every ``generations_per_task`` generations (None:
+        only on ``run.switch_task``) and, after the last, stays on it, or starts
+        over when ``cycle`` is True; see :mod:`galapagos_nao.run.stream`.
+
         Raises:
-            ValueError: for bad arguments, or ``resume=True`` with ``net`` or ``seed``.
+            ValueError: for bad arguments, ``resume=True`` with ``net`` or ``seed``,
+                or both ``task`` and ``tasks``.
         """
+        if tasks is not None and task is not None:
+            raise ValueError("task and tasks conflict: give one task or a stream of them")
         if resume is not False:
             if resume is not True:
                 raise ValueError(f"resume must be True or False, got {describe(resume)}")
@@ -236,12 +248,16 @@ class Session(Ancestry):
                 )
             return self.resume(
                 task,
+                tasks=tasks,
                 selection=selection,
                 parameters=parameters,
                 evaluator=evaluator,
                 hooks=hooks,
                 candidate_hooks=candidate_hooks,
             )
+        stream = None
+        if tasks is not None:
+            stream = TaskStream(tasks, generations_per_task=generations_per_task, cycle=cycle)
         return self._start_new(
             "evolve_continual",
             net,
@@ -252,6 +268,7 @@ class Session(Ancestry):
             seed,
             evaluator,
             (hooks, candidate_hooks),
+            stream,
         )
 
     def resume(
@@ -263,6 +280,7 @@ class Session(Ancestry):
         evaluator: Evaluator | None = None,
         hooks: Iterable[GenerationHook] = (),
         candidate_hooks: Iterable[CandidateHook] = (),
+        tasks: Any = None,
     ) -> Run:
         """Continues the workspace's last run from its last completed generation.
 
@@ -272,6 +290,8 @@ class Session(Ancestry):
 
         Args:
             task: The data (the workspace does not store it); full MNIST when None.
+            tasks: The task stream of a run that had one (the same tasks, in
+                order): it continues at its position, with its replay memory and R.
             selection: The archive to restore into; ``gn.Selection`` when None.
             parameters: The settings to restore; the Selection's when None.
             evaluator: Trains candidates; chosen from Parameters when None.
@@ -300,6 +320,13 @@ class Session(Ancestry):
         rng = generator_from_state(checkpoint.rng_state)
         settings = loadable_parameters(checkpoint.parameters)
         seed = next(info.seed for info in into.runs() if info.id == checkpoint.run_id)
+        stream = None
+        if checkpoint.stream is not None:
+            if tasks is None:
+                raise ValueError("resume: the checkpointed run was on a task stream; pass tasks=")
+            stream = TaskStream.from_state(checkpoint.stream, tasks)
+        elif tasks is not None:
+            raise ValueError("resume: tasks given but the checkpointed run had no task stream")
 
         def restore(run: Run) -> None:
             run.parameters.load(settings)
@@ -325,6 +352,7 @@ class Session(Ancestry):
             rng=rng,
             change_state=restore,
             action=("resume", {"run_id": checkpoint.run_id, "after": checkpoint.generation}),
+            stream=stream,
         )
 
     def _start_new(
@@ -338,6 +366,7 @@ class Session(Ancestry):
         seed: int | None,
         evaluator: Evaluator | None,
         hooks: tuple[Iterable[GenerationHook], Iterable[CandidateHook]],
+        stream: TaskStream | None = None,
     ) -> Run:
         selection = self.selection if selection is None else selection
         nets = [] if net_or_nets is None else initial_networks(net_or_nets)
@@ -360,6 +389,7 @@ class Session(Ancestry):
             hooks=hooks,
             change_state=queue,
             action=(action, {"nets": nets, "generations": generations}),
+            stream=stream,
         )
 
     def _launch(
@@ -376,6 +406,7 @@ class Session(Ancestry):
         action: tuple[str, dict[str, Any]],
         resume_from: Checkpoint | None = None,
         rng: Any = None,
+        stream: TaskStream | None = None,
     ) -> Run:
         """The one preparation path: check, make the run with its hooks, claim, change, start.
 
@@ -408,6 +439,7 @@ class Session(Ancestry):
             rng=rng,
             hooks=[*run_hooks, *caller_hooks],
             candidate_hooks=caller_candidate_hooks,
+            stream=stream,
         )
         selection.claim(run)  # fails here, before anything changes, if another run is live
         name, arguments = action

@@ -2,7 +2,8 @@
 
 A :class:`Checkpointer` writes one checkpoint per completed generation into its
 workspace, in one transaction: the elites and the queue, the Parameters in
-force, the run generator's state and the generation's history row. Resuming
+force, the run generator's state, the task stream's state (position, replay
+memory, R) and the generation's history row. Resuming
 (:meth:`galapagos_nao.run.api.Session.resume`) reads the last one back with
 :func:`generator_from_state` and :func:`loadable_parameters`, so a seeded run
 that was interrupted reaches the same archive as one that was not.
@@ -95,6 +96,7 @@ class Checkpointer:
                 "archive": archive_history[-1].as_dict() if archive_history else None,
             },
             seed=self.seed,
+            stream=None if run.stream is None else run.stream.state(),
         )
         # The commit dropped every network this run no longer refers to.
         self._stored = {net.id: weakref.ref(net) for net in nets}

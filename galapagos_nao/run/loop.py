@@ -25,6 +25,7 @@ from galapagos_nao.archive.selection import Change, Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.config.settings import Settings
 from galapagos_nao.core.bindings import Viewable, bound
+from galapagos_nao.core.continual import TaskMetrics
 from galapagos_nao.core.datasets import Task, default_task
 from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.listeners import Listeners
@@ -36,6 +37,7 @@ from galapagos_nao.run.failures import (
 )
 from galapagos_nao.run.generation import breed, make_evaluator
 from galapagos_nao.run.records import CANDIDATE_LOGGER, EvaluationJob, Evaluator, Outcome
+from galapagos_nao.run.stream import TaskStream
 
 __all__ = ["CandidateHook", "GenerationHook", "GenerationReport", "Run", "RunStatus"]
 
@@ -122,6 +124,7 @@ class Run(Viewable):
         hooks: Called with each generation's report, in order (history,
             lineage, checkpoint, then the caller's).
         candidate_hooks: Called with each candidate's outcome as it completes.
+        stream: The task stream it moves through, or None for one task.
     """
 
     def __init__(
@@ -137,8 +140,10 @@ class Run(Viewable):
         rng: np.random.Generator | None = None,
         hooks: Iterable[GenerationHook] = (),
         candidate_hooks: Iterable[CandidateHook] = (),
+        stream: TaskStream | None = None,
     ) -> None:
         self.generations = generations
+        self.stream = stream
         self.selection = selection
         self.parameters = parameters
         self.seed = seed
@@ -254,6 +259,20 @@ class Run(Viewable):
                 error=self._error,
             )
 
+    def switch_task(self, task: Task) -> None:
+        """Moves to ``task`` at the next generation (see ``TaskStream.switch_to``).
+
+        Raises:
+            ValueError: if this run has no task stream or ``task`` does not fit it.
+        """
+        if self.stream is None:
+            raise ValueError("switch_task: this run has no task stream; start it with tasks=[...]")
+        self.stream.switch_to(task)
+
+    def task_metrics(self) -> TaskMetrics | None:
+        """The accuracy matrix R with ACC and BWT so far; None for a run without a stream."""
+        return None if self.stream is None else self.stream.metrics()
+
     @property
     def generation(self) -> int:
         """Index of the generation to run next, counting any resumed ones."""
@@ -268,8 +287,9 @@ class Run(Viewable):
             current = min(current, s.generations)
         best = "-" if s.best_test_acc is None else f"{s.best_test_acc:.3f}"
         minutes, seconds = divmod(int(s.elapsed), 60)
+        task = "" if self.stream is None else f"{self.stream.describe()}, "
         return (
-            f"<Run {s.state}: generation {current}/{total}, {s.evaluated} evaluated, "
+            f"<Run {s.state}: {task}generation {current}/{total}, {s.evaluated} evaluated, "
             f"{s.failed} failed, best test_acc {best}, {minutes:02d}:{seconds:02d}>"
         )
 
@@ -280,7 +300,9 @@ class Run(Viewable):
             with self._lock:
                 if self._state == "starting":
                     self._state = "running"
-            task = self._task if self._task is not None else default_task()
+            task = self._task
+            if task is None:
+                task = self.stream.current if self.stream is not None else default_task()
             seed = self.seed if self.seed is not None else self.parameters.settings().training.seed
             rng = self._rng if self._rng is not None else np.random.default_rng(seed)
             self._rng = rng
@@ -345,6 +367,8 @@ class Run(Viewable):
         snapshot = self.parameters.snapshot()
         settings = Settings.from_snapshot(snapshot)
         generation = self.generation
+        if self.stream is not None:  # switches between generations only, re-scoring the archive
+            task = self.stream.begin_generation(self.selection, settings, self._data_cache)
         plan = self.selection.breeding_plan(generation)  # parents, favor, vetoes: one read
         queued = plan.queued
         candidates = breed(
@@ -370,6 +394,8 @@ class Run(Viewable):
         pool = [o.network for o in outcomes if o.network is not None]
         pool += [n for n in queued.values() if n.fitness is not None]
         changes = self.selection.select(pool, settings=settings.selection, consumed=queued)
+        if self.stream is not None:
+            self.stream.end_generation(self.selection, settings, self._data_cache)
         report = GenerationReport(
             run=self,
             generation=generation,

@@ -3,7 +3,7 @@
 - :mod:`~galapagos_nao.ui.display`: text and HTML views of networks, the
   archive, the Library and runs;
 - :mod:`~galapagos_nao.ui.plot`: matplotlib plots of the archive, its history
-  and a network;
+  and a network; :mod:`~galapagos_nao.ui.plot_tasks`: a run across a task stream;
 - :mod:`~galapagos_nao.ui.progress`: ``run.wait(progress=True)`` bars.
 
 May import every layer below (core, config, archive, store, run); nothing below
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from galapagos_nao.core.bindings import bind as _bind
 from galapagos_nao.run.loop import Run
-from galapagos_nao.ui import display, plot, progress
+from galapagos_nao.ui import display, plot, plot_tasks, progress
 
-__all__ = ["bind", "display", "plot", "progress"]
+__all__ = ["bind", "display", "plot", "plot_tasks", "progress"]
 
 
 def bind() -> None:

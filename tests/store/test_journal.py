@@ -117,4 +117,4 @@ def test_a_schema_2_workspace_gains_the_journal_table(tmp_path):
         assert [row["action"] for row in store.journal_rows()] == ["Parameters.put"]
     with sqlite3.connect(path) as upgraded:
         version = upgraded.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-        assert version.fetchone()[0] == str(SCHEMA_VERSION) == "3"
+        assert version.fetchone()[0] == str(SCHEMA_VERSION) == "4"

@@ -349,3 +349,24 @@ def test_a_schema_1_workspace_is_upgraded_and_keeps_its_history(tmp_path):
             **checkpoint_args({1: network(0.6)}, {}, np.random.default_rng(1)),
         )
         assert [h["generation"] for h in store.history()] == [0, 1]
+
+
+def test_a_schema_2_workspace_gains_the_stream_column_and_its_runs_had_no_stream(tmp_path):
+    path = tmp_path / "old.db"
+    with Workspace(path) as store:
+        store.write_checkpoint(
+            None, 0, seed=1, **checkpoint_args({1: network(0.5)}, {}, np.random.default_rng(0))
+        )
+    with sqlite3.connect(path) as old:
+        old.execute("ALTER TABLE checkpoints DROP COLUMN stream")
+        old.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with Workspace(path, read_only=True) as view:
+        assert view.checkpoint().stream is None
+    with Workspace(path) as store:
+        store.write_checkpoint(
+            store.last_run().id,
+            1,
+            stream={"position": 2},
+            **checkpoint_args({1: network(0.6)}, {}, np.random.default_rng(1)),
+        )
+        assert store.checkpoint().stream == {"position": 2}

@@ -13,10 +13,13 @@ Where tasks come from:
 * :func:`from_tensors` — the user's own tensors or numpy arrays, checked up front.
 * :func:`subset` — a seeded, class-balanced sample of a task, for tests and quick runs.
 * :func:`default_task` — what ``evolve()`` trains on when no task is given.
+* :func:`split_mnist`, :func:`permuted_mnist` — task streams for continual
+  learning; :func:`check_stream` checks a user's list of tasks.
 
 In import order: :mod:`~galapagos_nao.core.datasets.task` (the record, its checks,
 subsets), then :mod:`~galapagos_nao.core.datasets.mnist_data` (MNIST sources and the
-default task). Log records go to the ``galapagos_nao.core.datasets`` logger.
+default task), then :mod:`~galapagos_nao.core.datasets.streams` (task streams).
+Log records go to the ``galapagos_nao.core.datasets`` logger.
 """
 
 from galapagos_nao.core.datasets.mnist_data import (
@@ -27,6 +30,14 @@ from galapagos_nao.core.datasets.mnist_data import (
     bundled_mnist,
     default_task,
     mnist,
+)
+from galapagos_nao.core.datasets.streams import (
+    SPLIT_MNIST_PAIRS,
+    ReplayTask,
+    check_stream,
+    permuted_mnist,
+    pixel_permutations,
+    split_mnist,
 )
 from galapagos_nao.core.datasets.task import Task, from_tensors, subset
 
@@ -43,4 +54,11 @@ __all__ = [
     "bundled_mnist",
     "default_task",
     "mnist",
+    # streams
+    "SPLIT_MNIST_PAIRS",
+    "ReplayTask",
+    "check_stream",
+    "permuted_mnist",
+    "pixel_permutations",
+    "split_mnist",
 ]

@@ -61,6 +61,8 @@ class Checkpoint:
         rng_state: The run generator's ``bit_generator.state``.
         problems: Entries that could not be read (each names the file and entry);
             their cells are missing from ``elites``/``queue``.
+        stream: The run's task stream state (position, replay memory, R) as
+            ``TaskStream.state()`` made it, or None for a run on one task.
     """
 
     run_id: int
@@ -71,6 +73,7 @@ class Checkpoint:
     parameters: dict[str, dict[str, Any]]
     rng_state: dict[str, Any]
     problems: tuple[str, ...] = field(default=())
+    stream: dict[str, Any] | None = None
 
 
 # -- cell keys as JSON ---------------------------------------------------------------
@@ -114,6 +117,7 @@ class RunTables(WorkspaceConnection):
         rng_state: Mapping[str, Any],
         history: Mapping[str, Any],
         seed: int | None = None,
+        stream: Mapping[str, Any] | None = None,
     ) -> int:
         """Replaces a run's checkpoint and appends its history row, in one transaction.
 
@@ -132,6 +136,7 @@ class RunTables(WorkspaceConnection):
                 optionally ``archive``: the Selection's history entry as
                 ``HistoryEntry.as_dict()`` makes it (JSON-able).
             seed: The seed of a new run.
+            stream: The run's task stream state (JSON-able), or None.
 
         Returns:
             The run's id.
@@ -142,6 +147,7 @@ class RunTables(WorkspaceConnection):
         """
         params_json = json.dumps(parameters)
         rng_json = json.dumps(rng_state, default=_json_array)
+        stream_json = None if stream is None else json.dumps(stream)
         best_json = json.dumps(
             [[json.loads(_cell_to_json(c)), *v] for c, v in history["best"].items()]
         )
@@ -172,8 +178,9 @@ class RunTables(WorkspaceConnection):
             )
             connection.execute(
                 "INSERT OR REPLACE INTO checkpoints "
-                "(run_id, generation, written, parameters, rng_state) VALUES (?, ?, ?, ?, ?)",
-                (run_id, generation, now, params_json, rng_json),
+                "(run_id, generation, written, parameters, rng_state, stream) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, generation, now, params_json, rng_json, stream_json),
             )
             connection.execute(
                 "INSERT OR REPLACE INTO history "
@@ -229,8 +236,10 @@ class RunTables(WorkspaceConnection):
         if run_id is None:
             return None
         with self._reading(f"checkpoint of run {run_id}") as connection:
+            # A read-only view of a schema 2 file has no stream column: its runs had none.
+            stream = "stream" if has_column(connection, "checkpoints", "stream") else "NULL"
             row = connection.execute(
-                "SELECT generation, written, parameters, rng_state FROM checkpoints "
+                f"SELECT generation, written, parameters, rng_state, {stream} FROM checkpoints "
                 "WHERE run_id = ?",
                 (run_id,),
             ).fetchone()
@@ -239,16 +248,27 @@ class RunTables(WorkspaceConnection):
             cells = connection.execute(
                 "SELECT kind, cell, network_id FROM cells WHERE run_id = ?", (run_id,)
             ).fetchall()
-        generation, written, params_json, rng_json = row
+        generation, written, params_json, rng_json, stream_json = row
         try:
             parameters, rng_state = json.loads(params_json), json.loads(rng_json)
+            stream_state = None if stream_json is None else json.loads(stream_json)
+            if stream_state is not None and not isinstance(stream_state, dict):
+                raise json.JSONDecodeError("the stream state is not an object", stream_json, 0)
         except json.JSONDecodeError as error:
             raise WorkspaceCorrupt(
                 f"{self.path}: checkpoint of run {run_id} is unreadable ({error})"
             ) from None
         elites, queue, problems = self._cell_networks(cells)
         return Checkpoint(
-            run_id, generation, written, elites, queue, parameters, rng_state, tuple(problems)
+            run_id,
+            generation,
+            written,
+            elites,
+            queue,
+            parameters,
+            rng_state,
+            tuple(problems),
+            stream_state,
         )
 
     def _cell_networks(

@@ -10,8 +10,9 @@ from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceErro
 __all__ = ["SCHEMA_VERSION", "check_schema", "create_schema", "has_column", "has_table"]
 
 #: Layout version written in the ``meta`` table; newer files are refused, older ones
-#: upgraded when opened for writing (2 added ``history.archive``, 3 the ``journal``).
-SCHEMA_VERSION = 3
+#: upgraded when opened for writing (2 added ``history.archive``, 3 the ``journal``,
+#: 4 ``checkpoints.stream``; each is detected, not inferred from the number).
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -25,7 +26,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     generation INTEGER NOT NULL,
     written REAL NOT NULL,
     parameters TEXT NOT NULL,
-    rng_state TEXT NOT NULL
+    rng_state TEXT NOT NULL,
+    stream TEXT
 );
 CREATE TABLE IF NOT EXISTS cells (
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -68,6 +70,9 @@ def create_schema(connection: sqlite3.Connection, path: Path) -> None:
     # EXISTS above. Schema 1 files predate the history's archive column: add it, keep every row.
     if not has_column(connection, "history", "archive"):
         connection.execute("ALTER TABLE history ADD COLUMN archive TEXT")
+    # Files before schema 4 predate task streams: their runs had none (NULL).
+    if not has_column(connection, "checkpoints", "stream"):
+        connection.execute("ALTER TABLE checkpoints ADD COLUMN stream TEXT")
     connection.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
         (str(SCHEMA_VERSION),),
