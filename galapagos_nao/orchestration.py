@@ -8,7 +8,7 @@ New code imports from :mod:`galapagos_nao.run`.
 from __future__ import annotations
 
 import galapagos_nao as _gn
-from galapagos_nao.run.api import initial_networks
+from galapagos_nao.run.arguments import initial_networks
 from galapagos_nao.run.devices import (
     STREAMS_PER_GPU,
     assign_devices,

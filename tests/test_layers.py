@@ -86,6 +86,7 @@ ORDER: tuple[str, ...] = (
     "run.checkpoint",
     "run.hooks",
     "run.ancestry",
+    "run.arguments",
     "run.api",
     "run",
     # ui: what the user sees

@@ -20,8 +20,8 @@ from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.datasets import Task
-from galapagos_nao.core.network import Network
 from galapagos_nao.run.ancestry import Ancestry
+from galapagos_nao.run.arguments import checked_hooks, initial_networks
 from galapagos_nao.run.checkpoint import Checkpointer, generator_from_state, loadable_parameters
 from galapagos_nao.run.hooks import default_hooks
 from galapagos_nao.run.loop import CandidateHook, GenerationHook, Run
@@ -31,46 +31,9 @@ from galapagos_nao.store.journal import Journal
 from galapagos_nao.store.library import Library
 from galapagos_nao.store.workspace import Checkpoint, Workspace, WorkspaceCorrupt
 
-__all__ = ["Session", "initial_networks"]
+__all__ = ["Session"]
 
 logger = logging.getLogger("galapagos_nao.run.api")
-
-
-def initial_networks(net_or_nets: Any) -> list[Network]:
-    """Networks from a Network, a genome, or a list of either; validated before anything changes.
-
-    Raises:
-        ValueError: naming the argument (and the list index) that is not one.
-    """
-    if isinstance(net_or_nets, Network):
-        return [net_or_nets]
-    is_genome = isinstance(net_or_nets, (list, tuple)) and (
-        not net_or_nets
-        or (isinstance(net_or_nets[0], (tuple, list)) and isinstance(net_or_nets[0][0], str))
-    )
-    if is_genome:
-        return [Network(net_or_nets)]
-    if isinstance(net_or_nets, (list, tuple)):
-        nets = []
-        for index, item in enumerate(net_or_nets):
-            try:
-                nets.append(item if isinstance(item, Network) else Network(item))
-            except ValueError as error:
-                raise ValueError(f"net_or_nets[{index}]: {error}") from None
-        return nets
-    raise ValueError(
-        f"net_or_nets must be a Network, a genome or a list of them, got {describe(net_or_nets)}"
-    )
-
-
-def _checked_hooks(name: str, hooks: Iterable[Any]) -> list[Any]:
-    if isinstance(hooks, (str, bytes)) or not isinstance(hooks, Iterable):
-        raise ValueError(f"{name} must be a list of callables, got {describe(hooks)}")
-    checked = list(hooks)
-    for index, hook in enumerate(checked):
-        if not callable(hook):
-            raise ValueError(f"{name}[{index}] must be callable, got {describe(hook)}")
-    return checked
 
 
 class Session(Ancestry):
@@ -417,8 +380,8 @@ class Session(Ancestry):
             raise ValueError(f"task must be a datasets.Task or None, got {describe(task)}")
         if seed is not None:
             check_int("seed", seed, minimum=0)
-        caller_hooks = _checked_hooks("hooks", hooks[0])
-        caller_candidate_hooks = _checked_hooks("candidate_hooks", hooks[1])
+        caller_hooks = checked_hooks("hooks", hooks[0])
+        caller_candidate_hooks = checked_hooks("candidate_hooks", hooks[1])
         run_hooks = default_hooks(
             lineage=self.lineage_registry,
             checkpoint_into=self.tracking_workspace(selection),

@@ -1,0 +1,53 @@
+"""What a run is started with, checked before anything changes: its first networks and hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from galapagos_nao.core.checks import describe
+from galapagos_nao.core.network import Network
+
+__all__ = ["checked_hooks", "initial_networks"]
+
+
+def initial_networks(net_or_nets: Any) -> list[Network]:
+    """Networks from a Network, a genome, or a list of either; validated before anything changes.
+
+    Raises:
+        ValueError: naming the argument (and the list index) that is not one.
+    """
+    if isinstance(net_or_nets, Network):
+        return [net_or_nets]
+    is_genome = isinstance(net_or_nets, (list, tuple)) and (
+        not net_or_nets
+        or (isinstance(net_or_nets[0], (tuple, list)) and isinstance(net_or_nets[0][0], str))
+    )
+    if is_genome:
+        return [Network(net_or_nets)]
+    if isinstance(net_or_nets, (list, tuple)):
+        nets = []
+        for index, item in enumerate(net_or_nets):
+            try:
+                nets.append(item if isinstance(item, Network) else Network(item))
+            except ValueError as error:
+                raise ValueError(f"net_or_nets[{index}]: {error}") from None
+        return nets
+    raise ValueError(
+        f"net_or_nets must be a Network, a genome or a list of them, got {describe(net_or_nets)}"
+    )
+
+
+def checked_hooks(name: str, hooks: Iterable[Any]) -> list[Any]:
+    """``hooks`` as a list, each checked to be callable.
+
+    Raises:
+        ValueError: naming ``name`` (and the index) when it is not a list of callables.
+    """
+    if isinstance(hooks, (str, bytes)) or not isinstance(hooks, Iterable):
+        raise ValueError(f"{name} must be a list of callables, got {describe(hooks)}")
+    checked = list(hooks)
+    for index, hook in enumerate(checked):
+        if not callable(hook):
+            raise ValueError(f"{name}[{index}] must be callable, got {describe(hook)}")
+    return checked
