@@ -96,7 +96,8 @@ def _print_elites(elites: Mapping[Any, Network]) -> None:
 
 def _print_generation(report: GenerationReport) -> None:
     """A generation hook printing the archive after each generation."""
-    print(f"Elites after generation {report.generation}:", flush=True)
+    # Counted from 1, as the log line "Generation 1/2: …" that precedes it.
+    print(f"Elites after generation {report.generation + 1}:", flush=True)
     _print_elites(report.elites)
     sys.stdout.flush()
 
