@@ -335,8 +335,14 @@ class Run(Viewable):
         generation = self.generation
         parents, queued = self.selection.elites(), self.selection.queued()
         candidates = breed(
-            list(parents.values()) + list(queued.values()), rng, settings, generation
+            list(parents.values()) + list(queued.values()),
+            rng,
+            settings,
+            generation,
+            should_stop=self._stop_event.is_set,
         )
+        if self._stop_event.is_set():
+            return  # stopped while breeding: nothing to train or select
         job = EvaluationJob(task, settings, self._stop_event, self._data_cache)
         outcomes: list[Outcome] = []
         for outcome in evaluator.evaluate(candidates, job):

@@ -106,3 +106,43 @@ def test_should_mutate_matches_its_rate(rate):
     generator = rng(3)
     hits = sum(evolution.should_mutate(generator, rate) for _ in range(4000))
     assert abs(hits / 4000 - rate) < 0.03
+
+
+def _mutate_raises(value, rng, std_dev):
+    raise RuntimeError("mutate blew up")
+
+
+def _mutate_to_junk(value, rng, std_dev):
+    return "junk"
+
+
+def _build_identity(params, n):
+    return [], n
+
+
+genome.register_layer(
+    "test_raising_mutate",
+    [genome.ParamSpec("size", "an int", lambda v: isinstance(v, int), _mutate_raises)],
+    _build_identity,
+)
+genome.register_layer(
+    "test_junk_mutate",
+    [genome.ParamSpec("size", "an int", lambda v: isinstance(v, int), _mutate_to_junk)],
+    _build_identity,
+)
+
+
+@pytest.mark.parametrize(
+    ("type_name", "message"),
+    [
+        ("test_raising_mutate", "mutate raised RuntimeError: mutate blew up"),
+        ("test_junk_mutate", "mutate returned 'junk'; size must be an int"),
+    ],
+)
+def test_a_registered_mutate_that_fails_is_named(type_name, message):
+    layers = [("dense", [4, "relu"]), (type_name, [3])]
+    with pytest.raises(
+        evolution.MutationFailed, match=rf"layers\[1\] \('{type_name}'\).*{message}"
+    ):
+        evolution.mutate(layers, rng(), rate=1.0, std_dev=1.0, layer_types={})
+    assert layers == [("dense", [4, "relu"]), (type_name, [3])]
