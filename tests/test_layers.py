@@ -37,6 +37,7 @@ ORDER: tuple[str, ...] = (
     "core.training",
     "core",
     # config: the settings
+    "config.setting_checks",
     "config.settings",
     "config.parameters",
     "config",
