@@ -43,13 +43,23 @@ def initial_networks(net_or_nets: Any) -> list[Network]:
         return [net_or_nets]
     is_genome = isinstance(net_or_nets, (list, tuple)) and (
         not net_or_nets
-        or (isinstance(net_or_nets[0], (tuple, list)) and isinstance(net_or_nets[0][0], str))
+        or (
+            isinstance(net_or_nets[0], (tuple, list))
+            and len(net_or_nets[0]) > 0
+            and isinstance(net_or_nets[0][0], str)
+        )
     )
     if is_genome:
         return [Network(net_or_nets)]
     if isinstance(net_or_nets, (list, tuple)):
         nets = []
         for index, item in enumerate(net_or_nets):
+            if isinstance(item, (list, tuple)) and not item:
+                # [[]] reads as a genome whose layer is [] or as one empty genome: refuse both.
+                raise ValueError(
+                    f"net_or_nets[{index}] is empty: pass [] for one empty genome, "
+                    "or a list of genomes or Networks"
+                )
             try:
                 nets.append(item if isinstance(item, Network) else Network(item))
             except ValueError as error:
@@ -306,6 +316,8 @@ class Session:
         hooks: tuple[Iterable[GenerationHook], Iterable[CandidateHook]],
     ) -> Run:
         selection = self.selection if selection is None else selection
+        if not isinstance(selection, Selection):
+            raise ValueError(f"selection must be a Selection or None, got {describe(selection)}")
         nets = [] if net_or_nets is None else initial_networks(net_or_nets)
         if not nets and not len(selection):
             raise ValueError(
