@@ -108,30 +108,6 @@ def test_should_mutate_matches_its_rate(rate):
     assert abs(hits / 4000 - rate) < 0.03
 
 
-def _mutate_raises(value, rng, std_dev):
-    raise RuntimeError("mutate blew up")
-
-
-def _mutate_to_junk(value, rng, std_dev):
-    return "junk"
-
-
-def _build_identity(params, n):
-    return [], n
-
-
-genome.register_layer(
-    "test_raising_mutate",
-    [genome.ParamSpec("size", "an int", lambda v: isinstance(v, int), _mutate_raises)],
-    _build_identity,
-)
-genome.register_layer(
-    "test_junk_mutate",
-    [genome.ParamSpec("size", "an int", lambda v: isinstance(v, int), _mutate_to_junk)],
-    _build_identity,
-)
-
-
 @pytest.mark.parametrize(
     ("type_name", "message"),
     [
@@ -140,6 +116,17 @@ genome.register_layer(
     ],
 )
 def test_a_registered_mutate_that_fails_is_named(type_name, message):
+    # Registered here, from local functions: Ray workers in a later test receive the
+    # registry by value and could not import this test module.
+    def mutate_raises(value, rng, std_dev):
+        raise RuntimeError("mutate blew up")
+
+    def build_identity(params, n):
+        return [], n
+
+    mutates = {"test_raising_mutate": mutate_raises, "test_junk_mutate": lambda v, r, s: "junk"}
+    spec = genome.ParamSpec("size", "an int", lambda v: isinstance(v, int), mutates[type_name])
+    genome.register_layer(type_name, [spec], build_identity, replace=True)
     layers = [("dense", [4, "relu"]), (type_name, [3])]
     with pytest.raises(
         evolution.MutationFailed, match=rf"layers\[1\] \('{type_name}'\).*{message}"

@@ -30,49 +30,33 @@ from galapagos_nao.run.records import Outcome
 RELEASE = threading.Event()
 
 
-class Block(nn.Module):
-    """A forward pass that does not return until the test lets it."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        RELEASE.wait()
-        return x
-
-
-class Exit(nn.Module):
-    """A forward pass that raises SystemExit, as a careless user's code might."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise SystemExit("bye from a layer")
-
-
-def _build_block(params, n):
-    return [Block()], n
-
-
-def _build_exit(params, n):
-    return [Exit()], n
-
-
-def _mutate_raises(value, rng, std_dev):
-    raise RuntimeError("mutate blew up")
-
-
-BROKEN_MUTATE = genome.ParamSpec(
-    "size", "an int >= 1", lambda v: isinstance(v, int), _mutate_raises
-)
-
-
-def _build_identity(params, n):
-    return [nn.Identity()], n
-
-
-genome.register_layer("test_block", [], _build_block)
-genome.register_layer("test_exit", [], _build_exit)
-genome.register_layer("test_bad_mutate", [BROKEN_MUTATE], _build_identity)
-
-
 @pytest.fixture(autouse=True)
-def release_stuck_threads() -> Iterator[None]:
+def faulty_layers() -> Iterator[None]:
+    """Registers the faulty layer types, from local code, and releases stuck threads after.
+
+    Local classes and functions: Ray workers receive the layer registry by value
+    and could not import this test module.
+    """
+    release = RELEASE
+
+    class Block(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            release.wait()  # a forward pass that does not return until the test lets it
+            return x
+
+    class Exit(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise SystemExit("bye from a layer")
+
+    def mutate_raises(value, rng, std_dev):
+        raise RuntimeError("mutate blew up")
+
+    spec = genome.ParamSpec("size", "an int >= 1", lambda v: isinstance(v, int), mutate_raises)
+    genome.register_layer("test_block", [], lambda p, n: ([Block()], n), replace=True)
+    genome.register_layer("test_exit", [], lambda p, n: ([Exit()], n), replace=True)
+    genome.register_layer(
+        "test_bad_mutate", [spec], lambda p, n: ([nn.Identity()], n), replace=True
+    )
     RELEASE.clear()
     yield
     RELEASE.set()
