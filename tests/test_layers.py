@@ -43,6 +43,7 @@ ORDER: tuple[str, ...] = (
     "core.continual",
     "core",
     # config: the settings
+    "config.setting_checks",
     "config.settings",
     "config.parameters",
     "config",

@@ -1,7 +1,8 @@
 """Prints the README's parameters table from the section dataclasses.
 
 Each row is one field of a section in :mod:`galapagos_nao.config.settings`:
-its default as written in the signature and its ``doc`` line.
+its default as written in the signature, the range its check accepts at
+``put`` and its ``doc`` line.
 
 Usage: ``.venv/bin/python tools/parameters_table.py`` and paste between the
 ``<!-- parameters -->`` markers of README.md; ``tests/test_readme.py`` checks
@@ -27,12 +28,13 @@ def _show(value: object) -> str:
 
 def parameters_table() -> str:
     """The markdown table: one row per setting, grouped by section."""
-    rows = ["| section | key | default | meaning |", "|---|---|---|---|"]
+    rows = ["| section | key | default | range | meaning |", "|---|---|---|---|---|"]
     for name, section in SECTIONS.items():
         handle = SECTION_HANDLES.get(name, repr(name))
-        docs = section.docs()
+        docs, ranges = section.docs(), section.ranges()
         for key, default in section.defaults().items():
-            rows.append(f"| `{handle}` | `{key}` | {_show(default)} | {docs[key]} |")
+            accepted = ranges[key].replace("|", "\\|")
+            rows.append(f"| `{handle}` | `{key}` | {_show(default)} | {accepted} | {docs[key]} |")
     return "\n".join(rows)
 
 

@@ -3,13 +3,20 @@
 After every generation the Selection appends a :class:`HistoryEntry`: an
 :class:`ArchiveStats` record (coverage, QD-score, best and mean fitness,
 evaluated and failed counts, time) and one :class:`CellChange` per cell whose
-elite changed. Records hold plain values only (ids, not networks), so they stay
-small over a long continual run and serialise to JSON with :meth:`HistoryEntry.as_dict`.
+elite changed. Records hold plain values only (ids, not networks) and serialise
+to JSON with :meth:`HistoryEntry.as_dict`.
+
+A continual run lasts days, so RAM keeps a window: the last
+:data:`HISTORY_WINDOW` entries. Older ones are dropped from memory
+(:attr:`History.dropped` counts them); for an archive tracked by a workspace,
+every generation's entry stays in the workspace's history rows
+(``Workspace.history(run_id)``), where plots and resumes read them.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -18,7 +25,18 @@ from galapagos_nao.core.checks import describe
 from galapagos_nao.core.network import Network, fitness_or
 from galapagos_nao.core.typing import CellKey
 
-__all__ = ["ArchiveStats", "CellChange", "HeldBack", "History", "HistoryEntry", "archive_stats"]
+__all__ = [
+    "HISTORY_WINDOW",
+    "ArchiveStats",
+    "CellChange",
+    "HeldBack",
+    "History",
+    "HistoryEntry",
+    "archive_stats",
+]
+
+#: Entries a History keeps in RAM: about 1 KB each, so a few MB at most.
+HISTORY_WINDOW = 2000
 
 
 @dataclass(frozen=True)
@@ -202,19 +220,31 @@ def cell_changes(changes: Iterable[Any]) -> tuple[CellChange, ...]:
 
 
 class History:
-    """The in-memory history of one archive; thread-safe, readers get copies."""
+    """The in-memory history of one archive; thread-safe, readers get copies.
 
-    def __init__(self) -> None:
+    Args:
+        window: Entries kept in RAM; older ones are dropped (counted in :attr:`dropped`).
+    """
+
+    def __init__(self, *, window: int = HISTORY_WINDOW) -> None:
         self._lock = threading.Lock()
-        self._entries: list[HistoryEntry] = []
+        self._entries: deque[HistoryEntry] = deque(maxlen=window)
+        self._dropped = 0
+
+    @property
+    def dropped(self) -> int:
+        """Entries dropped from RAM to keep the window (still in a tracking workspace)."""
+        with self._lock:
+            return self._dropped
 
     def append(self, entry: HistoryEntry) -> None:
-        """Adds one generation's entry."""
+        """Adds one generation's entry, dropping the oldest when the window is full."""
         with self._lock:
+            self._dropped += len(self._entries) == self._entries.maxlen
             self._entries.append(entry)
 
     def entries(self) -> list[HistoryEntry]:
-        """Every entry, oldest first."""
+        """The entries in the window, oldest first."""
         with self._lock:
             return list(self._entries)
 
@@ -248,12 +278,15 @@ class History:
                     f"entries[{index}] must be a HistoryEntry or a dict, got {describe(entry)}"
                 )
         with self._lock:
-            self._entries = restored
+            self._entries.clear()
+            self._entries.extend(restored)  # the deque keeps the window's last entries
+            self._dropped = len(restored) - len(self._entries)
 
     def clear(self) -> None:
         """Forgets every entry."""
         with self._lock:
             self._entries.clear()
+            self._dropped = 0
 
     def __len__(self) -> int:
         with self._lock:

@@ -11,22 +11,39 @@ checks values with :meth:`Section.check`, takes its defaults from
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
-import torch
-
-from galapagos_nao.core import genome
-from galapagos_nao.core.checks import check_choice, check_int, check_number, describe
+from galapagos_nao.config.setting_checks import (
+    Check,
+    auto_or_int,
+    backend_name,
+    boolean,
+    check_device_available,
+    device_name,
+    forbidden_names,
+    gpu_share,
+    int_in,
+    layer_type_defaults,
+    number_in,
+    one_of,
+    open_fraction,
+    optional_address,
+    optional_max_layers,
+    optional_seed,
+    positive_up_to,
+    ranged,
+)
+from galapagos_nao.core.checks import describe
 from galapagos_nao.core.evolution import (
     DEFAULT_LAYER_TYPES,
     DEFAULT_MUTATION_RATE,
     DEFAULT_STD_DEV,
 )
-from galapagos_nao.core.extras import check_ray_installed
 from galapagos_nao.core.measures import (
     DEFAULT_RANGES,
+    MAX_LEVELS,
     check_measure_levels,
     check_measure_ranges,
     check_measures,
@@ -46,8 +63,6 @@ __all__ = [
     "setting",
 ]
 
-#: ``(name, value) -> normalised value``; raises ValueError naming ``name``.
-Check = Callable[[str, Any], Any]
 _S = TypeVar("_S", bound="Section")
 
 
@@ -56,134 +71,16 @@ def setting(default: Any, check: Check, doc: str) -> Any:
 
     Args:
         default: Value before any ``put``; lists and dicts are copied per instance.
-        check: ``(name, value) -> normalised value``, raising ValueError naming ``name``.
+        check: ``(name, value) -> normalised value``, raising ValueError naming ``name``;
+            its ``range`` attribute, if any, is the README's range (see
+            :func:`~galapagos_nao.config.setting_checks.ranged`).
         doc: What the setting means, one line (the README's parameters table).
     """
     metadata = {"default": default, "check": check, "doc": doc}
+    metadata["range"] = getattr(check, "range", "")
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return field(default=default, metadata=metadata)
-
-
-# -- checks the sections share (the messages name ``section.key`` and the value) ----------
-
-
-def _int_at_least(minimum: int) -> Check:
-    return lambda name, value: check_int(name, value, minimum=minimum)
-
-
-def _positive_number(name: str, value: Any) -> float:
-    return check_number(name, value, low=0.0, low_inclusive=False)
-
-
-def _auto_or_int(name: str, value: Any) -> Any:
-    return value if value == "auto" else check_int(name, value, minimum=1)
-
-
-def _optional_seed(name: str, value: Any) -> int | None:
-    return None if value is None else check_int(name, value, minimum=0)
-
-
-def _bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {describe(value)}")
-    return value
-
-
-def _device(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not (
-        value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit())
-    ):
-        raise ValueError(f"{name} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {describe(value)}")
-    return value
-
-
-def check_device_available(name: str, device: str) -> str:
-    """Returns ``device`` if this machine has it ('auto' and 'cpu' always).
-
-    Raises:
-        ValueError: naming ``name``, the device and the devices available here.
-    """
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if device in ("auto", "cpu"):
-        return device
-    index = 0 if device == "cuda" else device.partition(":")[2]
-    if not str(index).isdigit() or int(index) >= count:
-        available = ["auto", "cpu"] + (["cuda"] if count else [])
-        available += [f"cuda:{i}" for i in range(count)]
-        raise ValueError(
-            f"{name}: {device!r} is not available on this machine; available: {available}"
-        )
-    return device
-
-
-def _layer_types(name: str, value: Any) -> dict[str, list[Any]]:
-    if not isinstance(value, Mapping) or not value:
-        raise ValueError(
-            f"{name} must be a non-empty dict of type -> default params, got {describe(value)}"
-        )
-    checked: dict[str, list[Any]] = {}
-    for type_name, params in value.items():
-        try:
-            genome.validate([(type_name, params)])
-        except ValueError as error:
-            raise ValueError(f"{name}[{type_name!r}]: {error}") from None
-        checked[type_name] = list(params)
-    return checked
-
-
-def _optional_max_layers(name: str, value: Any) -> int | None:
-    return None if value is None else check_int(name, value, minimum=1)
-
-
-def _forbidden_names(name: str, value: Any) -> list[str]:
-    # Layer types and activations are both names a genome can spell; others would never match.
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise ValueError(
-            f"{name} must be a list of layer types or activations, got {describe(value)}"
-        )
-    known = sorted(set(genome.layer_types()) | set(genome.ACTIVATIONS))
-    for index, item in enumerate(value):
-        if item not in known:
-            raise ValueError(
-                f"{name}[{index}]: unknown layer type or activation {describe(item)}; "
-                f"known: {known}"
-            )
-    return list(value)
-
-
-def _backend(name: str, value: Any) -> str:
-    check_choice(name, value, ["threads", "ray"])
-    if value == "ray":
-        check_ray_installed()  # choosing Ray without the extra fails now, naming the extra
-    return str(value)
-
-
-def _optional_address(name: str, value: Any) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise ValueError(
-            f"{name} must be None or an address like 'host:6379', got {describe(value)}"
-        )
-    return value
-
-
-def _gpu_share(name: str, value: Any) -> float:
-    share = check_number(name, value, low=0.0)
-    if share > 1 and share != int(share):  # Ray's rule: a fraction of one GPU or whole GPUs
-        raise ValueError(f"{name} must be in [0, 1] or a whole number of GPUs, got {value}")
-    return share
-
-
-def _fraction(name: str, value: Any) -> float:
-    return check_number(name, value, low=0.0, high=1.0)
-
-
-def _open_fraction(name: str, value: Any) -> float:
-    return check_number(name, value, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
-
-
-def _non_negative(name: str, value: Any) -> float:
-    return check_number(name, value, low=0.0)
 
 
 # -- the sections ---------------------------------------------------------------------------
@@ -219,6 +116,11 @@ class Section:
     def docs(cls) -> dict[str, str]:
         """Each setting's one-line meaning."""
         return {f.name: f.metadata["doc"] for f in fields(cls)}
+
+    @classmethod
+    def ranges(cls) -> dict[str, str]:
+        """Each setting's accepted range as the README shows it ('' where the doc says it)."""
+        return {f.name: f.metadata["range"] for f in fields(cls)}
 
     @classmethod
     def check(cls, key: str, value: Any) -> Any:
@@ -261,16 +163,22 @@ class SelectionSettings(Section):
     NAME: ClassVar[str] = "selection"
 
     complexity_levels: int = setting(
-        2, _int_at_least(1), "levels the complexity axis is split into"
+        2, int_in(1, MAX_LEVELS), "levels the complexity axis is split into"
     )
     measures: list[str] = setting(
-        ["layers"], check_measures, "behaviour measures, one archive axis each"
+        ["layers"],
+        ranged(check_measures, "registered measure names"),
+        "behaviour measures, one archive axis each",
     )
     measure_levels: dict[str, int] = setting(
-        {"params": 4}, check_measure_levels, "levels of each measure but layers (see measures)"
+        {"params": 4},
+        ranged(check_measure_levels, f"1..{MAX_LEVELS:,} per measure"),
+        "levels of each measure but layers (see measures)",
     )
     measure_ranges: dict[str, list[float]] = setting(
-        DEFAULT_RANGES, check_measure_ranges, "fixed [low, high] a measure's levels split"
+        DEFAULT_RANGES,
+        ranged(check_measure_ranges, "0 < low < high, finite"),
+        "fixed [low, high] a measure's levels split",
     )
 
 
@@ -281,26 +189,26 @@ class OrchestrationSettings(Section):
     NAME: ClassVar[str] = "orchestration"
 
     generation_size: int = setting(
-        4, _int_at_least(1), "children bred per generation (at least one per parent)"
+        4, int_in(1, 10_000), "children bred per generation (at least one per parent)"
     )
     timeout: float = setting(
-        300, _positive_number, "seconds a candidate may train before it is dropped"
+        300, positive_up_to(7 * 24 * 3600), "seconds a candidate may train before it is dropped"
     )
     workers: int | str = setting(
-        "auto", _auto_or_int, "candidates trained at once ('auto': see README)"
+        "auto", auto_or_int(1024), "candidates trained at once ('auto': see README)"
     )
     threads_per_worker: int | str = setting(
-        "auto", _auto_or_int, "intra-op threads of each CPU worker"
+        "auto", auto_or_int(256), "intra-op threads of each CPU worker"
     )
-    backend: str = setting("threads", _backend, "'threads' (this machine) or 'ray' (a cluster)")
+    backend: str = setting("threads", backend_name, "'threads' (this machine) or 'ray' (a cluster)")
     ray_address: str | None = setting(
-        None, _optional_address, "Ray cluster (None: RAY_ADDRESS or local)"
+        None, optional_address, "Ray cluster (None: RAY_ADDRESS or local)"
     )
-    num_cpus: float = setting(1, _positive_number, "CPUs Ray reserves per candidate task")
-    num_gpus: float = setting(0, _gpu_share, "GPUs per Ray task (fractions share one GPU)")
-    max_retries: int = setting(2, _int_at_least(0), "Ray retries of a task that failed or died")
+    num_cpus: float = setting(1, positive_up_to(1024), "CPUs Ray reserves per candidate task")
+    num_gpus: float = setting(0, gpu_share, "GPUs per Ray task (fractions share one GPU)")
+    max_retries: int = setting(2, int_in(0, 100), "Ray retries of a task that failed or died")
     max_failed_generations: int = setting(
-        3, _int_at_least(1), "generations in a row where every candidate fails before the run stops"
+        3, int_in(1, 1000), "generations in a row where every candidate fails before the run stops"
     )
 
 
@@ -311,19 +219,21 @@ class EvolutionSettings(Section):
     NAME: ClassVar[str] = "evolution"
 
     layer_types: dict[str, list[Any]] = setting(
-        DEFAULT_LAYER_TYPES, _layer_types, "types a replaced layer may become"
+        DEFAULT_LAYER_TYPES,
+        ranged(layer_type_defaults, "registered types, valid params"),
+        "types a replaced layer may become",
     )
-    mutation_rate: float = setting(DEFAULT_MUTATION_RATE, _fraction, "probability of each mutation")
-    std_dev: float = setting(DEFAULT_STD_DEV, _non_negative, "spread of integer mutations")
+    mutation_rate: float = setting(
+        DEFAULT_MUTATION_RATE, number_in(0, 1), "probability of each mutation"
+    )
+    std_dev: float = setting(DEFAULT_STD_DEV, number_in(0, 1000), "spread of integer mutations")
     inherit_weights: bool = setting(
-        True, _bool, "children start from their parent's trained weights"
+        True, boolean, "children start from their parent's trained weights"
     )
     max_layers: int | None = setting(
-        None, _optional_max_layers, "most layers a child may have (None: no limit)"
+        None, optional_max_layers, "most layers a child may have (None: no limit)"
     )
-    forbid: list[str] = setting(
-        [], _forbidden_names, "layer types and activations no child may use"
-    )
+    forbid: list[str] = setting([], forbidden_names, "layer types and activations no child may use")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -332,34 +242,32 @@ class TrainingSettings(Section):
 
     NAME: ClassVar[str] = "training"
 
-    epochs: int = setting(1, _int_at_least(1), "epochs per candidate")
+    epochs: int = setting(1, int_in(1, 10_000), "epochs per candidate")
     batch_size: int | str = setting(
-        "auto", _auto_or_int, "mini-batch size ('auto': 512, smaller on small data; see README)"
+        "auto",
+        auto_or_int(2**20),
+        "mini-batch size ('auto': 512, smaller on small data; see README)",
     )
-    optimizer: str = setting(
-        "adam", lambda n, v: check_choice(n, v, ["adam", "adamw", "sgd"]), "optimizer"
-    )
-    learning_rate: float = setting(3e-3, _positive_number, "optimizer learning rate")
+    optimizer: str = setting("adam", one_of("adam", "adamw", "sgd"), "optimizer")
+    learning_rate: float = setting(3e-3, positive_up_to(100), "optimizer learning rate")
     validation_fraction: float = setting(
-        0.1, _open_fraction, "share of the training data held out for fitness"
+        0.1, open_fraction, "share of the training data held out for fitness"
     )
     device: str = setting(
-        "auto", _device, "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'"
+        "auto", device_name, "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'"
     )
-    precision: str = setting(
-        "float32", lambda n, v: check_choice(n, v, ["float32", "bf16"]), "bf16 autocast on CUDA"
-    )
+    precision: str = setting("float32", one_of("float32", "bf16"), "bf16 autocast on CUDA")
     group_size: int | str = setting(
         "auto",
-        _auto_or_int,
+        auto_or_int(4096),
         "candidates trained together as one stacked model ('auto': 1 on CPU, 256 on CUDA)",
     )
     seed: int | None = setting(
-        None, _optional_seed, "seed of the run's generator (None: fresh entropy)"
+        None, optional_seed, "seed of the run's generator (None: fresh entropy)"
     )
     replay: int = setting(
         0,
-        _int_at_least(0),
+        int_in(0, 100_000),
         "samples kept per past task of a task stream, class-balanced, replayed in training; "
         "fitness is then the mean over the tasks seen (0: naive fine-tuning)",
     )

@@ -14,12 +14,17 @@ from typing import Any
 
 def describe(value: Any) -> str:
     """Short, readable form of an offending value for error messages."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print (sys.get_int_max_str_digits)
+        return f"an int of {value.bit_length()} bits"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
-    """Returns ``value`` if it is an int (not a bool) at least ``minimum``.
+def check_int(
+    name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """Returns ``value`` if it is an int (not a bool) in ``[minimum, maximum]``.
 
     Raises:
         ValueError: naming ``name`` and the value otherwise.
@@ -27,7 +32,9 @@ def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an int, got {describe(value)}")
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise ValueError(f"{name} must be >= {minimum}, got {describe(value)}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {describe(value)}")
     return value
 
 
@@ -45,8 +52,15 @@ def check_number(
     Raises:
         ValueError: naming ``name``, the expected range and the value otherwise.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a finite number, got {describe(value)}")
+    try:
+        number = float(value)  # an int beyond float's range overflows here, not later
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {describe(value)}")
+    value = number
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     too_high = high is not None and (value > high if high_inclusive else value >= high)
     if too_low or too_high:

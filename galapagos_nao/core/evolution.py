@@ -22,11 +22,13 @@ from typing import Any
 import numpy as np
 
 from galapagos_nao.core import genome
+from galapagos_nao.core.checks import describe
 from galapagos_nao.core.typing import Genome, Layer
 
 __all__ = [
     "DEFAULT_LAYER_TYPES",
     "PARAMETER_SECTION",
+    "MutationFailed",
     "Offspring",
     "constraint_violation",
     "crossover",
@@ -141,6 +143,13 @@ def seed_params(type_name: str, layer_types: Mapping[str, Sequence[Any]]) -> lis
     return list(layer_types[type_name])
 
 
+class MutationFailed(ValueError):
+    """A layer's registered ``mutate`` raised or returned a value its spec refuses.
+
+    Breeding drops the child with this message; the run goes on.
+    """
+
+
 def mutate_params(
     params: Sequence[Any], type_name: str, rng: np.random.Generator, *, std_dev: float
 ) -> list[Any]:
@@ -149,9 +158,28 @@ def mutate_params(
     An activation name becomes a random activation, an int ``v`` becomes
     ``round(Normal(v, std_dev))`` clamped to at least 1, a float becomes
     ``uniform(0, 1)``.
+
+    Raises:
+        MutationFailed: naming the param when its ``mutate`` (user code, for a
+            registered layer) raises or returns a value that fails its check.
     """
     specs = genome.layer_type(type_name).params
-    return [spec.mutate(value, rng, std_dev) for value, spec in zip(params, specs, strict=True)]
+    mutated = []
+    for position, (value, spec) in enumerate(zip(params, specs, strict=True)):
+        where = f"params[{position}] ({spec.name})"
+        try:
+            new = spec.mutate(value, rng, std_dev)
+            valid = spec.is_valid(new)
+        except Exception as error:  # user code: any failure drops this child only
+            raise MutationFailed(
+                f"{where}: mutate raised {type(error).__name__}: {error}"
+            ) from error
+        if not valid:
+            raise MutationFailed(
+                f"{where}: mutate returned {describe(new)}; {spec.name} must be {spec.expected}"
+            )
+        mutated.append(new)
+    return mutated
 
 
 def mutate(
@@ -178,7 +206,10 @@ def mutate(
             origin[index] = None  # a replaced layer starts fresh
             log.append(f"replace {index} {_show((type_name, params))} -> {_show(new_layer)}")
         else:
-            new_layer = (type_name, mutate_params(params, type_name, rng, std_dev=std_dev))
+            try:
+                new_layer = (type_name, mutate_params(params, type_name, rng, std_dev=std_dev))
+            except MutationFailed as error:
+                raise MutationFailed(f"layers[{index}] ({type_name!r}): {error}") from error
             if list(new_layer[1]) != list(params):  # layers without params cannot change
                 log.append(f"params {index} {list(params)!r} -> {list(new_layer[1])!r}")
         result.append(new_layer)

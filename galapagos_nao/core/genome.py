@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from galapagos_nao.core.typing import Genome, Layer
 
 __all__ = [
     "ACTIVATIONS",
+    "MAX_LAYERS",
     "LayerType",
     "ParamSpec",
     "SeededDropout",
@@ -35,6 +36,10 @@ __all__ = [
     "register_layer",
     "validate",
 ]
+
+#: Most layers a genome may have where a limit is needed: a stored file, or the
+#: ``evolution.max_layers`` constraint.
+MAX_LAYERS = 4096
 
 #: Activation names of the seed, mapped to torch modules (``none`` adds nothing).
 ACTIVATIONS: dict[str, Callable[[], nn.Module] | None] = {
@@ -73,8 +78,15 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: The largest finite float32: params end up in float32 tensors, where more is inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _is_real(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    # abs() on ints first: math.isfinite(10**400) raises OverflowError instead of saying no.
+    if _is_int(value):
+        return abs(value) <= FLOAT32_MAX
+    return isinstance(value, float) and math.isfinite(value) and abs(value) <= FLOAT32_MAX
 
 
 def _mutate_int(value: Any, rng: np.random.Generator, std_dev: float) -> int:
@@ -103,8 +115,10 @@ ACTIVATION = ParamSpec(
 )
 #: A probability in [0, 1) such as a dropout rate.
 RATE = ParamSpec("rate", "a number in [0, 1)", lambda v: _is_real(v) and 0 <= v < 1, _mutate_float)
-#: A non-negative slope such as leaky ReLU's alpha.
-ALPHA = ParamSpec("alpha", "a number >= 0", lambda v: _is_real(v) and v >= 0, _mutate_float)
+#: A non-negative slope such as leaky ReLU's alpha (a float32 in the model).
+ALPHA = ParamSpec(
+    "alpha", "a number in [0, 3.4e38] (float32)", lambda v: _is_real(v) and v >= 0, _mutate_float
+)
 
 
 #: ``(params, in_features) -> (modules, out_features)``.
@@ -252,12 +266,15 @@ def register_layer(
         raise ValueError(f"name must be a non-empty str, got {describe(name)}")
     if not callable(build):
         raise TypeError(f"build must be callable, got {describe(build)}")
+    if isinstance(params, (str, bytes)) or not isinstance(params, Iterable):
+        raise TypeError(f"params must be a list of ParamSpec, got {describe(params)}")
+    params = tuple(params)  # once: a generator read twice would register no params
     for index, spec in enumerate(params):
         if not isinstance(spec, ParamSpec):
             raise TypeError(f"params[{index}] must be a ParamSpec, got {describe(spec)}")
     if not isinstance(replace, bool):
         raise TypeError(f"replace must be a bool, got {describe(replace)}")
-    registered = LayerType(name, tuple(params), build)
+    registered = LayerType(name, params, build)
     with _registry_lock:
         old = _registry.get(name)
         if old is not None and not replace:

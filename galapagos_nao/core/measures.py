@@ -39,6 +39,7 @@ __all__ = [
     "Measure",
     "bin_networks",
     "cell_of",
+    "MAX_LEVELS",
     "check_measure_levels",
     "check_measure_ranges",
     "check_measures",
@@ -53,6 +54,8 @@ __all__ = [
 #: ``(values of the pool, levels) -> upper edge of each level``, ascending.
 EdgesFunction = Callable[[Sequence[float], int], list[float]]
 
+#: Most levels along one axis: a ceiling no archive needs, and 10**8 would wedge binning.
+MAX_LEVELS = 1000
 #: The setting that holds the levels of the ``layers`` measure (the seed's name).
 LEVELS_SETTING = "complexity_levels"
 #: The setting that holds fixed ``[low, high]`` bounds of measures.
@@ -240,7 +243,7 @@ def check_measures(name: str, value: Any) -> list[str]:
 
 
 def check_measure_levels(name: str, value: Any) -> dict[str, int]:
-    """Checks a ``selection.measure_levels`` value: registered name → int ≥ 1.
+    """Checks a ``selection.measure_levels`` value: registered name → int in 1..MAX_LEVELS.
 
     Raises:
         ValueError: naming ``name``, the key and the offending value.
@@ -254,7 +257,7 @@ def check_measure_levels(name: str, value: Any) -> dict[str, int]:
             raise ValueError(f"{name}: unknown measure {describe(key)}; known: {known}")
         if key == "layers":
             raise ValueError(f"{name}['layers']: set the layers' levels with {LEVELS_SETTING!r}")
-        checked[key] = check_int(f"{name}[{key!r}]", levels, minimum=1)
+        checked[key] = check_int(f"{name}[{key!r}]", levels, minimum=1, maximum=MAX_LEVELS)
     return checked
 
 

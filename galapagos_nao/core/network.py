@@ -180,6 +180,19 @@ def _frozen_layers(layers: Genome) -> tuple[Layer, ...]:
 _ARCHITECTURE = ("layers", "input_shape", "n_classes")
 
 
+def _check_weights(weights: Any) -> None:
+    """Raises TypeError naming ``weights`` unless it maps str names to tensors."""
+    if not isinstance(weights, Mapping):
+        raise TypeError(
+            f"weights must be a dict of name -> tensor or None, got {describe(weights)}"
+        )
+    for key, value in weights.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"weights[{key!r}] must be a torch.Tensor under a str name, got {describe(value)}"
+            )
+
+
 def _new_id() -> str:
     return str(uuid.uuid4())
 
@@ -239,6 +252,7 @@ class Network(Viewable):
                 f"input_transform must be an InputTransform, got {describe(self.input_transform)}"
             )
         if self.weights is not None:
+            _check_weights(self.weights)
             weights = {k: v.detach().to("cpu") for k, v in self.weights.items()}
             object.__setattr__(self, "weights", MappingProxyType(weights))
 
@@ -368,7 +382,7 @@ class Network(Viewable):
         if x.is_complex() or x.dtype == torch.bool:
             raise ValueError(f"x must hold real numbers, got dtype {x.dtype}")
         features = math.prod(self.input_shape)
-        if x.dim() == 0 or x[0].numel() != features:
+        if x.dim() == 0 or math.prod(x.shape[1:]) != features:
             raise ValueError(
                 f"x must have shape (batch, {', '.join(map(str, self.input_shape))}), "
                 f"got {tuple(x.shape)}"

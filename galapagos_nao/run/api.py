@@ -332,6 +332,8 @@ class Session(Ancestry):
         stream: TaskStream | None = None,
     ) -> Run:
         selection = self.selection if selection is None else selection
+        if not isinstance(selection, Selection):
+            raise ValueError(f"selection must be a Selection or None, got {describe(selection)}")
         nets = [] if net_or_nets is None else initial_networks(net_or_nets)
         if not nets and not len(selection):
             raise ValueError(

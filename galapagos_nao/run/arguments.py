@@ -21,13 +21,23 @@ def initial_networks(net_or_nets: Any) -> list[Network]:
         return [net_or_nets]
     is_genome = isinstance(net_or_nets, (list, tuple)) and (
         not net_or_nets
-        or (isinstance(net_or_nets[0], (tuple, list)) and isinstance(net_or_nets[0][0], str))
+        or (
+            isinstance(net_or_nets[0], (tuple, list))
+            and len(net_or_nets[0]) > 0
+            and isinstance(net_or_nets[0][0], str)
+        )
     )
     if is_genome:
         return [Network(net_or_nets)]
     if isinstance(net_or_nets, (list, tuple)):
         nets = []
         for index, item in enumerate(net_or_nets):
+            if isinstance(item, (list, tuple)) and not item:
+                # [[]] reads as a genome whose layer is [] or as one empty genome: refuse both.
+                raise ValueError(
+                    f"net_or_nets[{index}] is empty: pass [] for one empty genome, "
+                    "or a list of genomes or Networks"
+                )
             try:
                 nets.append(item if isinstance(item, Network) else Network(item))
             except ValueError as error:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -73,20 +73,24 @@ def _draw_child(
     """A child keeping the constraints and off the tabu list, or None and the last reason."""
     reason = ""
     for _ in range(MAX_REDRAWS):
-        child = evolution.spawn_offspring(
-            parent.layers,
-            rng,
-            mutation_rate=evolving.mutation_rate,
-            std_dev=evolving.std_dev,
-            layer_types=evolving.layer_types,
-        )
+        try:
+            child = evolution.spawn_offspring(
+                parent.layers,
+                rng,
+                mutation_rate=evolving.mutation_rate,
+                std_dev=evolving.std_dev,
+                layer_types=evolving.layer_types,
+            )
+        except evolution.MutationFailed as error:
+            # A registered layer's mutate raised: that child is lost, not the run.
+            return None, f": {error}"
         violation = evolution.constraint_violation(
             child.layers, max_layers=evolving.max_layers, forbid=evolving.forbid
         )
         if violation is None and evolution.genome_key(child.layers) not in tabu:
             return child, ""
         reason = violation or "its genome is vetoed"
-    return None, reason
+    return None, f" after {MAX_REDRAWS} draws: {reason}"
 
 
 def breed(
@@ -97,6 +101,7 @@ def breed(
     *,
     weights: Sequence[float] | None = None,
     tabu: Collection[tuple[Layer, ...]] = frozenset(),
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[Candidate]:
     """At least ``generation_size`` children, one per parent, shared out by ``weights``.
 
@@ -114,6 +119,8 @@ def breed(
         weights: Children each parent gets relative to the others (``favor``);
             1 each when None, 0 for one that must not breed.
         tabu: Genomes (as :func:`evolution.genome_key` makes them) no child may have.
+        should_stop: Checked before each child: once it is true, breeding
+            ends and the children bred so far are returned.
     """
     if not parents:
         raise RuntimeError(
@@ -124,15 +131,16 @@ def breed(
     count = children_per_generation(len(parents), settings.orchestration.generation_size)
     candidates = []
     for index, which in enumerate(parent_order(count, weights)):
+        if should_stop is not None and should_stop():
+            break
         parent = parents[which]
         child, reason = _draw_child(parent, rng, evolving, tabu)
         if child is None:
             logger.warning(
-                "Generation %d: child %d of %s dropped after %d draws: %s",
+                "Generation %d: child %d of %s dropped%s",
                 generation + 1,
                 index,
                 parent.id[:8],
-                MAX_REDRAWS,
                 reason,
             )
             continue

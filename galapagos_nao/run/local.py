@@ -1,4 +1,13 @@
-"""The local evaluator: candidates train on threads of this process, on the CPU or local GPUs."""
+"""The local evaluator: candidates train on threads of this process, on the CPU or local GPUs.
+
+A thread cannot be killed. A candidate whose forward pass never returns (a
+user's layer waiting on a lock, a driver that hangs) would hold its worker and
+the whole generation forever, so :meth:`LocalEvaluator.evaluate` waits for each
+candidate with a deadline: its timeout plus a grace (or the grace after
+``stop()``). Past it the candidate is reported as failed and left behind; its
+thread may linger until the op returns, and the evaluator starts a fresh pool
+so that the candidates still queued and later generations have workers.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +27,19 @@ from galapagos_nao.run.grouped import Grouper, resolve_group_size, train_group
 from galapagos_nao.run.records import Candidate, EvaluationJob, Outcome
 from galapagos_nao.run.train import failed_outcome, train_candidate
 
-__all__ = ["LocalEvaluator"]
+__all__ = ["LocalEvaluator", "STUCK_GRACE_SECONDS", "stuck_after"]
+
+#: Seconds past its timeout (or past ``stop()``) before a candidate counts as stuck:
+#: time for a long batch to reach the training loop's next deadline check.
+STUCK_GRACE_SECONDS = 2.0
+#: How often the waiting loop looks for stuck candidates.
+_POLL_SECONDS = 0.2
+
+
+def stuck_after(timeout: float) -> float:
+    """Seconds after its start at which a candidate is given up: its timeout plus a grace."""
+    return timeout + max(STUCK_GRACE_SECONDS, 0.1 * timeout)
+
 
 logger = logging.getLogger("galapagos_nao")
 
@@ -46,7 +67,12 @@ class LocalEvaluator:
         return self._pool
 
     def evaluate(self, candidates: Sequence[Candidate], job: EvaluationJob) -> Iterator[Outcome]:
-        """Trains the candidates concurrently and yields outcomes as they finish."""
+        """Trains the candidates concurrently and yields outcomes as they finish.
+
+        A candidate still running :func:`stuck_after` its timeout (or
+        :data:`STUCK_GRACE_SECONDS` after ``stop()``) is yielded as failed (as
+        stopped after ``stop()``) without waiting for its thread.
+        """
         settings = job.settings.training.train_settings()
         orchestration = job.settings.orchestration
         devices = training_devices(settings.device)
@@ -60,11 +86,73 @@ class LocalEvaluator:
         pool = self._executor(workers, threads)
         timeout = orchestration.timeout
         scheduled = longest_first(candidates, assign_devices(candidates, devices), job.task)
-        futures = [
-            pool.submit(self._train, c, device, settings, job, timeout) for c, device in scheduled
-        ]
-        for future in concurrent.futures.as_completed(futures):
-            yield future.result()
+        starts: dict[int, float] = {}  # candidate index -> when its thread picked it up
+        waiting = {
+            pool.submit(self._train, c, device, settings, job, timeout, starts): (c, device)
+            for c, device in scheduled
+        }
+        stopped_at: float | None = None
+        while waiting:
+            done, _ = concurrent.futures.wait(
+                waiting, timeout=_POLL_SECONDS, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in done:
+                del waiting[future]
+                yield future.result()
+            now = time.monotonic()
+            if job.stop_event.is_set() and stopped_at is None:
+                stopped_at = now
+            stuck = [
+                future
+                for future, (candidate, _) in waiting.items()
+                if candidate.index in starts
+                and (
+                    now > starts[candidate.index] + stuck_after(timeout)
+                    or (stopped_at is not None and now > stopped_at + STUCK_GRACE_SECONDS)
+                )
+            ]
+            if not stuck:
+                continue
+            for future in stuck:
+                candidate, _ = waiting.pop(future)
+                yield self._abandoned(candidate, now - starts[candidate.index], timeout, stopped_at)
+            waiting = self._requeue(waiting, workers, threads, settings, job, timeout, starts)
+
+    def _abandoned(
+        self, candidate: Candidate, seconds: float, timeout: float, stopped_at: float | None
+    ) -> Outcome:
+        if stopped_at is not None:
+            return Outcome(candidate, stopped=True, seconds=seconds)
+        return Outcome(
+            candidate,
+            failure=(
+                f"did not return within {stuck_after(timeout):g} s; "
+                "its thread may linger until the op returns"
+            ),
+            seconds=seconds,
+        )
+
+    def _requeue(
+        self,
+        waiting: dict[concurrent.futures.Future[Outcome], tuple[Candidate, torch.device]],
+        workers: int,
+        threads: int,
+        settings: TrainSettings,
+        job: EvaluationJob,
+        timeout: float,
+        starts: dict[int, float],
+    ) -> dict[concurrent.futures.Future[Outcome], tuple[Candidate, torch.device]]:
+        """Leaves the pool of a stuck worker behind; queued candidates move to a new one."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=False)
+            self._pool = None
+        pool = self._executor(workers, threads)
+        kept = {}
+        for future, (candidate, device) in waiting.items():
+            if future.cancel():  # not started: it would wait behind the stuck worker
+                future = pool.submit(self._train, candidate, device, settings, job, timeout, starts)
+            kept[future] = (candidate, device)
+        return kept
 
     def _train(
         self,
@@ -73,8 +161,10 @@ class LocalEvaluator:
         settings: TrainSettings,
         job: EvaluationJob,
         timeout: float,
+        starts: dict[int, float],
     ) -> Outcome:
         started = time.monotonic()
+        starts[candidate.index] = started  # the waiting loop's clock for this candidate
         if job.stop_event.is_set():
             return Outcome(candidate, stopped=True)
         try:

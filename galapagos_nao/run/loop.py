@@ -372,8 +372,16 @@ class Run(Viewable):
         plan = self.selection.breeding_plan(generation)  # parents, favor, vetoes: one read
         queued = plan.queued
         candidates = breed(
-            plan.parents, rng, settings, generation, weights=plan.weights, tabu=plan.tabu
+            plan.parents,
+            rng,
+            settings,
+            generation,
+            weights=plan.weights,
+            tabu=plan.tabu,
+            should_stop=self._stop_event.is_set,
         )
+        if self._stop_event.is_set():
+            return  # stopped while breeding: nothing to train or select
         job = EvaluationJob(task, settings, self._stop_event, self._data_cache)
         outcomes: list[Outcome] = []
         for outcome in evaluator.evaluate(candidates, job):

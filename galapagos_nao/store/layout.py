@@ -26,6 +26,7 @@ import re
 import struct
 from typing import Any
 
+from galapagos_nao.core import genome
 from galapagos_nao.core.checks import describe
 
 __all__ = [
@@ -47,8 +48,8 @@ MAX_HEADER_BYTES = 16 * 2**20
 #: Most numbers (parameters and buffers) a network file may describe: 2**27, 512 MiB of
 #: float32. MNIST networks of this library hold well under a million.
 MAX_PARAMETERS = 2**27
-#: Most layers a stored genome may have (each one is built, on no device, to check shapes).
-MAX_LAYERS = 4096
+# Most layers a stored genome may have (each one is built, on no device, to check shapes).
+MAX_LAYERS = genome.MAX_LAYERS
 #: Largest network file read: the header plus every number as float64.
 MAX_FILE_BYTES = 8 + MAX_HEADER_BYTES + 8 * MAX_PARAMETERS
 #: Metadata key of the whole-file digest.

@@ -152,3 +152,21 @@ def test_a_real_run_records_every_generation(small_mnist):
     assert isinstance(
         HistoryEntry.from_dict(json.loads(json.dumps(history[-1].as_dict()))), HistoryEntry
     )
+
+
+def test_history_keeps_a_bounded_window_in_ram():
+    from galapagos_nao.archive.history import ArchiveStats, History, HistoryEntry
+
+    def entry(generation: int) -> HistoryEntry:
+        stats = ArchiveStats(generation, 1, 2, 0.5, 0.9, 0.9, 0.9, 0.9, 4, 0, 1.0, generation + 1.0)
+        return HistoryEntry(stats)
+
+    history = History(window=5)
+    for generation in range(12):
+        history.append(entry(generation))
+    assert [e.stats.generation for e in history.entries()] == [7, 8, 9, 10, 11]
+    assert len(history) == 5 and history.dropped == 7
+    assert history.elapsed() == 12.0
+    history.restore([entry(g) for g in range(8)])
+    assert [e.stats.generation for e in history.entries()] == [3, 4, 5, 6, 7]
+    assert history.dropped == 3

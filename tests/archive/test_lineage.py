@@ -89,3 +89,15 @@ def test_a_registry_keeps_one_weightless_copy_per_id():
     assert isinstance(
         trained.weights["head.weight"], torch.Tensor
     )  # the original keeps its weights
+
+
+def test_the_registry_keeps_the_most_recent_records_only():
+    from galapagos_nao.archive.lineage import LineageRegistry
+    from galapagos_nao.core.network import Network
+
+    registry = LineageRegistry(max_records=3)
+    nets = [Network([("dense", [4, "relu"])]) for _ in range(5)]
+    for net in nets:
+        registry.add(net)
+    assert len(registry) == 3
+    assert registry.get(nets[0].id) is None and registry.get(nets[4].id) is not None

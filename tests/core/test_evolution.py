@@ -106,3 +106,30 @@ def test_should_mutate_matches_its_rate(rate):
     generator = rng(3)
     hits = sum(evolution.should_mutate(generator, rate) for _ in range(4000))
     assert abs(hits / 4000 - rate) < 0.03
+
+
+@pytest.mark.parametrize(
+    ("type_name", "message"),
+    [
+        ("test_raising_mutate", "mutate raised RuntimeError: mutate blew up"),
+        ("test_junk_mutate", "mutate returned 'junk'; size must be an int"),
+    ],
+)
+def test_a_registered_mutate_that_fails_is_named(type_name, message):
+    # Registered here, from local functions: Ray workers in a later test receive the
+    # registry by value and could not import this test module.
+    def mutate_raises(value, rng, std_dev):
+        raise RuntimeError("mutate blew up")
+
+    def build_identity(params, n):
+        return [], n
+
+    mutates = {"test_raising_mutate": mutate_raises, "test_junk_mutate": lambda v, r, s: "junk"}
+    spec = genome.ParamSpec("size", "an int", lambda v: isinstance(v, int), mutates[type_name])
+    genome.register_layer(type_name, [spec], build_identity, replace=True)
+    layers = [("dense", [4, "relu"]), (type_name, [3])]
+    with pytest.raises(
+        evolution.MutationFailed, match=rf"layers\[1\] \('{type_name}'\).*{message}"
+    ):
+        evolution.mutate(layers, rng(), rate=1.0, std_dev=1.0, layer_types={})
+    assert layers == [("dense", [4, "relu"]), (type_name, [3])]

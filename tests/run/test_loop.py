@@ -100,7 +100,7 @@ def fails_every_candidate(run, reason: str, candidates: int = 4) -> None:
 
 
 def test_non_finite_loss_is_a_logged_failure(selection, small_mnist):
-    selection.parameters.put(gn.training, {"optimizer": "sgd", "learning_rate": 1e30})
+    selection.parameters.put(gn.training, {"optimizer": "sgd", "learning_rate": 100})
     selection.parameters.put(gn.evolution, {"mutation_rate": 0.0})
     selection.parameters.put(gn.orchestration, {"max_failed_generations": 1})
     run = finish(gn.evolve([("dense", [32, "none"])], 1, small_mnist, selection=selection, seed=1))

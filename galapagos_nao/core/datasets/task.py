@@ -12,7 +12,18 @@ from galapagos_nao.core.transform import IDENTITY, InputTransform
 
 __all__ = ["Task", "from_tensors", "subset"]
 
-_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+_INTEGER_DTYPES = (
+    torch.uint8,
+    torch.uint16,
+    torch.uint32,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+)
+#: Most classes a task may have: the head is (features, n_classes); a label of 10**9
+#: would make every candidate allocate a billion outputs.
+MAX_CLASSES = 100_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,6 +144,11 @@ def _checked_task(
                 f"{x_name} has {len(xs[x_name])} samples but {y_name} has "
                 f"{len(ys[y_name])} labels; they must match"
             )
+    if len(xs["x_train"]) < 2:
+        raise ValueError(
+            f"x_train has {len(xs['x_train'])} sample; training needs at least 2 "
+            "(part of them is held out as the validation split)"
+        )
     if xs["x_train"].shape[1:] != xs["x_test"].shape[1:]:
         raise ValueError(
             f"x_test samples have shape {tuple(xs['x_test'].shape[1:])} but x_train samples "
@@ -178,6 +194,11 @@ def _as_inputs(arg_name: str, value: Any) -> torch.Tensor:
         )
     if len(tensor) == 0:
         raise ValueError(f"{arg_name} is empty; a task needs at least one sample per split")
+    if tensor[0].numel() == 0:
+        raise ValueError(
+            f"{arg_name} samples have no features (shape {tuple(tensor.shape)}); "
+            "each sample needs at least one value"
+        )
     tensor = tensor.to(torch.float32)
     finite = torch.isfinite(tensor).flatten(1).all(dim=1)
     if not bool(finite.all()):
@@ -204,6 +225,14 @@ def _checked_n_classes(n_classes: int | None, ys: dict[str, torch.Tensor]) -> in
     """Infer or check ``n_classes`` against every label (labels are already >= 0)."""
     largest = max(int(labels.max()) for labels in ys.values() if len(labels))
     if n_classes is None:
+        for arg_name, labels in ys.items():
+            too_large = torch.nonzero(labels >= MAX_CLASSES)
+            if len(too_large):
+                index = int(too_large[0])
+                raise ValueError(
+                    f"{arg_name}[{index}] = {int(labels[index])}: a task has at most "
+                    f"{MAX_CLASSES} classes (labels in [0, {MAX_CLASSES}))"
+                )
         n_classes = largest + 1
         if n_classes < 2:
             raise ValueError(
@@ -215,6 +244,8 @@ def _checked_n_classes(n_classes: int | None, ys: dict[str, torch.Tensor]) -> in
         raise TypeError(f"n_classes must be an int, got {type(n_classes).__name__}")
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    if n_classes > MAX_CLASSES:
+        raise ValueError(f"n_classes must be at most {MAX_CLASSES}, got {n_classes}")
     for arg_name, labels in ys.items():
         too_large = torch.nonzero(labels >= n_classes)
         if len(too_large):
