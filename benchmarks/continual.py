@@ -184,11 +184,16 @@ def joined(stream: Sequence[Task], name: str) -> Task:
 
 
 def measure(
-    stream: Sequence[Task], joint: Task, budget: Budget, seeds: Sequence[int], figure: str | None
+    stream: Sequence[Task],
+    joint: Task,
+    budget: Budget,
+    seeds: Sequence[int],
+    figure: str | None,
+    rows: Sequence[str] = ROWS,
 ) -> dict[str, tuple[list[float], list[float], float]]:
-    """Every row of one stream: ACCs, BWTs (one per seed) and wall seconds."""
+    """The ``rows`` of one stream: ACCs, BWTs (one per seed) and wall seconds."""
     results: dict[str, tuple[list[float], list[float], float]] = {}
-    for row in ROWS:
+    for row in rows:
         started = time.monotonic()
         if row == "joint":
             acc = [joint_run(joint, stream, budget, seed) for seed in seeds]
@@ -233,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--replay", type=int, default=500, help="samples kept per past task")
     parser.add_argument("--mixing", default="balanced", choices=["balanced", "appended"])
     parser.add_argument("--streams", nargs="+", default=["split", "permuted"])
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--figure", help="save gn.plot.tasks() of the first Split gn+replay run")
@@ -247,13 +253,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         base = datasets.subset(mnist, args.train, args.test, seed=0)
         stream = datasets.split_mnist(base)
         sizes["split"] = f"Split MNIST {base.n_train}/{base.n_test}"
-        table["split"] = measure(stream, base, budget, args.seeds, args.figure)
+        table["split"] = measure(stream, base, budget, args.seeds, args.figure, args.rows)
     if "permuted" in args.streams:
         base = datasets.subset(mnist, args.permuted_train, args.permuted_test, seed=0)
         stream = datasets.permuted_mnist(5, seed=0, base=base)
         sizes["permuted"] = f"Permuted MNIST 5 × {base.n_train}/{base.n_test}"
         table["permuted"] = measure(
-            stream, joined(stream, "permuted-mnist joint"), budget, args.seeds, None
+            stream, joined(stream, "permuted-mnist joint"), budget, args.seeds, None, args.rows
         )
     labels = {
         "fixed naive": "1. seed genome, fine-tuned (naive)",
@@ -270,13 +276,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     header = " | ".join(f"{name} ACC | {name} BWT" for name in table)
     print(f"| configuration | {header} |\n|---|" + "---|---|" * len(table))
-    for row in ROWS:
+    for row in args.rows:
         cells = " | ".join(f"{_cell(t[row][0])} | {_cell(t[row][1])}" for t in table.values())
         print(f"| {labels[row]} | {cells} |")
     print(
         "\nseconds per row (all seeds): "
         + "; ".join(
-            f"{name}: " + ", ".join(f"{t[row][2]:.0f}" for row in ROWS) for name, t in table.items()
+            f"{name}: " + ", ".join(f"{t[row][2]:.0f}" for row in args.rows)
+            for name, t in table.items()
         )
     )
 
