@@ -1,27 +1,35 @@
-"""Learning across tasks: Split MNIST with naive fine-tuning, with replay, and joint training.
+"""Learning across tasks: Split and Permuted MNIST, a fixed network against gn evolution.
 
-``python -m benchmarks.continual`` runs, per seed, three gn evolutions from the
-seed genome with the same budget of candidate-epochs per task
-(``--generations`` per task × ``generation_size`` candidates × 1 epoch):
+``python -m benchmarks.continual`` measures, per stream and seed, five rows with
+the same budget of candidate-epochs per task (``--generations`` per task ×
+``generation_size`` candidates × 1 epoch):
 
-1. *naive*: the Split MNIST stream with ``training.replay`` 0;
-2. *replay*: the same stream with ``--replay`` samples kept per past task;
-3. *joint*: one task holding all five tasks' data, for as many generations as
-   the stream has in all (the usual upper bound).
+1. *fixed, naive*: the seed genome (``example.seed_layers()``), one network
+   trained with ``core.training.fit`` for that many epochs on each task in
+   turn, keeping its weights from task to task;
+2. *fixed + replay*: the same network trained on ``core.continual.training_task``
+   with the same replay memory and mixing as row 4;
+3. *gn, naive*: ``gn.evolve_continual`` across the stream with ``training.replay`` 0;
+4. *gn + replay*: the same with ``--replay`` samples kept per past task;
+5. *joint*: gn evolution on one task holding all the stream's data, for as
+   many generations as the stream has in all (the usual upper bound).
 
-It prints a markdown table of ACC and BWT (mean ± sd over the seeds) of the best
-elite after the last task, measured on each task's test split. Class-incremental:
-one 10-way head, no task label at test time. A class-balanced subset of MNIST
-(``--train``/``--test``, full MNIST by default) can make it quicker.
-Runs use their own Selection and Parameters, so they touch no workspace.
+It prints a markdown table of ACC and BWT (mean ± sd over the seeds), measured
+on each task's test split after the last task. Split MNIST is class-incremental
+(one 10-way head, no task label at test time); Permuted MNIST has five pixel
+permutations of a class-balanced MNIST subset (``--permuted-train``/``--permuted-test``)
+so that a task is about as large as a Split MNIST one. Runs use their own
+Selection and Parameters, so they touch no workspace.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -31,23 +39,38 @@ from benchmarks import default_data_root
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core import datasets
-from galapagos_nao.core.continual import TaskMetrics
+from galapagos_nao.core.continual import ReplayMemory, TaskMetrics, training_task
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.network import build
-from galapagos_nao.core.training import accuracy
+from galapagos_nao.core.training import accuracy, fit
 from galapagos_nao.example import seed_layers
 
 GENERATION_SIZE = 4
+CPU = torch.device("cpu")
+ROWS = ("fixed naive", "fixed replay", "gn naive", "gn replay", "joint")
 
 
-def _selection(replay: int, workers: int) -> Selection:
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """What every row of one stream gets."""
+
+    generations: int  # generations per task; × GENERATION_SIZE = candidate-epochs per task
+    replay: int  # samples kept per past task by the replay rows
+    mixing: str  # training.replay_mixing of the replay rows
+    workers: int
+
+
+def _selection(budget: Budget, replay: int) -> Selection:
     selection = Selection(parameters=Parameters())
     selection.parameters.put(
         gn.orchestration,
-        {"generation_size": GENERATION_SIZE, "workers": workers, "threads_per_worker": 1},
+        {"generation_size": GENERATION_SIZE, "workers": budget.workers, "threads_per_worker": 1},
     )
-    selection.parameters.put(gn.training, {"device": "cpu", "replay": replay, "epochs": 1})
+    selection.parameters.put(
+        gn.training,
+        {"device": "cpu", "replay": replay, "replay_mixing": budget.mixing, "epochs": 1},
+    )
     return selection
 
 
@@ -59,17 +82,15 @@ def _stop_after(last: int) -> Any:
     return hook
 
 
-def stream_run(
-    stream: Sequence[Task], replay: int, generations: int, seed: int, workers: int
-) -> TaskMetrics:
-    """R, ACC and BWT of one evolution across the stream."""
+def evolution_run(stream: Sequence[Task], budget: Budget, replay: int, seed: int) -> TaskMetrics:
+    """R, ACC and BWT of one gn evolution across the stream (rows 3 and 4)."""
     run = gn.evolve_continual(
         seed_layers(),
-        selection=_selection(replay, workers),
+        selection=_selection(budget, replay),
         tasks=stream,
-        generations_per_task=generations,
+        generations_per_task=budget.generations,
         seed=seed,
-        hooks=[_stop_after(len(stream) * generations - 1)],
+        hooks=[_stop_after(len(stream) * budget.generations - 1)],
     )
     run.join()
     if run.status().error is not None:
@@ -79,75 +100,192 @@ def stream_run(
     return metrics
 
 
-def joint_run(
-    base: Task, stream: Sequence[Task], generations: int, seed: int, workers: int
-) -> float:
-    """ACC of the best elite of an evolution on all tasks' data at once."""
-    selection = _selection(0, workers)
-    run = gn.evolve(seed_layers(), len(stream) * generations, base, selection=selection, seed=seed)
+def fixed_run(stream: Sequence[Task], budget: Budget, replay: int, seed: int) -> TaskMetrics:
+    """R, ACC and BWT of the seed genome fine-tuned task after task (rows 1 and 2).
+
+    One network gets each task's whole budget of candidate-epochs as epochs of
+    its own; its weights carry over from task to task (every layer inherits
+    from itself), as a run's stream keeps its replay memory.
+    """
+    settings = _selection(budget, replay).parameters.settings().training
+    fraction = settings.validation_fraction
+    train = dataclasses.replace(
+        settings.train_settings(), epochs=budget.generations * GENERATION_SIZE
+    )
+    layers = seed_layers()
+    identity = list(range(len(layers)))
+    cache = DeviceDataCache()
+    memory = ReplayMemory()
+    weights: dict[str, torch.Tensor] | None = None
+    rows = []
+    for position, task in enumerate(stream):
+        current = training_task(
+            stream,
+            position,
+            list(range(position)),
+            memory,
+            fraction,
+            balanced=settings.replay_mixing == "balanced",
+        )
+        result = fit(
+            layers,
+            cache.get(current, CPU, fraction),
+            train,
+            seed=seed * 1000 + position,
+            parent_weights=weights,
+            origins=identity if weights is not None else None,
+        )
+        weights = result.weights
+        rows.append(_test_accuracies(layers, weights, stream, cache, fraction))
+        if replay:
+            memory.add(position, task, replay, fraction)
+    names = tuple(task.name for task in stream)
+    return TaskMetrics(names, tuple(range(len(stream))), tuple(rows))
+
+
+def joint_run(joint: Task, stream: Sequence[Task], budget: Budget, seed: int) -> float:
+    """ACC (mean test accuracy over the stream's tasks) of the best elite evolved on all data."""
+    selection = _selection(budget, 0)
+    generations = len(stream) * budget.generations
+    run = gn.evolve(seed_layers(), generations, joint, selection=selection, seed=seed)
     run.join()
     best = max(selection.elites().values(), key=lambda net: net.fitness or 0.0)
-    model = build(best.layers, best.input_shape, best.n_classes)
-    model.load_state_dict(dict(best.weights or {}))
-    cache = DeviceDataCache()
-    scores = [
+    row = _test_accuracies(best.layers, dict(best.weights or {}), stream, DeviceDataCache(), 0.1)
+    return sum(row) / len(row)
+
+
+def _test_accuracies(
+    layers: Any,
+    weights: dict[str, torch.Tensor],
+    stream: Sequence[Task],
+    cache: DeviceDataCache,
+    fraction: float,
+) -> tuple[float, ...]:
+    model = build(layers, stream[0].input_shape, stream[0].n_classes)
+    model.load_state_dict(weights)
+    return tuple(
         accuracy(model, data.x_test, data.y_test)
-        for data in (cache.get(task, torch.device("cpu"), 0.1) for task in stream)
-    ]
-    return sum(scores) / len(scores)
+        for data in (cache.get(task, CPU, fraction) for task in stream)
+    )
+
+
+def joined(stream: Sequence[Task], name: str) -> Task:
+    """One task holding every task's training and test data (joint training's task)."""
+    return Task(
+        name=name,
+        x_train=torch.cat([t.x_train for t in stream]),
+        y_train=torch.cat([t.y_train for t in stream]),
+        x_test=torch.cat([t.x_test for t in stream]),
+        y_test=torch.cat([t.y_test for t in stream]),
+        n_classes=stream[0].n_classes,
+        source=f"the {len(stream)} tasks of {name}",
+        input_transform=stream[0].input_transform,
+    )
+
+
+def measure(
+    stream: Sequence[Task],
+    joint: Task,
+    budget: Budget,
+    seeds: Sequence[int],
+    figure: str | None,
+    rows: Sequence[str] = ROWS,
+) -> dict[str, tuple[list[float], list[float], float]]:
+    """The ``rows`` of one stream: ACCs, BWTs (one per seed) and wall seconds."""
+    results: dict[str, tuple[list[float], list[float], float]] = {}
+    for row in rows:
+        started = time.monotonic()
+        if row == "joint":
+            acc = [joint_run(joint, stream, budget, seed) for seed in seeds]
+            results[row] = (acc, [], time.monotonic() - started)
+        else:
+            replay = budget.replay if row.endswith("replay") else 0
+            metrics = _run_seeds(row, stream, budget, replay, seeds)
+            if figure and row == "gn replay":
+                gn.plot.tasks(metrics[0]).savefig(figure, dpi=80)
+            acc = [m.acc or 0.0 for m in metrics]
+            results[row] = (acc, [m.bwt or 0.0 for m in metrics], time.monotonic() - started)
+        print(f"# {stream[0].name.split()[0]}, {row}: {results[row][2]:.0f} s", flush=True)
+    return results
+
+
+def _run_seeds(
+    row: str, stream: Sequence[Task], budget: Budget, replay: int, seeds: Sequence[int]
+) -> list[TaskMetrics]:
+    if row.startswith("gn"):
+        return [evolution_run(stream, budget, replay, seed) for seed in seeds]
+    # One network trains on one core: the seeds share the workers' cores instead.
+    one: Callable[[int], TaskMetrics] = lambda seed: fixed_run(stream, budget, replay, seed)  # noqa: E731
+    with ThreadPoolExecutor(max_workers=budget.workers) as pool:
+        return list(pool.map(one, seeds))
 
 
 def _cell(values: Sequence[float]) -> str:
+    if not values:
+        return "—"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Runs the three configurations and prints the table."""
+    """Runs the five rows on both streams and prints the table."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.continual")
-    parser.add_argument("--train", type=int, default=60000, help="MNIST training samples kept")
-    parser.add_argument("--test", type=int, default=10000, help="MNIST test samples kept")
+    parser.add_argument("--train", type=int, default=60000, help="Split MNIST: training samples")
+    parser.add_argument("--test", type=int, default=10000, help="Split MNIST: test samples")
+    parser.add_argument("--permuted-train", type=int, default=12000, help="per permuted task")
+    parser.add_argument("--permuted-test", type=int, default=2000, help="per permuted task")
     parser.add_argument("--generations", type=int, default=4, help="generations per task")
-    parser.add_argument("--replay", type=int, default=400, help="samples kept per past task")
+    parser.add_argument("--replay", type=int, default=500, help="samples kept per past task")
+    parser.add_argument("--mixing", default="balanced", choices=["balanced", "appended"])
+    parser.add_argument("--streams", nargs="+", default=["split", "permuted"])
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--figure", help="save gn.plot.tasks() of the first replay run here")
+    parser.add_argument("--figure", help="save gn.plot.tasks() of the first Split gn+replay run")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    started = time.monotonic()
     mnist = datasets.mnist(default_data_root(), download=False)
-    base = datasets.subset(mnist, args.train, args.test, seed=0)
-    stream = datasets.split_mnist(base)
-    rows: dict[str, dict[str, list[float]]] = {}
-    for name in ("naive", "replay", "joint"):
-        started = time.monotonic()
-        acc: list[float] = []
-        bwt: list[float] = []
-        for seed in args.seeds:
-            if name == "joint":
-                acc.append(joint_run(base, stream, args.generations, seed, args.workers))
-            else:
-                replay = 0 if name == "naive" else args.replay
-                metrics = stream_run(stream, replay, args.generations, seed, args.workers)
-                acc.append(metrics.acc or 0.0)
-                bwt.append(metrics.bwt or 0.0)
-                if args.figure and name == "replay" and seed == args.seeds[0]:
-                    gn.plot.tasks(metrics).savefig(args.figure, dpi=80)
-        rows[name] = {"acc": acc, "bwt": bwt}
-        print(f"# {name}: {time.monotonic() - started:.0f} s for {len(args.seeds)} seeds")
-    budget = args.generations * GENERATION_SIZE
+    budget = Budget(args.generations, args.replay, args.mixing, args.workers)
+    table: dict[str, dict[str, tuple[list[float], list[float], float]]] = {}
+    sizes = {}
+    if "split" in args.streams:
+        base = datasets.subset(mnist, args.train, args.test, seed=0)
+        stream = datasets.split_mnist(base)
+        sizes["split"] = f"Split MNIST {base.n_train}/{base.n_test}"
+        table["split"] = measure(stream, base, budget, args.seeds, args.figure, args.rows)
+    if "permuted" in args.streams:
+        base = datasets.subset(mnist, args.permuted_train, args.permuted_test, seed=0)
+        stream = datasets.permuted_mnist(5, seed=0, base=base)
+        sizes["permuted"] = f"Permuted MNIST 5 × {base.n_train}/{base.n_test}"
+        table["permuted"] = measure(
+            stream, joined(stream, "permuted-mnist joint"), budget, args.seeds, None, args.rows
+        )
     labels = {
-        "naive": "gn evolution, naive (replay 0)",
-        "replay": f"gn evolution + replay ({args.replay}/past task, ≤ {4 * args.replay} in all)",
-        "joint": "joint training on all tasks (reference)",
+        "fixed naive": "1. seed genome, fine-tuned (naive)",
+        "fixed replay": "2. seed genome + replay",
+        "gn naive": "3. gn evolution, naive (replay 0)",
+        "gn replay": "4. gn evolution + replay",
+        "joint": "5. joint training on all tasks (gn evolution)",
     }
     print(
-        f"\nSplit MNIST, class-incremental, {base.n_train} train / {base.n_test} test samples, "
-        f"{budget} candidate-epochs per task, seeds {args.seeds}\n"
+        f"\n{', '.join(sizes.values())} train/test samples; "
+        f"{args.generations * GENERATION_SIZE} candidate-epochs per task; replay {args.replay} "
+        f"per past task (≤ {4 * args.replay} in all), {args.mixing}; seeds {args.seeds}; "
+        f"{time.monotonic() - started:.0f} s in all\n"
     )
-    print("| configuration | ACC | BWT |\n|---|---|---|")
-    for name, values in rows.items():
-        bwt_text = _cell(values["bwt"]) if values["bwt"] else "—"
-        print(f"| {labels[name]} | {_cell(values['acc'])} | {bwt_text} |")
+    header = " | ".join(f"{name} ACC | {name} BWT" for name in table)
+    print(f"| configuration | {header} |\n|---|" + "---|---|" * len(table))
+    for row in args.rows:
+        cells = " | ".join(f"{_cell(t[row][0])} | {_cell(t[row][1])}" for t in table.values())
+        print(f"| {labels[row]} | {cells} |")
+    print(
+        "\nseconds per row (all seeds): "
+        + "; ".join(
+            f"{name}: " + ", ".join(f"{t[row][2]:.0f}" for row in args.rows)
+            for name, t in table.items()
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -271,6 +271,12 @@ class TrainingSettings(Section):
         "samples kept per past task of a task stream, class-balanced, replayed in training; "
         "fitness is then the mean over the tasks seen (0: naive fine-tuning)",
     )
+    replay_mixing: str = setting(
+        "balanced",
+        one_of("balanced", "appended"),
+        "how replay joins the training data: 'balanced' repeats each past task's samples "
+        "to as many as the current task's; 'appended' adds them once",
+    )
 
     def train_settings(self) -> TrainSettings:
         """The record :func:`galapagos_nao.core.training.fit` takes (core cannot read config)."""

@@ -104,6 +104,8 @@ def training_task(
     seen: Sequence[int],
     memory: ReplayMemory,
     validation_fraction: float,
+    *,
+    balanced: bool = False,
 ) -> Task:
     """What a generation trains on at stream position ``current``.
 
@@ -112,12 +114,22 @@ def training_task(
     the current task's training split plus every kept sample, and fitness is the
     mean validation accuracy over ``seen`` (and ``current``).
 
+    Appended once, a few hundred kept samples are swamped by the current task's
+    thousands: the head learns that only the current classes occur, and past
+    classes are forgotten all the same (class-incremental bias). ``balanced``
+    repeats each past task's kept samples up to the current task's training size,
+    so every task seen weighs the same in an epoch and every class about as much
+    as the current ones. An epoch then holds ``len(seen) + 1`` times the current
+    task's samples (the ``"auto"`` batch size grows with it, so steps do not).
+
     Args:
         tasks: The stream.
         current: Position of the task being learned.
         seen: Positions learned before (in any order; repeats are ignored).
         memory: The replay memory.
         validation_fraction: The share of each task held out for fitness.
+        balanced: Repeat each past task's samples to the current task's count
+            (``training.replay_mixing`` ``"balanced"``); else append them once.
     """
     if not len(memory):
         return tasks[current]
@@ -128,6 +140,8 @@ def training_task(
     for position in memory.tasks():
         if position != current:
             kept = memory.indices(position)
+            if balanced and len(kept):
+                kept = _repeated(kept, len(train_index))
             xs.append(tasks[position].x_train[kept])
             ys.append(tasks[position].y_train[kept])
     x_val, y_val, val_groups, x_test, y_test, test_groups = [], [], [], [], [], []
@@ -155,6 +169,12 @@ def training_task(
         val_groups=torch.cat(val_groups),
         test_groups=torch.cat(test_groups),
     )
+
+
+def _repeated(kept: torch.Tensor, count: int) -> torch.Tensor:
+    """``kept`` tiled to ``count`` entries (never fewer): whole copies, then its first ones."""
+    copies = -(-count // len(kept))  # ceil division
+    return kept.repeat(max(1, copies))[: max(count, len(kept))]
 
 
 @dataclass(frozen=True)

@@ -300,6 +300,9 @@ def fit(
     # index_select on a (n, features) view is several times faster than advanced
     # indexing of the (n, *input_shape) tensor; the model flattens its input anyway.
     x_rows = data.x_train.reshape(n_train, -1)
+    # A last batch of one sample cannot train batch_norm (no variance to normalize
+    # by); it is left out of that epoch, and the next epoch's order trains it.
+    n_batched = n_train - 1 if n_train > 1 and n_train % batch_size == 1 else n_train
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     for _ in range(settings.epochs):
@@ -307,14 +310,14 @@ def fit(
         loss_sum.zero_()
         correct.zero_()
         order = torch.randperm(n_train, generator=cpu_generator).to(device)
-        for step, start in enumerate(range(0, n_train, batch_size)):
+        for step, start in enumerate(range(0, n_batched, batch_size)):
             if should_stop():
                 raise CandidateStopped("the run was stopped")
             if deadline is not None and time.monotonic() > deadline:
                 raise CandidateTimeout(
                     f"training exceeded its timeout after {time.monotonic() - started:.1f}s"
                 )
-            index = order[start : start + batch_size]
+            index = order[start : min(start + batch_size, n_batched)]
             x, y = x_rows.index_select(0, index), data.y_train.index_select(0, index)
             with autocast_for(device, settings.precision):
                 logits = model(x)
@@ -326,7 +329,7 @@ def fit(
             correct += (logits.detach().argmax(dim=1) == y).sum()
             if step % FINITE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum).item():
                 raise NonFiniteLoss(f"training loss became {loss_sum.item()} at step {step}")
-    mean_loss = loss_sum.item() / n_train
+    mean_loss = loss_sum.item() / n_batched
     if not math.isfinite(mean_loss):
         raise NonFiniteLoss(f"training loss became {mean_loss}")
     val_acc = accuracy(
@@ -341,7 +344,7 @@ def fit(
     return FitResult(
         weights=weights,
         loss=mean_loss,
-        train_acc=correct.item() / n_train,
+        train_acc=correct.item() / n_batched,
         val_acc=val_acc,
         test_acc=test_acc,
         n_params=count_parameters(model),

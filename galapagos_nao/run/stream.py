@@ -173,7 +173,15 @@ class TaskStream:
         # Rebuilt only when what it is made of changes, so device copies are reused.
         fraction = settings.training.validation_fraction
         seen = sorted(self._learned)
-        key = (self._position, tuple(seen), tuple(self._memory.tasks()), fraction, len(self.tasks))
+        balanced = settings.training.replay_mixing == "balanced"
+        key = (
+            self._position,
+            tuple(seen),
+            tuple(self._memory.tasks()),
+            fraction,
+            balanced,
+            len(self.tasks),
+        )
         if self._built is None or self._built[0] != key:
             memory = self._memory if settings.training.replay else ReplayMemory()
             if len(memory) and settings.orchestration.backend == "ray":
@@ -183,7 +191,9 @@ class TaskStream:
                     "training.replay with orchestration.backend 'ray' is not supported yet; "
                     "use the 'threads' backend or replay 0"
                 )
-            task = training_task(self.tasks, self._position, seen, memory, fraction)
+            task = training_task(
+                self.tasks, self._position, seen, memory, fraction, balanced=balanced
+            )
             self._built = (key, task)
         return self._built[1]
 

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import math
 import uuid
 
 import pytest
 import torch
 from torch import nn
 
-from galapagos_nao.core import network
+from galapagos_nao.config.settings import TrainingSettings
+from galapagos_nao.core import datasets, network
+from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.network import Network
+from galapagos_nao.core.training import fit
 from galapagos_nao.core.transform import Standardize
 from galapagos_nao.example import seed_layers
 
@@ -113,3 +117,13 @@ def test_seed_init_is_reproducible():
     network.seed_init(b, torch.Generator().manual_seed(7))
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
+
+
+def test_fit_trains_batch_norm_when_the_last_batch_would_hold_one_sample(small_mnist):
+    # 65 training samples in batches of 64: a last batch of one cannot train batch_norm.
+    task = datasets.subset(small_mnist, 72, 20, seed=0)
+    data = DeviceDataCache().get(task, torch.device("cpu"), 0.1)
+    assert data.x_train.shape[0] % 64 == 1
+    layers = [("dense", [16, "relu"]), ("batch_norm", [])]
+    result = fit(layers, data, TrainingSettings(batch_size=64, epochs=2).train_settings(), seed=0)
+    assert math.isfinite(result.loss) and 0.0 <= result.train_acc <= 1.0

@@ -91,6 +91,22 @@ def test_training_task_mixes_replay_and_scores_every_task_seen(small_mnist):
     assert data.x_train.shape[0] == task.n_train  # no second validation carve
 
 
+def test_balanced_mixing_repeats_each_past_task_to_the_current_tasks_size(small_mnist):
+    stream = datasets.split_mnist(small_mnist)
+    memory = ReplayMemory()
+    memory.add(0, stream[0], 30, 0.1)
+    memory.add(1, stream[1], 7, 0.1)
+    task = training_task(stream, 2, [0, 1], memory, 0.1, balanced=True)
+    n_current = len(split_validation(stream[2], 0.1)[0])
+    counts = torch.bincount(task.y_train, minlength=10)
+    assert task.n_train == 3 * n_current  # every task seen weighs the same
+    assert int(counts[0] + counts[1]) == int(counts[2] + counts[3]) == n_current
+    # only the kept samples are repeated: no other sample of a past task gets in
+    kept = {tuple(x.flatten()[:50].tolist()) for x in stream[0].x_train[memory.indices(0)]}
+    past = task.x_train[task.y_train <= 1]
+    assert {tuple(x.flatten()[:50].tolist()) for x in past} == kept
+
+
 def test_r_acc_and_bwt_match_a_hand_computed_matrix():
     metrics = TaskMetrics(
         ("a", "b", "c"),

@@ -27,12 +27,15 @@ def stream(small_mnist) -> list[datasets.Task]:
     return datasets.split_mnist(datasets.subset(small_mnist, 500, 250, seed=0))
 
 
-def quick_selection(replay: int = 0) -> Selection:
+def quick_selection(replay: int = 0, mixing: str = "balanced") -> Selection:
     selection = Selection(parameters=Parameters())
     selection.parameters.put(
         gn.orchestration, {"generation_size": 2, "workers": 1, "threads_per_worker": 1}
     )
-    selection.parameters.put(gn.training, {"batch_size": 25, "device": "cpu", "replay": replay})
+    selection.parameters.put(
+        gn.training,
+        {"batch_size": 25, "device": "cpu", "replay": replay, "replay_mixing": mixing},
+    )
     return selection
 
 
@@ -147,11 +150,12 @@ def test_at_a_switch_every_elite_is_rescored_on_the_new_task(stream):
         assert net.val_acc == accuracy(model, data.x_val, data.y_val) < 0.5  # 0/1 net on 2/3
 
 
-def test_replay_keeps_past_tasks_and_fitness_averages_over_them(stream):
+@pytest.mark.parametrize("mixing", ["balanced", "appended"])
+def test_replay_keeps_past_tasks_and_fitness_averages_over_them(stream, mixing):
     seen: dict[str, Any] = {}
     run = gn.evolve_continual(
         START,
-        selection=quick_selection(replay=10),
+        selection=quick_selection(replay=10, mixing=mixing),
         tasks=stream[:3],
         generations_per_task=1,
         seed=4,
@@ -162,6 +166,9 @@ def test_replay_keeps_past_tasks_and_fitness_averages_over_them(stream):
     task = run.stream.begin_generation(run.selection, run.parameters.settings(), DeviceDataCache())
     assert set(task.y_train.tolist()) == {0, 1, 2, 3, 4, 5}
     assert task.val_groups.unique().tolist() == [0, 1, 2]
+    n_current = int(torch.isin(task.y_train, torch.tensor([4, 5])).sum())
+    # balanced: each past task's 10 samples repeated to the current task's count
+    assert task.n_train == (3 * n_current if mixing == "balanced" else n_current + 20)
 
 
 def test_resume_continues_the_stream_with_its_replay_memory_and_r(stream, tmp_path):
