@@ -223,7 +223,8 @@ class Run(Viewable):
             if self.done():
                 return True
             # The user's own keypress, answered in the foreground: a print, not a log record.
-            print("still running — run.stop() stops it", file=sys.stderr)
+            # On a line of its own: the terminal echoed ^C, and bars may have left a line open.
+            print("\nstill running — run.stop() stops it", file=sys.stderr)
             return False
 
     def done(self) -> bool:

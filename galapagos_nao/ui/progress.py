@@ -103,7 +103,12 @@ def watch(run: Run, timeout: float | None = None, *, file: IO[str] | None = None
                 leave=False,
             ) as candidates,
         ):
-            return _follow(run, counter, generations, candidates, deadline)
+            try:
+                return _follow(run, counter, generations, candidates, deadline)
+            except KeyboardInterrupt:
+                # Ctrl-C: both bars go, so the line Run.wait prints starts a clean line.
+                generations.leave = False
+                raise
     finally:
         run.candidate_hooks.remove(counter.on_outcome)
         run.hooks.remove(counter.on_generation)
