@@ -61,11 +61,13 @@ ORDER: tuple[str, ...] = (
     "store.workspace.connection",
     "store.workspace.runs",
     "store.workspace.journal_table",
+    "store.workspace.summary",
     "store.workspace.store",
     "store.workspace.current_workspace",
     "store.workspace",
     "store.library",
     "store.journal",
+    "store.watch_reader",
     "store",
     # run: evaluators, the loop, its hooks and API
     "run.records",
@@ -90,6 +92,7 @@ ORDER: tuple[str, ...] = (
     "ui.display",
     "ui.plot",
     "ui.progress",
+    "ui.watch",
     "ui",
 )
 
