@@ -22,6 +22,7 @@ from typing import Any
 
 from galapagos_nao.core.measures import resolve_levels
 from galapagos_nao.core.typing import CellKey
+from galapagos_nao.store.journal import describe_arguments
 from galapagos_nao.store.workspace import RunSummary, Workspace, WorkspaceError
 from galapagos_nao.store.workspace.lock import writer_pid
 
@@ -31,7 +32,6 @@ __all__ = [
     "Point",
     "WatchSnapshot",
     "WorkspaceReader",
-    "describe_arguments",
     "snapshot_of",
 ]
 
@@ -372,10 +372,19 @@ def _events(summary: RunSummary) -> tuple[Event, ...]:
         if row["failed"]:
             events.append(Event(end, generation, "failed", f"{row['failed']} candidate(s) failed"))
     for row in summary.journal:
-        text = f"{row['action']}({describe_arguments(row['arguments'])})"
+        shown = {
+            key: value
+            for key, value in row["arguments"].items()
+            if value is not None and key not in ("task", "shared_selection")
+        }
+        text = f"{row['action']}({_clip(describe_arguments(shown))})"
         events.append(Event(float(row["time"]), int(row["generation"]), "journal", text))
     events.sort(key=lambda event: event.time)
     return tuple(events[-EVENTS:])
+
+
+def _clip(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _fitness(value: Any) -> str:
@@ -385,24 +394,3 @@ def _fitness(value: Any) -> str:
 
 def _cell_text(cell: Any) -> str:
     return ",".join(map(str, cell)) if isinstance(cell, (list, tuple)) else str(cell)
-
-
-def describe_arguments(arguments: Mapping[str, Any], width: int = 60) -> str:
-    """A journal row's arguments in one short line: networks by short id, no defaults."""
-    parts = []
-    for key, value in arguments.items():
-        if value is None or key in ("task", "shared_selection"):
-            continue
-        parts.append(f"{key}={_short(value)}")
-    text = ", ".join(parts)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
-        return value["id"][:8]  # a network: its genome is in the journal itself
-    if isinstance(value, list):
-        return "[" + ", ".join(_short(item) for item in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
-    return repr(value) if isinstance(value, str) else str(value)
