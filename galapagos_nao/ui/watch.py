@@ -224,6 +224,9 @@ def render(snapshot: WatchSnapshot) -> RenderableType:
     header = _header(snapshot)
     if snapshot.status != "ok":
         return Group(header)
+    if snapshot.run_id is None:
+        waiting = Text("no generation checkpointed yet", style="dim")
+        return Group(header, waiting, _events(snapshot))
     legend = Text("fitness = validation accuracy · empty   P pinned   ×w favor", style="dim")
     return Group(
         header,
