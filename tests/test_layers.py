@@ -67,6 +67,7 @@ ORDER: tuple[str, ...] = (
     "store.workspace",
     "store.library",
     "store.journal",
+    "store.watch_snapshot",
     "store.watch_reader",
     "store",
     # run: evaluators, the loop, its hooks and API

@@ -2,7 +2,7 @@
 
 ``python -m galapagos_nao watch [--workspace PATH]`` polls the workspace with a
 :class:`~galapagos_nao.store.watch_reader.WorkspaceReader` about once a second
-and draws each :class:`~galapagos_nao.store.watch_reader.WatchSnapshot`: the
+and draws each :class:`~galapagos_nao.store.watch_snapshot.WatchSnapshot`: the
 run's state and rate, the archive grid (each cell's elite fitness, ``P`` for a
 pinned cell, ``×w`` for its favor), coverage, QD-score and best fitness as
 sparklines over the last generations, and the latest events. The drawing is
@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from galapagos_nao.store.watch_reader import CellView, WatchSnapshot, WorkspaceReader
+from galapagos_nao.store.watch_reader import WorkspaceReader
+from galapagos_nao.store.watch_snapshot import CellView, WatchSnapshot
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -170,7 +171,7 @@ def _trends(snapshot: WatchSnapshot) -> RenderableType:
     from rich import box
     from rich.table import Table
 
-    points = snapshot.points
+    points = snapshot.points[-SPARK_WIDTH:]
     last = points[-1] if points else None
     total = len(snapshot.cells) if snapshot.levels else None
     coverage = f"{snapshot.filled}/{total}" if total else str(snapshot.filled)

@@ -8,7 +8,8 @@ import pytest
 from rich.console import Console
 
 from galapagos_nao.__main__ import main, parse_watch_args
-from galapagos_nao.store.watch_reader import WatchSnapshot, WorkspaceReader
+from galapagos_nao.store.watch_reader import WorkspaceReader
+from galapagos_nao.store.watch_snapshot import WatchSnapshot
 from galapagos_nao.ui import watch
 
 
