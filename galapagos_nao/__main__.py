@@ -2,11 +2,16 @@
 
 Prints the elites after every generation and when the run ends; ``--continual``
 runs until Ctrl-C. (A script may print; the library itself only logs.)
+
+``python -m galapagos_nao watch [--workspace PATH]`` instead draws a live,
+read-only dashboard of the run writing that workspace (the ``watch`` extra),
+for a second terminal beside the one that steers the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -55,8 +60,45 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def parse_watch_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parses the arguments of ``watch`` (those after the word)."""
+    parser = argparse.ArgumentParser(
+        prog="galapagos-nao watch",
+        description="A live dashboard of the run writing a workspace (read-only; Ctrl-C ends it).",
+    )
+    parser.add_argument(
+        "--workspace", default=None, help="the workspace file (default: the default workspace)"
+    )
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between polls (default 1)"
+    )
+    parser.add_argument("--once", action="store_true", help="draw one frame and exit")
+    args = parser.parse_args(argv)
+    if not args.interval > 0:
+        parser.error(f"--interval must be > 0, got {args.interval}")
+    return args
+
+
+def watch_main(argv: Sequence[str]) -> int:
+    """``watch``: draws the dashboard until Ctrl-C; returns the exit status."""
+    args = parse_watch_args(argv)
+    # Damage the reader finds is on the dashboard; log records would tear the drawing.
+    logging.getLogger("galapagos_nao").addHandler(logging.NullHandler())
+    try:
+        from galapagos_nao.ui import watch
+
+        path = args.workspace or gn.workspace.default_path()
+        return watch.watch(path, interval=args.interval, polls=1 if args.once else None)
+    except ImportError as error:
+        print(f"galapagos-nao: error: {error}", file=sys.stderr)
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the example and prints the final elites; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["watch"]:  # a first word, not a subparser: the run's flags stay as they were
+        return watch_main(argv[1:])
     args = parse_args(argv)
     log_level(args.log)
     try:

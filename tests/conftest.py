@@ -120,3 +120,36 @@ def _restore_package_logging() -> None:
         if type(handler) is ConsoleHandler:
             package.removeHandler(handler)
     logging.getLogger(CANDIDATE_LOGGER).setLevel(logging.NOTSET)
+
+
+@pytest.fixture(scope="session")
+def watched_workspace(tmp_path_factory: pytest.TempPathFactory, small_mnist: Task) -> dict:
+    """A workspace written by a real 3-generation run, then a pin and a favor (for ``watch``).
+
+    Returns ``{"path", "elites", "pinned"}``: the file, cell → elite of the
+    finished run, and the cell that was pinned and favored 3.
+    """
+    # Imported here: the watch tests are the only users, and the session fixtures above
+    # must not pull in the run layer for every test.
+    from galapagos_nao.archive.selection import Selection
+    from galapagos_nao.config.parameters import Parameters
+    from galapagos_nao.run.api import Session
+    from galapagos_nao.store.library import Library
+    from galapagos_nao.store.workspace import Workspace
+
+    path = tmp_path_factory.mktemp("watched") / "workspace.db"
+    store = Workspace(path)
+    parameters = Parameters()
+    selection = Selection(parameters=parameters)
+    session = Session(parameters=parameters, selection=selection, library=Library(workspace=store))
+    session.track(selection, store)
+    parameters.put("orchestration", {"generation_size": 3, "workers": 1})
+    parameters.put("selection", {"complexity_levels": 4})
+    task = datasets.subset(small_mnist, 600, 200)
+    session.evolve([("dense", [8, "relu"])], 3, task, seed=0).result(timeout=300)
+    elites = selection.elites()
+    pinned = next(iter(elites))
+    selection.pin(pinned)
+    selection.favor(pinned, 3)
+    store.close()
+    return {"path": path, "elites": elites, "pinned": pinned}

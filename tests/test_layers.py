@@ -64,11 +64,14 @@ ORDER: tuple[str, ...] = (
     "store.workspace.connection",
     "store.workspace.runs",
     "store.workspace.journal_table",
+    "store.workspace.summary",
     "store.workspace.store",
     "store.workspace.current_workspace",
     "store.workspace",
     "store.library",
     "store.journal",
+    "store.watch_snapshot",
+    "store.watch_reader",
     "store",
     # run: evaluators, the loop, its hooks and API
     "run.records",
@@ -96,6 +99,7 @@ ORDER: tuple[str, ...] = (
     "ui.plot",
     "ui.plot_tasks",
     "ui.progress",
+    "ui.watch",
     "ui",
 )
 

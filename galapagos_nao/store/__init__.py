@@ -9,9 +9,12 @@
 - :mod:`~galapagos_nao.store.workspace`: the SQLite file behind the Library and
   run checkpoints (file health and lock, tables, the current workspace);
 - :mod:`~galapagos_nao.store.library`: the user's snapshots of networks;
-- :mod:`~galapagos_nao.store.journal`: the session's steering actions, in order.
+- :mod:`~galapagos_nao.store.journal`: the session's steering actions, in order;
+- :mod:`~galapagos_nao.store.watch_snapshot` and :mod:`~galapagos_nao.store.watch_reader`:
+  a workspace polled read-only from another process, as records ``watch`` draws.
 
-Inside, imports point one way: layout < codec < persistence < workspace < library < journal.
+Inside, imports point one way: layout < codec < persistence < workspace < library < journal
+< watch_snapshot < watch_reader.
 May import core, config and archive. :func:`bind` lends ``Network.save`` and
 ``Network.to_onnx`` their file code; the package root calls it once.
 """

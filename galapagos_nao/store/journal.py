@@ -34,7 +34,7 @@ from galapagos_nao.core.listeners import Listener
 from galapagos_nao.core.network import Network
 from galapagos_nao.store.workspace import Workspace, WorkspaceError
 
-__all__ = ["Journal", "JournalEntry", "JournalView", "plain"]
+__all__ = ["Journal", "JournalEntry", "JournalView", "describe_arguments", "plain"]
 
 logger = logging.getLogger("galapagos_nao.store.journal")
 
@@ -57,6 +57,22 @@ def plain(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return describe(value)
+
+
+def describe_arguments(arguments: Mapping[str, Any]) -> str:
+    """An action's :func:`plain` arguments in one line: ``key=value``, networks by short id."""
+    return ", ".join(f"{key}={_argument_text(value)}" for key, value in arguments.items())
+
+
+def _argument_text(value: Any) -> str:
+    # Networks show by short id: the genome inline would drown a table row.
+    if isinstance(value, Mapping) and set(value) == {"id", "layers"}:
+        return str(value["id"])[:8]
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_argument_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_argument_text(v) for v in value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@
   archive, the Library and runs;
 - :mod:`~galapagos_nao.ui.plot`: matplotlib plots of the archive, its history
   and a network; :mod:`~galapagos_nao.ui.plot_tasks`: a run across a task stream;
-- :mod:`~galapagos_nao.ui.progress`: ``run.wait(progress=True)`` bars.
+- :mod:`~galapagos_nao.ui.progress`: ``run.wait(progress=True)`` bars;
+- :mod:`~galapagos_nao.ui.watch`: the ``python -m galapagos_nao watch`` terminal
+  dashboard (the ``watch`` extra, rich; imported only by the command).
 
 May import every layer below (core, config, archive, store, run); nothing below
 imports it. :func:`bind` lends the views and the progress bars to the classes

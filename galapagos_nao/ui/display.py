@@ -25,7 +25,7 @@ from galapagos_nao.core import genome
 from galapagos_nao.core.bindings import bind
 from galapagos_nao.core.network import Network
 from galapagos_nao.run.loop import Run
-from galapagos_nao.store.journal import JournalView
+from galapagos_nao.store.journal import JournalView, describe_arguments
 from galapagos_nao.store.library import Library
 
 __all__ = [
@@ -310,17 +310,6 @@ def library_html(library: Library) -> str:
 _JOURNAL_HEADERS = ("#", "time", "generation", "action", "arguments")
 
 
-def _argument_text(value: Any) -> str:
-    # Networks show by short id: the genome inline would drown the table.
-    if isinstance(value, Mapping) and set(value) == {"id", "layers"}:
-        return _short_id(str(value["id"]))
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {_argument_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_argument_text(v) for v in value) + "]"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
 def _journal_rows(view: JournalView) -> list[tuple[str, ...]]:
     return [
         (
@@ -328,7 +317,7 @@ def _journal_rows(view: JournalView) -> list[tuple[str, ...]]:
             time.strftime("%H:%M:%S", time.localtime(entry.time)),
             str(entry.generation),
             entry.action,
-            ", ".join(f"{k}={_argument_text(v)}" for k, v in entry.arguments.items()),
+            describe_arguments(entry.arguments),
         )
         for entry in view
     ]

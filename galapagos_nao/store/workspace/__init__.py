@@ -16,6 +16,7 @@ The modules, each importing only those before it:
 - :mod:`.connection`: opening a file, durability settings, read and write transactions;
 - :mod:`.runs`: checkpoints, runs and history (:class:`Checkpoint`, :class:`RunInfo`);
 - :mod:`.journal_table`: the session journal's rows;
+- :mod:`.summary`: the last run at a glance for dashboards (:class:`RunSummary`);
 - :mod:`.store`: :class:`Workspace`, which adds the Library table;
 - :mod:`.current_workspace`: the default location and the current workspace
   (:func:`open`, :func:`current`, :func:`get`, :func:`close`).
@@ -40,11 +41,13 @@ from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceErro
 from galapagos_nao.store.workspace.runs import Checkpoint, RunInfo
 from galapagos_nao.store.workspace.schema import SCHEMA_VERSION
 from galapagos_nao.store.workspace.store import Workspace
+from galapagos_nao.store.workspace.summary import RunSummary
 
 __all__ = [
     # the workspace and what it returns
     "Checkpoint",
     "RunInfo",
+    "RunSummary",
     "Workspace",
     # what goes wrong
     "WorkspaceCorrupt",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from galapagos_nao.store.workspace.connection import WorkspaceConnection
 from galapagos_nao.store.workspace.schema import has_table
 
-__all__ = ["JournalTable"]
+__all__ = ["JournalTable", "journal_entry"]
 
 
 class JournalTable(WorkspaceConnection):
@@ -39,21 +40,26 @@ class JournalTable(WorkspaceConnection):
             rows = connection.execute(
                 "SELECT seq, time, generation, action, arguments FROM journal ORDER BY seq"
             ).fetchall()
-        found = []
-        for seq, time, generation, action, text in rows:
-            try:
-                arguments = json.loads(text)
-            except (TypeError, ValueError):
-                arguments = {"unreadable": str(text)[:200]}
-            if not isinstance(arguments, dict):
-                arguments = {"unreadable": str(text)[:200]}
-            found.append(
-                {
-                    "seq": seq,
-                    "time": time,
-                    "generation": generation,
-                    "action": action,
-                    "arguments": arguments,
-                }
-            )
-        return found
+        return [journal_entry(row) for row in rows]
+
+
+def journal_entry(row: Sequence[Any]) -> dict[str, Any]:
+    """A ``journal`` row (seq, time, generation, action, arguments) as plain values.
+
+    The arguments are untrusted JSON: text that does not parse to an object comes
+    back as ``{"unreadable": text}``.
+    """
+    seq, time, generation, action, text = row
+    try:
+        arguments = json.loads(text)
+    except (TypeError, ValueError):
+        arguments = None
+    if not isinstance(arguments, dict):
+        arguments = {"unreadable": str(text)[:200]}
+    return {
+        "seq": seq,
+        "time": time,
+        "generation": generation,
+        "action": action,
+        "arguments": arguments,
+    }

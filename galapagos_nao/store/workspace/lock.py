@@ -29,7 +29,7 @@ from pathlib import Path
 
 from galapagos_nao.store.workspace.errors import WorkspaceError
 
-__all__ = ["WriterLock"]
+__all__ = ["WriterLock", "writer_pid"]
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -105,6 +105,26 @@ class WriterLock:
             _held.difference_update(handles)
         for handle in handles:
             os.close(handle)
+
+
+def writer_pid(database: Path) -> int | None:
+    """The pid of the process writing ``database``, or None; takes no lock (for watchers).
+
+    On Linux the kernel's lock table answers; elsewhere the pid noted in
+    ``<database>.lock`` counts while that process is alive.
+    """
+    if Path("/proc/locks").exists():
+        return _flock_holder(database)
+    pid = _noted_pid(database.with_name(database.name + ".lock"))
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except PermissionError:
+        return pid  # it exists, under another user
+    except OSError:
+        return None
+    return pid
 
 
 def _open_regular(path: Path, flags: int, what: str) -> int:

@@ -11,7 +11,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from galapagos_nao.store.workspace.connection import WorkspaceConnection
 from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError
 from galapagos_nao.store.workspace.schema import has_column
 
-__all__ = ["Checkpoint", "RunInfo", "RunTables"]
+__all__ = ["Checkpoint", "RunInfo", "RunTables", "cell_from_json", "history_entry"]
 
 # Named for the package, not the module: every workspace record comes from one logger.
 logger = logging.getLogger("galapagos_nao.store.workspace")
@@ -84,7 +84,8 @@ def _cell_to_json(cell: Any) -> str:
     return json.dumps(list(cell) if isinstance(cell, tuple) else cell)
 
 
-def _cell_from_json(text: str) -> Any:
+def cell_from_json(text: str) -> Any:
+    """A cell key stored as JSON: an int, or a tuple of ints (stored as a list)."""
     value = json.loads(text)
     return tuple(value) if isinstance(value, list) else value
 
@@ -293,7 +294,7 @@ class RunTables(WorkspaceConnection):
                 problems.append(str(error))
                 logger.error("%s", error)
                 continue
-            cell = _cell_from_json(cell_json)
+            cell = cell_from_json(cell_json)
             (elites if kind == "elite" else queue)[cell] = net
         elites = dict(sorted(elites.items(), key=lambda item: _cell_order(item[0])))
         queue = dict(sorted(queue.items(), reverse=True))  # -1, -2, … : the order they were queued
@@ -319,27 +320,28 @@ class RunTables(WorkspaceConnection):
                 "WHERE run_id = ? ORDER BY generation",
                 (run_id,),
             ).fetchall()
-        entries = []
-        for generation, started, seconds, evaluated, failed, best_json, archive in rows:
-            best = {
-                (tuple(cell) if isinstance(cell, list) else cell): {
-                    "val_acc": val,
-                    "test_acc": test,
-                }
-                for cell, val, test in json.loads(best_json)
-            }
-            entries.append(
-                {
-                    "generation": generation,
-                    "started": started,
-                    "seconds": seconds,
-                    "evaluated": evaluated,
-                    "failed": failed,
-                    "best": best,
-                    "archive": None if archive is None else json.loads(archive),
-                }
-            )
-        return entries
+        return [history_entry(row) for row in rows]
+
+
+def history_entry(row: Sequence[Any]) -> dict[str, Any]:
+    """A ``history`` row (generation, started, seconds, evaluated, failed, best, archive) as a dict.
+
+    The form :meth:`RunTables.history` documents; ``best`` and ``archive`` are JSON text.
+    """
+    generation, started, seconds, evaluated, failed, best_json, archive = row
+    best = {
+        (tuple(cell) if isinstance(cell, list) else cell): {"val_acc": val, "test_acc": test}
+        for cell, val, test in json.loads(best_json)
+    }
+    return {
+        "generation": generation,
+        "started": started,
+        "seconds": seconds,
+        "evaluated": evaluated,
+        "failed": failed,
+        "best": best,
+        "archive": None if archive is None else json.loads(archive),
+    }
 
 
 def _json_array(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The workspace object: an open file with its run tables, the Library and the journal."""
+"""The workspace object: an open file with its runs, the Library, the journal and a summary."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from galapagos_nao.core.network import Network
 from galapagos_nao.store.codec import CorruptFileError, from_bytes
 from galapagos_nao.store.workspace.journal_table import JournalTable
 from galapagos_nao.store.workspace.runs import RunTables
+from galapagos_nao.store.workspace.summary import SummaryTables
 
 __all__ = ["Workspace"]
 
@@ -19,7 +20,7 @@ __all__ = ["Workspace"]
 logger = logging.getLogger("galapagos_nao.store.workspace")
 
 
-class Workspace(RunTables, JournalTable):
+class Workspace(RunTables, JournalTable, SummaryTables):
     """One workspace file, open for writing or as a read-only view. Thread-safe.
 
     Most code uses :func:`~galapagos_nao.store.workspace.open` or

@@ -1,0 +1,78 @@
+"""The watch dashboard: drawn from a real run's workspace, its sparklines, and the CLI word."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from rich.console import Console
+
+from galapagos_nao.__main__ import main, parse_watch_args
+from galapagos_nao.store.watch_reader import WorkspaceReader
+from galapagos_nao.store.watch_snapshot import WatchSnapshot
+from galapagos_nao.ui import watch
+
+
+def drawn(snapshot: WatchSnapshot, width: int = 140) -> str:
+    console = Console(record=True, width=width, force_terminal=False)
+    console.print(watch.render(snapshot))
+    return console.export_text()
+
+
+def test_the_dashboard_of_a_real_run_shows_the_grid_marks_trends_and_events(watched_workspace):
+    with WorkspaceReader(watched_workspace["path"]) as reader:
+        text = drawn(reader.poll())
+    assert "finished  run 1, seed 0  generation 2" in text
+    assert "archive: layers level" in text
+    for net in watched_workspace["elites"].values():
+        assert f"{net.val_acc:.4f}" in text
+    assert "P×3" in text  # the pinned, favored cell
+    assert "·" in text or len(watched_workspace["elites"]) == 4  # empty cells are dots
+    for name in ("coverage", "QD-score", "best fitness", "generations 0..2"):
+        assert name in text
+    assert "Selection.favor(cell=" in text and "new elite" in text
+
+
+def test_a_missing_workspace_is_said_not_raised(tmp_path):
+    with WorkspaceReader(tmp_path / "none.db") as reader:
+        text = drawn(reader.poll())
+    assert "no workspace: no workspace file here yet" in text
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([0.0, 0.5, 1.0], "▁▅█"),
+        ([2, 2, 2], "▄▄▄"),
+        ([None, 1.0, None, 3.0], " ▁ █"),
+        ([], ""),
+        ([None], ""),
+    ],
+)
+def test_sparkline_scales_between_min_and_max(values, expected):
+    assert watch.sparkline(values) == expected
+
+
+def test_sparkline_keeps_the_last_width_values():
+    assert watch.sparkline(range(100), width=5) == "▁▃▅▆█"
+
+
+def test_the_cli_word_draws_one_frame(watched_workspace, capsys):
+    assert main(["watch", "--workspace", str(watched_workspace["path"]), "--once"]) == 0
+    assert "archive: layers level" in capsys.readouterr().out
+
+
+def test_watch_flags_are_checked(capsys):
+    with pytest.raises(SystemExit) as caught:
+        parse_watch_args(["--interval", "0"])
+    assert caught.value.code == 2
+    assert "--interval must be > 0" in capsys.readouterr().err
+
+
+def test_missing_rich_names_the_extra(monkeypatch, tmp_path, capsys):
+    # rich is installed here, so its absence is simulated: the one fault we cannot produce.
+    monkeypatch.setitem(sys.modules, "rich", None)
+    with pytest.raises(ImportError, match=r"pip install 'galapagos-nao\[watch\]'"):
+        watch.render(WatchSnapshot("w.db", 0.0))
+    assert main(["watch", "--workspace", str(tmp_path / "w.db"), "--once"]) == 2
+    assert "galapagos-nao[watch]" in capsys.readouterr().err
