@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from typing import Any
 
@@ -54,8 +55,12 @@ def test_the_run_moves_on_every_g_generations_never_mid_generation(stream):
     seen: dict[str, Any] = {}
     per_candidate: dict[int, set[int]] = defaultdict(set)
 
+    made = threading.Event()  # the first candidate may finish before `run` is bound
+    handle: dict[str, Any] = {}
+
     def candidate(outcome: Any) -> None:
-        per_candidate[outcome.candidate.generation].add(run.stream.position)
+        assert made.wait(30)
+        per_candidate[outcome.candidate.generation].add(handle["run"].stream.position)
 
     run = gn.evolve_continual(
         START,
@@ -66,6 +71,8 @@ def test_the_run_moves_on_every_g_generations_never_mid_generation(stream):
         hooks=[watch(6, seen)],
         candidate_hooks=[candidate],
     )
+    handle["run"] = run
+    made.set()
     assert run.join(60) and run.status().error is None
     # after the last task it stays there
     assert seen["positions"] == [0, 0, 1, 1, 2, 2, 2]
