@@ -77,15 +77,11 @@ def split_mnist(base: Task | None = None) -> list[Task]:
             if missing:
                 raise ValueError(f"base has no digit {missing[0]} in its {split} split")
         tasks.append(
-            Task(
+            base.select(
+                train,
+                test,
                 name=f"split-mnist {pair[0]},{pair[1]}",
-                x_train=base.x_train[train],
-                y_train=base.y_train[train],
-                x_test=base.x_test[test],
-                y_test=base.y_test[test],
-                n_classes=base.n_classes,
                 source=f"{base.source}, digits {pair}",
-                input_transform=base.input_transform,
             )
         )
     return tasks

@@ -66,6 +66,19 @@ class Task:
         """The number of test samples."""
         return int(self.x_test.shape[0])
 
+    def select(self, train: torch.Tensor, test: torch.Tensor, *, name: str, source: str) -> Task:
+        """A task of the samples at indices ``train`` and ``test``; same classes and transform."""
+        return Task(
+            name=name,
+            x_train=self.x_train[train],
+            y_train=self.y_train[train],
+            x_test=self.x_test[test],
+            y_test=self.y_test[test],
+            n_classes=self.n_classes,
+            source=source,
+            input_transform=self.input_transform,
+        )
+
     def __repr__(self) -> str:
         # The dataclass default would print the tensors; summarize them instead.
         return (
@@ -286,15 +299,11 @@ def subset(task: Task, n_train: int, n_test: int | None = None, *, seed: int = 0
     generator = torch.Generator().manual_seed(seed)
     train_idx = _balanced_indices(task.y_train, n_train, task.n_classes, generator)
     test_idx = _balanced_indices(task.y_test, n_test, task.n_classes, generator)
-    return Task(
+    return task.select(
+        train_idx,
+        test_idx,
         name=f"{task.name}-subset",
-        x_train=task.x_train[train_idx],
-        y_train=task.y_train[train_idx],
-        x_test=task.x_test[test_idx],
-        y_test=task.y_test[test_idx],
-        n_classes=task.n_classes,
         source=f"{task.source}, subset(n_train={n_train}, n_test={n_test}, seed={seed})",
-        input_transform=task.input_transform,
     )
 
 
