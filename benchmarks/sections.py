@@ -195,13 +195,13 @@ def policy(task: Task, device: str, seed: int) -> dict[str, Any]:
             generations=POLICY_GENERATIONS,
             training=training,
         )
-        chosen = TrainingSettings(**training)
+        section = TrainingSettings(**training)
         rows.append(
             {
                 "layout": _layout(measure),
-                "batch_size": chosen.batch_size,
-                "learning_rate": chosen.learning_rate,
-                "precision": chosen.precision,
+                "batch_size": section.batch_size,
+                "learning_rate": section.learning_rate,
+                "precision": section.precision,
                 "per_minute": measure.per_minute,
                 "test_acc": measure.test_acc,
                 "overhead": measure.overhead,

@@ -313,3 +313,12 @@ def test_concurrent_candidates_on_one_gpu_all_train(small_mnist: datasets.Task) 
     )
     assert measure.workers == min(4, STREAMS_PER_GPU) and measure.candidates == 4
     assert not measure.failures and all(acc > 0.5 for acc in measure.test_accs)
+
+
+def test_the_policy_table_marks_the_default_layout_once(tiny_task: datasets.Task) -> None:
+    # Found by make bench: the default row had lost its mark (a name reused in the loop).
+    from benchmarks.sections import policy
+
+    rows = policy(tiny_task, "cpu", seed=0)["rows"]
+    default = [row for row in rows if row["chosen"]]
+    assert len(default) == 1 and default[0]["batch_size"] == "auto"
