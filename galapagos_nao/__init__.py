@@ -5,7 +5,8 @@ only from the layers before it (``tests/test_layers.py`` enforces it):
 
 1. :mod:`~galapagos_nao.core`: genomes and their layer registry, the
    :class:`Network` record, breeding operators, archive measures, datasets and
-   training. Pure: no shared state.
+   training. Pure: its only shared state is the bindings table the upper
+   layers fill once and the default MNIST task, loaded once.
 2. :mod:`~galapagos_nao.config`: the Parameters sections, defaults and checks.
 3. :mod:`~galapagos_nao.archive`: the MAP-Elites Selection, its history and
    the lineage registry.
