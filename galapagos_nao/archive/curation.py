@@ -15,7 +15,9 @@ A :class:`~galapagos_nao.archive.selection.Selection` composes a
 Every verb checks its argument, changes the state atomically under the
 Selection's lock, and is picked up by the next generation, which reads one
 :class:`BreedingPlan`. After a change the Selection's ``listeners`` are told
-(the session journal is one), outside the lock.
+(the session journal is one), outside the lock but still holding the steering
+clock of the Selection's Parameters (:mod:`~galapagos_nao.core.clock`), so
+the journal's stamp is the boundary that first saw the change.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from galapagos_nao.archive.history import HeldBack, History
+from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.listeners import Listeners
 from galapagos_nao.core.network import Network, fitness_or
@@ -68,7 +71,7 @@ class Vetoed:
 
 @dataclass(frozen=True)
 class CurationState:
-    """A snapshot of the curation, for views and checks."""
+    """A snapshot of the curation, for views, checks and checkpoints."""
 
     #: Pinned cells, in cell order.
     pinned: tuple[CellKey, ...] = ()
@@ -76,6 +79,76 @@ class CurationState:
     favored: Mapping[Any, float] = field(default_factory=dict)
     #: The veto list, oldest first.
     vetoed: tuple[Vetoed, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON values (cells as ints or lists), as a checkpoint stores them."""
+        return {
+            "pinned": [_json_cell(cell) for cell in self.pinned],
+            "favored": [[_json_cell(cell), weight] for cell, weight in self.favored.items()],
+            "vetoed": [
+                {"id": v.id, "layers": [[name, list(params)] for name, params in v.layers]}
+                for v in self.vetoed
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CurationState:
+        """The state :meth:`as_dict` wrote, checked: the file it came from is untrusted.
+
+        Raises:
+            ValueError: naming the first entry that is not a cell, a weight or a genome.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"curation must be an object, got {describe(data)}")
+        pinned = tuple(
+            _cell_from_json(f"curation.pinned[{i}]", cell)
+            for i, cell in enumerate(_list("curation.pinned", data.get("pinned", [])))
+        )
+        favored: dict[Any, float] = {}
+        for i, pair in enumerate(_list("curation.favored", data.get("favored", []))):
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ValueError(f"curation.favored[{i}] must be [cell, weight], got {pair!r}")
+            weight = pair[1]
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ValueError(f"curation.favored[{i}] weight must be a number, got {weight!r}")
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"curation.favored[{i}] weight must be >= 0, got {weight!r}")
+            favored[_cell_from_json(f"curation.favored[{i}]", pair[0])] = float(weight)
+        vetoed = tuple(
+            _vetoed_from_json(f"curation.vetoed[{i}]", entry)
+            for i, entry in enumerate(_list("curation.vetoed", data.get("vetoed", [])))
+        )
+        return cls(pinned, favored, vetoed)
+
+
+def _json_cell(cell: Any) -> Any:
+    return list(cell) if isinstance(cell, tuple) else cell
+
+
+def _list(name: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{name} must be a list, got {describe(value)}")
+    return value
+
+
+def _cell_from_json(name: str, value: Any) -> CellKey:
+    return check_cell(name, tuple(value) if isinstance(value, list) else value)
+
+
+def _vetoed_from_json(name: str, entry: Any) -> Vetoed:
+    """A veto entry; its genome is compared, not built, so its layer types need not be known."""
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
+        raise ValueError(f"{name} must be an object with an id, got {describe(entry)}")
+    layers = entry.get("layers")
+    if not isinstance(layers, list) or not all(
+        isinstance(layer, list)
+        and len(layer) == 2
+        and isinstance(layer[0], str)
+        and isinstance(layer[1], list)
+        for layer in layers
+    ):
+        raise ValueError(f"{name}.layers must be a list of [type, params], got {layers!r}")
+    return Vetoed(entry["id"], tuple((kind, tuple(params)) for kind, params in layers))
 
 
 @dataclass(frozen=True)
@@ -126,6 +199,12 @@ class Curation:
         self.favors.clear()
         self.vetoes.clear()
 
+    def load(self, state: CurationState) -> None:
+        """Replaces pins, favor and vetoes with ``state``'s."""
+        self.pins = set(state.pinned)
+        self.favors = dict(state.favored)
+        self.vetoes = {entry.layers: entry for entry in state.vetoed}
+
 
 def choose_elites(
     pool: Sequence[Network], cells: Sequence[Any], old: Mapping[Any, Network], pins: set[Any]
@@ -169,6 +248,7 @@ class Curated:
     _curation: Curation
     _history: History
     _in_flight: int | None  # the generation bred but not yet recorded
+    _parameters: Parameters  # its clock orders each verb against the run's reads
     #: Told ``(action, arguments)`` after each successful steering call.
     listeners: Listeners
 
@@ -191,10 +271,11 @@ class Curated:
             KeyError: naming the cell (and the filled ones) when it holds no elite.
         """
         check_cell("cell", cell)
-        with self._lock:
-            self._elite_at("pin", cell)
-            self._curation.pins.add(cell)
-        self.listeners.notify("pin", {"cell": cell})
+        with self._parameters.clock:
+            with self._lock:
+                self._elite_at("pin", cell)
+                self._curation.pins.add(cell)
+            self.listeners.notify("pin", {"cell": cell})
 
     def unpin(self, cell: CellKey) -> None:
         """Lets the elite of ``cell`` be replaced again.
@@ -204,12 +285,13 @@ class Curated:
             KeyError: naming the cell (and the pinned ones) when it is not pinned.
         """
         check_cell("cell", cell)
-        with self._lock:
-            if cell not in self._curation.pins:
-                pinned = sorted(self._curation.pins, key=_order)
-                raise KeyError(f"unpin: cell {cell!r} is not pinned; pinned cells: {pinned}")
-            self._curation.pins.discard(cell)
-        self.listeners.notify("unpin", {"cell": cell})
+        with self._parameters.clock:
+            with self._lock:
+                if cell not in self._curation.pins:
+                    pinned = sorted(self._curation.pins, key=_order)
+                    raise KeyError(f"unpin: cell {cell!r} is not pinned; pinned cells: {pinned}")
+                self._curation.pins.discard(cell)
+            self.listeners.notify("unpin", {"cell": cell})
 
     def favor(self, cell: CellKey, weight: float) -> None:
         """Sets how many children the elite of ``cell`` gets relative to other parents.
@@ -228,13 +310,14 @@ class Curated:
             raise ValueError(f"weight must be a number >= 0, got {describe(weight)}")
         if not math.isfinite(weight) or weight < 0:
             raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
-        with self._lock:
-            self._elite_at("favor", cell)
-            if weight == 1:
-                self._curation.favors.pop(cell, None)
-            else:
-                self._curation.favors[cell] = float(weight)
-        self.listeners.notify("favor", {"cell": cell, "weight": float(weight)})
+        with self._parameters.clock:
+            with self._lock:
+                self._elite_at("favor", cell)
+                if weight == 1:
+                    self._curation.favors.pop(cell, None)
+                else:
+                    self._curation.favors[cell] = float(weight)
+            self.listeners.notify("favor", {"cell": cell, "weight": float(weight)})
 
     def veto(self, net_or_id: Network | str) -> Vetoed:
         """Removes a network from the archive and the queue, and bans its genome.
@@ -256,22 +339,23 @@ class Curated:
         if not isinstance(net_or_id, (Network, str)):
             raise ValueError(f"net_or_id must be a Network or an id, got {describe(net_or_id)}")
         wanted = net_or_id.id if isinstance(net_or_id, Network) else net_or_id
-        with self._lock:
-            held = {**self._elites, **self._queue}
-            found = next((net for net in held.values() if net.id == wanted), None)
-            if found is None:
-                if isinstance(net_or_id, str):
-                    raise KeyError(f"veto: no elite or queued network has id {wanted!r}")
-                found = net_or_id
-            net = found
-            entry = Vetoed(net.id, net.layers)
-            self._curation.vetoes[net.layers] = entry
-            for cell in [c for c, elite in self._elites.items() if elite.layers == net.layers]:
-                del self._elites[cell]
-                self._curation.pins.discard(cell)
-            for key in [k for k, queued in self._queue.items() if queued.layers == net.layers]:
-                del self._queue[key]
-        self.listeners.notify("veto", {"net": net})
+        with self._parameters.clock:
+            with self._lock:
+                held = {**self._elites, **self._queue}
+                found = next((net for net in held.values() if net.id == wanted), None)
+                if found is None:
+                    if isinstance(net_or_id, str):
+                        raise KeyError(f"veto: no elite or queued network has id {wanted!r}")
+                    found = net_or_id
+                net = found
+                entry = Vetoed(net.id, net.layers)
+                self._curation.vetoes[net.layers] = entry
+                for cell in [c for c, elite in self._elites.items() if elite.layers == net.layers]:
+                    del self._elites[cell]
+                    self._curation.pins.discard(cell)
+                for key in [k for k, queued in self._queue.items() if queued.layers == net.layers]:
+                    del self._queue[key]
+            self.listeners.notify("veto", {"net": net})
         return entry
 
     def vetoed(self) -> list[Vetoed]:
@@ -281,9 +365,10 @@ class Curated:
 
     def clear_vetoes(self) -> None:
         """Empties the veto list: those genomes may come back."""
-        with self._lock:
-            self._curation.vetoes.clear()
-        self.listeners.notify("clear_vetoes", {})
+        with self._parameters.clock:
+            with self._lock:
+                self._curation.vetoes.clear()
+            self.listeners.notify("clear_vetoes", {})
 
     def curation(self) -> CurationState:
         """A snapshot of pins, favor and the veto list."""

@@ -21,7 +21,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from galapagos_nao.archive.curation import Curated, Curation, check_cell, choose_elites, rank
+from galapagos_nao.archive.curation import (
+    Curated,
+    Curation,
+    CurationState,
+    check_cell,
+    choose_elites,
+    rank,
+)
 from galapagos_nao.archive.history import (
     ArchiveStats,
     HeldBack,
@@ -197,12 +204,13 @@ class Selection(Curated, Viewable):
                 its genome is vetoed (see :meth:`veto`).
         """
         record = net if isinstance(net, Network) else Network(net)  # type: ignore[arg-type]
-        with self._lock:
-            self._refuse_vetoed("net", record)
-            key = self._next_queue_key
-            self._next_queue_key -= 1
-            self._queue[key] = record
-        self.listeners.notify("put_unevaluated", {"net": record, "key": key})
+        with self._parameters.clock:
+            with self._lock:
+                self._refuse_vetoed("net", record)
+                key = self._next_queue_key
+                self._next_queue_key -= 1
+                self._queue[key] = record
+            self.listeners.notify("put_unevaluated", {"net": record, "key": key})
         return key
 
     def _refuse_vetoed(self, name: str, net: Network) -> None:
@@ -225,13 +233,27 @@ class Selection(Curated, Viewable):
             self._grid = None
             self._history.clear()
 
-    def restore(self, elites: dict[Any, Network], queue: dict[int, Network] | None = None) -> None:
-        """Replaces the archive wholesale, e.g. from a checkpoint (cells: ints or tuples)."""
+    def restore(
+        self,
+        elites: dict[Any, Network],
+        queue: dict[int, Network] | None = None,
+        curation: CurationState | None = None,
+    ) -> None:
+        """Replaces the archive wholesale, e.g. from a checkpoint (cells: ints or tuples).
+
+        Args:
+            elites: Cell → elite.
+            queue: Negative key → queued network.
+            curation: Pins, favor and vetoes to restore; None keeps the current
+                ones (pins only where an elite is).
+        """
         for level, net in elites.items():
             check_cell("level", level)
             _check_network(f"elites[{level}]", net)
         with self._lock:
             self._elites = dict(elites)
+            if curation is not None:
+                self._curation.load(curation)
             self._curation.pins &= set(self._elites)  # a pin needs an elite in its cell
             self._grid = None
             self._queue = dict(queue or {})

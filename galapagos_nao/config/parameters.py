@@ -24,6 +24,7 @@ from galapagos_nao.config.settings import (
     section_name,
 )
 from galapagos_nao.core.checks import describe
+from galapagos_nao.core.clock import SteeringClock
 from galapagos_nao.core.listeners import Listeners
 
 __all__ = ["Parameters", "Settings", "section_name"]
@@ -35,13 +36,19 @@ class Parameters:
     Every operation is atomic under one lock; readers get deep copies.
 
     Attributes:
-        listeners: Told ``("put", {"section", "values"})`` after each :meth:`put`.
+        listeners: Told ``("put", {"section", "values"})`` after each :meth:`put`
+            and ``("reset", {})`` after :meth:`reset`.
+        clock: Held by each change and by the runs that read these settings, so
+            a change lands wholly before or after a generation's read (see
+            :mod:`~galapagos_nao.core.clock`); a Selection made with these
+            Parameters shares it.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values = self.defaults()
         self.listeners = Listeners()
+        self.clock = SteeringClock()
 
     @staticmethod
     def defaults() -> dict[str, dict[str, Any]]:
@@ -68,9 +75,10 @@ class Parameters:
         if name == "training" and "device" in checked and backend == "threads":
             # This machine trains: a device it lacks would fail every candidate.
             check_device_available(f"{name}.device", checked["device"])
-        with self._lock:
-            self._values[name].update(copy.deepcopy(checked))
-        self.listeners.notify("put", {"section": name, "values": checked})
+        with self.clock:
+            with self._lock:
+                self._values[name].update(copy.deepcopy(checked))
+            self.listeners.notify("put", {"section": name, "values": checked})
 
     def get(self, section: Any, key: str | None = None) -> Any:
         """One setting's value, or a copy of the whole section when ``key`` is None.
@@ -110,8 +118,10 @@ class Parameters:
 
     def reset(self) -> None:
         """Restores every default."""
-        with self._lock:
-            self._values = self.defaults()
+        with self.clock:
+            with self._lock:
+                self._values = self.defaults()
+            self.listeners.notify("reset", {})
 
     def __repr__(self) -> str:
         return f"Parameters({self.snapshot()!r})"

@@ -15,13 +15,15 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from galapagos_nao.archive.curation import CurationState
 from galapagos_nao.archive.lineage import LineageRegistry
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core.checks import check_int, describe
+from galapagos_nao.core.clock import BREEDING, Stamp, holding, in_order
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.run.ancestry import Ancestry
-from galapagos_nao.run.arguments import checked_hooks, initial_networks
+from galapagos_nao.run.arguments import checked_hooks, initial_networks, run_seed
 from galapagos_nao.run.checkpoint import Checkpointer, generator_from_state, loadable_parameters
 from galapagos_nao.run.hooks import default_hooks
 from galapagos_nao.run.loop import CandidateHook, GenerationHook, Run
@@ -73,9 +75,7 @@ class Session(Ancestry):
         self._open_workspace = open_workspace
         self._lock = threading.Lock()
         self._tracked: weakref.WeakKeyDictionary[Selection, Workspace] = weakref.WeakKeyDictionary()
-        self.journal = Journal(
-            workspace=self._journal_workspace, generation=selection.next_generation
-        )
+        self.journal = Journal(workspace=self._journal_workspace, position=parameters.clock.now)
         parameters.listeners.append(self.journal.listener("Parameters"))
         selection.listeners.append(self.journal.listener("Selection"))
         library.listeners.append(self.journal.listener("Library"))
@@ -291,9 +291,16 @@ class Session(Ancestry):
         elif tasks is not None:
             raise ValueError("resume: tasks given but the checkpointed run had no task stream")
 
+        curation = None
+        if checkpoint.curation is not None:
+            try:
+                curation = CurationState.from_dict(checkpoint.curation)
+            except ValueError as error:
+                raise WorkspaceCorrupt(f"{into.path}: checkpoint: {error}") from None
+
         def restore(run: Run) -> None:
             run.parameters.load(settings)
-            selection.restore(dict(checkpoint.elites), dict(checkpoint.queue))
+            selection.restore(dict(checkpoint.elites), dict(checkpoint.queue), curation)
             rows = into.history(checkpoint.run_id)
             selection.restore_history([row["archive"] for row in rows if row["archive"]])
             logger.info(
@@ -382,6 +389,9 @@ class Session(Ancestry):
             raise ValueError(f"task must be a datasets.Task or None, got {describe(task)}")
         if seed is not None:
             check_int("seed", seed, minimum=0)
+        run_parameters = selection.parameters if parameters is None else parameters
+        if resume_from is None:
+            seed = run_seed(seed, run_parameters)
         caller_hooks = checked_hooks("hooks", hooks[0])
         caller_candidate_hooks = checked_hooks("candidate_hooks", hooks[1])
         run_hooks = default_hooks(
@@ -393,30 +403,40 @@ class Session(Ancestry):
             for hook in run_hooks:
                 if isinstance(hook, Checkpointer):
                     hook.continue_run(resume_from)
-        run = Run(
-            generations=generations,
-            task=task,
-            selection=selection,
-            parameters=selection.parameters if parameters is None else parameters,
-            evaluator=evaluator,
-            seed=seed,
-            generation_offset=0 if resume_from is None else resume_from.generation + 1,
-            rng=rng,
-            hooks=[*run_hooks, *caller_hooks],
-            candidate_hooks=caller_candidate_hooks,
-            stream=stream,
-        )
-        selection.claim(run)  # fails here, before anything changes, if another run is live
-        name, arguments = action
-        self.journal.record(
-            name,
-            {
-                **arguments,
-                "seed": seed,
-                "task": task,
-                "shared_selection": selection is self.selection,
-            },
-        )
-        run.listeners.append(self.journal.listener("Run"))
-        change_state(run)
-        return run.start()
+        clocks = [selection.parameters.clock, run_parameters.clock]
+        # Held from the claim to the start: the journal's stamps of the start and of
+        # the networks it queues are the run's first boundary, and nothing slips between.
+        with holding(clocks):
+            # A new run continues the archive's generation count; a resumed one its checkpoint's.
+            first = (
+                selection.next_generation() if resume_from is None else resume_from.generation + 1
+            )
+            run = Run(
+                generations=generations,
+                task=task,
+                selection=selection,
+                parameters=run_parameters,
+                evaluator=evaluator,
+                seed=seed,
+                generation_offset=first,
+                rng=rng,
+                hooks=[*run_hooks, *caller_hooks],
+                candidate_hooks=caller_candidate_hooks,
+                stream=stream,
+            )
+            selection.claim(run)  # fails here, before anything changes, if another run is live
+            for clock in in_order(clocks):
+                clock.start_at(Stamp(first, BREEDING))
+            name, arguments = action
+            self.journal.record(
+                name,
+                {
+                    **arguments,
+                    "seed": seed,
+                    "task": task,
+                    "shared_selection": selection is self.selection,
+                },
+            )
+            run.listeners.append(self.journal.listener("Run"))
+            change_state(run)
+            return run.start()

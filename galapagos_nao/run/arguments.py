@@ -5,10 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
+from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core.checks import describe
 from galapagos_nao.core.network import Network
 
-__all__ = ["checked_hooks", "initial_networks"]
+__all__ = ["checked_hooks", "fresh_seed", "initial_networks", "run_seed"]
+
+
+def fresh_seed() -> int:
+    """A seed drawn from the operating system's entropy (a 62-bit int, as candidates get)."""
+    return int(np.random.default_rng().integers(2**62))
+
+
+def run_seed(seed: int | None, parameters: Parameters) -> int:
+    """The seed a run starts with: ``seed``, else ``training.seed``, else a fresh one.
+
+    Always a number, so that the workspace and the journal can record it and a
+    replay can run the same generations again.
+    """
+    if seed is not None:
+        return seed
+    configured = parameters.settings().training.seed
+    return fresh_seed() if configured is None else configured
 
 
 def initial_networks(net_or_nets: Any) -> list[Network]:

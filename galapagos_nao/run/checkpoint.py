@@ -3,7 +3,7 @@
 A :class:`Checkpointer` writes one checkpoint per completed generation into its
 workspace, in one transaction: the elites and the queue, the Parameters in
 force, the run generator's state, the task stream's state (position, replay
-memory, R) and the generation's history row. Resuming
+memory, R), the pins, favor and vetoes, and the generation's history row. Resuming
 (:meth:`galapagos_nao.run.api.Session.resume`) reads the last one back with
 :func:`generator_from_state` and :func:`loadable_parameters`, so a seeded run
 that was interrupted reaches the same archive as one that was not.
@@ -97,6 +97,7 @@ class Checkpointer:
             },
             seed=self.seed,
             stream=None if run.stream is None else run.stream.state(),
+            curation=run.selection.curation().as_dict(),
         )
         # The commit dropped every network this run no longer refers to.
         self._stored = {net.id: weakref.ref(net) for net in nets}

@@ -15,16 +15,23 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
-from galapagos_nao.archive.selection import Change, Selection
+from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.config.settings import Settings
 from galapagos_nao.core.bindings import Viewable, bound
+from galapagos_nao.core.clock import (
+    BREEDING,
+    SELECTION,
+    Stamp,
+    SteeringClock,
+    holding,
+    in_order,
+)
 from galapagos_nao.core.continual import TaskMetrics
 from galapagos_nao.core.datasets import Task, default_task
 from galapagos_nao.core.device_data import DeviceDataCache
@@ -37,77 +44,13 @@ from galapagos_nao.run.failures import (
 )
 from galapagos_nao.run.generation import breed, make_evaluator
 from galapagos_nao.run.records import CANDIDATE_LOGGER, EvaluationJob, Evaluator, Outcome
+from galapagos_nao.run.reports import CandidateHook, GenerationHook, GenerationReport, RunStatus
 from galapagos_nao.run.stream import TaskStream
 
 __all__ = ["CandidateHook", "GenerationHook", "GenerationReport", "Run", "RunStatus"]
 
 logger = logging.getLogger("galapagos_nao.run")
 candidate_logger = logging.getLogger(CANDIDATE_LOGGER)
-
-
-@dataclass(frozen=True)
-class GenerationReport:
-    """What one generation did; passed to every hook.
-
-    Attributes:
-        run: The run.
-        generation: Its index (0-based).
-        snapshot: The Parameters snapshot it used.
-        outcomes: Every candidate's outcome, in candidate order.
-        changes: Cells whose elite changed.
-        elites: The archive after selection.
-        started: ``time.time()`` at its start.
-        seconds: Its wall time.
-        train_seconds: Summed time candidates spent training and evaluating.
-    """
-
-    run: Run
-    generation: int
-    snapshot: Mapping[str, Mapping[str, Any]]
-    outcomes: tuple[Outcome, ...]
-    changes: tuple[Change, ...]
-    elites: Mapping[int, Network]
-    started: float
-    seconds: float
-    train_seconds: float
-
-    @property
-    def evaluated(self) -> int:
-        """Candidates trained successfully."""
-        return sum(o.network is not None for o in self.outcomes)
-
-    @property
-    def group_sizes(self) -> dict[int, int]:
-        """How many candidates trained in groups of each size (1: alone)."""
-        counts: dict[int, int] = {}
-        for outcome in self.outcomes:
-            counts[outcome.group_size] = counts.get(outcome.group_size, 0) + 1
-        return dict(sorted(counts.items()))
-
-    @property
-    def failed(self) -> int:
-        """Candidates dropped for a failure (not counting those stopped)."""
-        return sum(o.failure is not None for o in self.outcomes)
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    """A run's progress at one moment."""
-
-    state: str  #: starting, running, stopping, finished, stopped or failed
-    generation: int  #: generations completed
-    generations: int | None  #: total, or None for a continual run
-    evaluated: int  #: candidates trained successfully so far
-    failed: int  #: candidates dropped so far
-    best_test_acc: float | None  #: best test accuracy among the elites
-    elapsed: float  #: seconds since the start
-    error: BaseException | None = None  #: what killed the run, if it failed
-
-
-#: A generation hook: called on the run's thread with each generation's report.
-GenerationHook = Callable[[GenerationReport], None]
-#: A candidate hook: called on the run's thread with each outcome as it arrives.
-CandidateHook = Callable[[Outcome], None]
 
 
 class Run(Viewable):
@@ -120,7 +63,8 @@ class Run(Viewable):
         generations: Generations to run, or None for a continual run.
         selection: The archive it evolves.
         parameters: The settings each generation snapshots.
-        seed: The seed it was given (None: ``training.seed`` or fresh entropy).
+        seed: The seed it runs with: the one given, else ``training.seed``, else
+            one drawn from fresh entropy when it starts (so it can be recorded).
         hooks: Called with each generation's report, in order (history,
             lineage, checkpoint, then the caller's).
         candidate_hooks: Called with each candidate's outcome as it completes.
@@ -189,12 +133,16 @@ class Run(Viewable):
         return self
 
     def stop(self) -> None:
-        """Asks the run to stop: candidates in training end at their next batch."""
-        with self._lock:
-            if self._state in ("starting", "running"):
-                self._state = "stopping"
-        self._stop_event.set()
-        self.listeners.notify("stop", {})
+        """Asks the run to stop: candidates in training end at their next batch.
+
+        The generation in flight is not selected; one not yet bred does not start.
+        """
+        with holding(self._clocks()):  # the stop lands wholly before or after a boundary
+            with self._lock:
+                if self._state in ("starting", "running"):
+                    self._state = "stopping"
+            self._stop_event.set()
+            self.listeners.notify("stop", {})
 
     def join(self, timeout: float | None = None) -> bool:
         """Waits for the run to end; True if it has.
@@ -364,13 +312,17 @@ class Run(Viewable):
 
     def _run_generation(self, task: Task, rng: np.random.Generator, evaluator: Evaluator) -> None:
         started_wall, started = time.time(), time.monotonic()
-        # One read: the report keeps the plain snapshot, the generation reads it typed.
-        snapshot = self.parameters.snapshot()
-        settings = Settings.from_snapshot(snapshot)
         generation = self.generation
-        if self.stream is not None:  # switches between generations only, re-scoring the archive
-            task = self.stream.begin_generation(self.selection, settings, self._data_cache)
-        plan = self.selection.breeding_plan(generation)  # parents, favor, vetoes: one read
+        # Everything steering can change is read at this boundary, holding the clock.
+        with self._boundary(Stamp(generation, BREEDING), Stamp(generation, SELECTION)):
+            if self._stop_event.is_set():
+                return  # stopped before this generation bred
+            # One read: the report keeps the plain snapshot, the generation reads it typed.
+            snapshot = self.parameters.snapshot()
+            settings = Settings.from_snapshot(snapshot)
+            if self.stream is not None:  # switches between generations only, re-scoring
+                task = self.stream.begin_generation(self.selection, settings, self._data_cache)
+            plan = self.selection.breeding_plan(generation)  # parents, favor, vetoes: one read
         queued = plan.queued
         candidates = breed(
             plan.parents,
@@ -393,16 +345,21 @@ class Run(Viewable):
             for candidate_hook in list(self.candidate_hooks):
                 candidate_hook(outcome)
         outcomes.sort(key=lambda o: o.candidate.index)
-        if self._stop_event.is_set() and any(o.stopped for o in outcomes):
-            return  # an interrupted generation is not selected: its results would be partial
-        if outcomes and all(o.network is None for o in outcomes):
+        failed_entirely = bool(outcomes) and all(o.network is None for o in outcomes)
+        # A generation that failed entirely is tried again: changes meanwhile reach its retry.
+        then = Stamp(generation if failed_entirely else generation + 1, BREEDING)
+        with self._boundary(Stamp(generation, SELECTION), then):
+            if self._stop_event.is_set():
+                return  # an interrupted generation is not selected: its results may be partial
+            if not failed_entirely:
+                # Queued networks that already carry metrics compete as they are.
+                pool = [o.network for o in outcomes if o.network is not None]
+                pool += [n for n in queued.values() if n.fitness is not None]
+                changes = self.selection.select(pool, settings=settings.selection, consumed=queued)
+        if failed_entirely:
             self._retry_after_failed_generation(generation, outcomes, settings)
             return  # not selected: the parents and the queue stay for the next try
         self._failed_in_a_row = 0
-        # Queued networks that already carry metrics compete as they are.
-        pool = [o.network for o in outcomes if o.network is not None]
-        pool += [n for n in queued.values() if n.fitness is not None]
-        changes = self.selection.select(pool, settings=settings.selection, consumed=queued)
         if self.stream is not None:
             self.stream.end_generation(self.selection, settings, self._data_cache)
         report = GenerationReport(
@@ -420,3 +377,15 @@ class Run(Viewable):
             self._completed += 1
         for hook in list(self.hooks):
             hook(report)
+
+    def _clocks(self) -> list[SteeringClock]:
+        """The steering clocks of the archive's and the run's Parameters, in a fixed order."""
+        return in_order([self.selection.parameters.clock, self.parameters.clock])
+
+    @contextmanager
+    def _boundary(self, stamp: Stamp, then: Stamp) -> Iterator[None]:
+        """Passes boundary ``stamp`` holding every clock that orders this run's steering."""
+        with ExitStack() as stack:
+            for clock in self._clocks():
+                stack.enter_context(clock.boundary(stamp, then))
+            yield

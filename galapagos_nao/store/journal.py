@@ -3,9 +3,11 @@
 A person steers a run by changing Parameters, queueing networks, pinning,
 favoring and vetoing cells, keeping snapshots and starting or stopping runs.
 The :class:`Journal` keeps one :class:`JournalEntry` per action: its wall time,
-the archive generation it first takes effect in, the action's name
-(``Parameters.put``, ``Selection.pin``, ``Library.put``, ``evolve``, …) and its
-arguments as plain JSON values, networks by id with their genome inline.
+the boundary of the run that first saw it (generation and phase, from the
+steering clock: :mod:`~galapagos_nao.core.clock`), the process that made it,
+the action's name (``Parameters.put``, ``Selection.pin``, ``Library.put``,
+``evolve``, …) and its arguments as plain JSON values: networks by id with
+their genome and fingerprint inline.
 
 Recording is explicit: ``Parameters``, ``Selection``, ``Library`` and ``Run``
 (below this module or beside it) own a listener list; the
@@ -19,17 +21,21 @@ one. ``gn.journal()`` shows the entries as a table.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from galapagos_nao.core.bindings import Viewable
 from galapagos_nao.core.checks import describe
+from galapagos_nao.core.clock import PHASES, Stamp
+from galapagos_nao.core.fingerprint import fingerprint
 from galapagos_nao.core.listeners import Listener
 from galapagos_nao.core.network import Network
 from galapagos_nao.store.workspace import Workspace, WorkspaceError
@@ -40,12 +46,22 @@ logger = logging.getLogger("galapagos_nao.store.journal")
 
 
 def plain(value: Any) -> Any:
-    """``value`` as JSON values: a network becomes its id and genome, tuples lists.
+    """``value`` as JSON values: a network becomes its id, genome and fingerprint; tuples lists.
 
-    What has no JSON form (a task, a callable) is described in one line.
+    A network keeps what rebuilds it when it was never trained (shapes, classes)
+    and what identifies it when it was (``trained`` and its
+    :func:`~galapagos_nao.core.fingerprint.fingerprint`). What has no JSON form
+    (a task, a callable) is described in one line.
     """
     if isinstance(value, Network):
-        return {"id": value.id, "layers": [[name, list(params)] for name, params in value.layers]}
+        return {
+            "id": value.id,
+            "layers": [[name, list(params)] for name, params in value.layers],
+            "input_shape": list(value.input_shape),
+            "n_classes": value.n_classes,
+            "trained": value.weights is not None or value.fitness is not None,
+            "fingerprint": fingerprint(value),
+        }
     if isinstance(value, Mapping):
         return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -66,7 +82,7 @@ def describe_arguments(arguments: Mapping[str, Any]) -> str:
 
 def _argument_text(value: Any) -> str:
     # Networks show by short id: the genome inline would drown a table row.
-    if isinstance(value, Mapping) and set(value) == {"id", "layers"}:
+    if isinstance(value, Mapping) and {"id", "layers"} <= set(value):
         return str(value["id"])[:8]
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k}: {_argument_text(v)}" for k, v in value.items()) + "}"
@@ -87,8 +103,17 @@ class JournalEntry:
     generation: int
     #: What was done: ``Parameters.put``, ``Selection.veto``, ``evolve``, …
     action: str
-    #: Its arguments as plain JSON values (networks: ``{"id", "layers"}``).
+    #: Its arguments as plain JSON values (networks: ``{"id", "layers", "fingerprint", …}``).
     arguments: Mapping[str, Any]
+    #: Before what in that generation: ``breeding`` or ``selection`` (None: not recorded).
+    phase: str | None = None
+    #: The process (journal) that recorded it; a new one starts from fresh objects.
+    session: str | None = None
+
+    @property
+    def stamp(self) -> Stamp | None:
+        """The boundary it took effect at, or None when its phase was not recorded."""
+        return None if self.phase is None else Stamp(self.generation, self.phase)
 
 
 @dataclass(frozen=True)
@@ -116,18 +141,24 @@ class Journal:
     Args:
         workspace: Returns the workspace to keep entries in, or None to keep
             them in memory (for now); called at each record and read.
-        generation: Returns the archive generation an action made now takes
-            effect in (``Selection.next_generation``).
+        position: Returns the boundary an action made now takes effect at
+            (``SteeringClock.now`` of the session's Parameters; steering
+            actions record while holding that clock).
+
+    Attributes:
+        session: This journal's id for the process recording it, stored with
+            each entry: a replay starts from fresh objects where it changes.
     """
 
     def __init__(
         self,
         *,
         workspace: Callable[[], Workspace | None] | None = None,
-        generation: Callable[[], int] | None = None,
+        position: Callable[[], Stamp] | None = None,
     ) -> None:
         self._workspace = workspace
-        self._generation = generation
+        self._position = position
+        self.session = uuid.uuid4().hex[:12]
         # One lock over recording and reading, held across the journal's own SQLite
         # write: entries must land in the order they were made, and only recorders
         # and readers of the journal ever wait on it.
@@ -145,14 +176,16 @@ class Journal:
 
     def record(self, action: str, arguments: Mapping[str, Any]) -> JournalEntry:
         """Appends one action; ``arguments`` are stored as :func:`plain` makes them."""
-        generation = 0 if self._generation is None else int(self._generation())
+        stamp = Stamp(0) if self._position is None else self._position()
         with self._lock:
             entry = JournalEntry(
                 seq=len(self._pending) + 1,
                 time=time.time(),
-                generation=generation,
+                generation=stamp.generation,
                 action=str(action),
                 arguments=plain(dict(arguments)),
+                phase=stamp.phase,
+                session=self.session,
             )
             self._pending.append(entry)
             self._flush(self._store())
@@ -166,8 +199,8 @@ class Journal:
             stored = [] if store is None else [_entry(row) for row in store.journal_rows()]
             offset = len(stored)
             waiting = [
-                JournalEntry(offset + i + 1, e.time, e.generation, e.action, e.arguments)
-                for i, e in enumerate(self._pending)
+                dataclasses.replace(entry, seq=offset + i + 1)
+                for i, entry in enumerate(self._pending)
             ]
             return stored + waiting
 
@@ -192,7 +225,10 @@ class Journal:
                 self._warned = True
                 logger.warning("%s is read-only here: the journal stays in memory", store.path)
             return
-        rows = [(e.time, e.generation, e.action, dict(e.arguments)) for e in self._pending]
+        rows = [
+            (e.time, e.generation, e.phase, e.session, e.action, dict(e.arguments))
+            for e in self._pending
+        ]
         try:
             store.append_journal(rows)
         except WorkspaceError as error:
@@ -202,10 +238,15 @@ class Journal:
 
 
 def _entry(row: Mapping[str, Any]) -> JournalEntry:
+    # Rows are untrusted: a phase that is not one of ours reads as not recorded.
+    phase = row.get("phase")
+    session = row.get("session")
     return JournalEntry(
         seq=int(row["seq"]),
         time=float(row["time"]),
         generation=int(row["generation"]),
         action=str(row["action"]),
         arguments=row["arguments"],
+        phase=phase if phase in PHASES else None,
+        session=str(session)[:64] if session is not None else None,
     )

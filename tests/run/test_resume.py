@@ -6,6 +6,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ import galapagos_nao as gn
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core import datasets
+from galapagos_nao.core.network import Network
 from galapagos_nao.run.checkpoint import Checkpointer, generator_from_state
 from galapagos_nao.run.loop import GenerationReport
 from galapagos_nao.store.workspace import Workspace, WorkspaceLocked
@@ -362,3 +364,39 @@ def test_generator_state_round_trips_exactly():
     assert generator_from_state(state).random() == legacy.random()
     with pytest.raises(ValueError, match="unknown bit generator 'os.system'"):
         generator_from_state({"bit_generator": "os.system"})
+
+
+def test_a_resumed_run_keeps_the_pins_favor_and_vetoes(tiny_task, tmp_path):
+    store = Workspace(tmp_path / "w.db")
+    first = fresh_selection(store)
+    settle(first)
+    assert gn.evolve(START, 2, tiny_task, selection=first, seed=3).join(120)
+    cells = list(first.elites())
+    first.pin(cells[0])
+    first.favor(cells[0], 3)
+    banned = Network([("dense", [12, "tanh"])])
+    first.veto(banned)
+    # The next generation's checkpoint carries the curation with it.
+    assert gn.evolve(None, 1, tiny_task, selection=first, seed=4).join(120)
+    expected = first.curation()
+
+    later = fresh_selection(store)  # as after a restart: no pins, favor or vetoes
+    run = gn.evolve_continual(task=tiny_task, selection=later, resume=True, hooks=[stop_after(3)])
+    assert run.join(120) and run.status().error is None
+    assert later.curation() == expected
+    assert later.elites()[cells[0]] is not None
+    with pytest.raises(ValueError, match="vetoed"):
+        later.put_unevaluated(Network(banned.genome))
+
+
+def test_a_checkpoint_with_damaged_curation_is_refused_naming_it(tiny_task, tmp_path):
+    store = Workspace(tmp_path / "w.db")
+    first = fresh_selection(store)
+    settle(first)
+    assert gn.evolve(START, 1, tiny_task, selection=first, seed=3).join(120)
+    with sqlite3.connect(store.path) as other:  # as a file someone else wrote
+        other.execute("UPDATE checkpoints SET curation = ?", ('{"pinned": ["one"]}',))
+    later = fresh_selection(store)
+    with pytest.raises(gn.workspace.WorkspaceCorrupt, match=r"curation\.pinned\[0\]"):
+        gn.evolve_continual(task=tiny_task, selection=later, resume=True)
+    assert len(later) == 0 and later.curation().pinned == ()

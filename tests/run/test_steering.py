@@ -76,3 +76,55 @@ def test_favor_changes_how_many_children_a_parent_gets(session, tiny_task, weigh
     evolve(session, tiny_task, candidate_hooks=[outcomes.append])
     parents = Counter(o.candidate.parent.id for o in outcomes)
     assert parents[small.id] == children and sum(parents.values()) == 4
+
+
+def test_each_action_is_stamped_with_the_boundary_that_first_sees_it(session, tiny_task):
+    """An action in training reaches that generation's selection; after it, the next breeding."""
+    session.parameters.put("selection", {"complexity_levels": 1})
+    weak = Network(TINY, val_acc=0.01, test_acc=0.01)
+    session.selection.put(1, weak)
+    pinned_while_training: list[bool] = []
+
+    def pin_while_training(outcome) -> None:  # on the run's thread, between its boundaries
+        if not pinned_while_training:
+            session.selection.pin(1)
+            pinned_while_training.append(True)
+
+    def put_after_generation(report) -> None:
+        session.parameters.put("training", {"epochs": 1 + report.generation})
+
+    evolve(
+        session,
+        tiny_task,
+        2,
+        candidate_hooks=[pin_while_training],
+        hooks=[put_after_generation],
+    )
+    # The pin made during generation 0's training held at generation 0's selection.
+    assert session.selection.get(1) is weak
+    assert len(session.selection.history()[0].held_back) == 1
+    stamps = [(e.action, str(e.stamp)) for e in session.journal.entries()]
+    assert stamps == [
+        ("Parameters.put", "0 breeding"),
+        ("evolve", "0 breeding"),
+        ("Selection.pin", "0 selection"),
+        ("Parameters.put", "1 breeding"),
+        ("Parameters.put", "2 breeding"),
+    ]
+
+
+def test_a_new_run_continues_the_archive_generation_count(session, tiny_task):
+    evolve(session, tiny_task, 2, net=TINY)
+    run = evolve(session, tiny_task, 1)
+    assert [e.stats.generation for e in session.selection.history()] == [0, 1, 2]
+    assert run.generation == 3 and run.status().generation == 1
+    starts = [e for e in session.journal.entries() if e.action == "evolve"]
+    assert [str(e.stamp) for e in starts] == ["0 breeding", "2 breeding"]
+    assert all(isinstance(e.arguments["seed"], int) for e in starts)
+
+
+def test_an_unseeded_run_records_the_seed_it_drew(session, tiny_task):
+    run = session.evolve(TINY, 1, tiny_task)
+    run.result(timeout=300)
+    (start,) = [e for e in session.journal.entries() if e.action == "evolve"]
+    assert isinstance(run.seed, int) and start.arguments["seed"] == run.seed

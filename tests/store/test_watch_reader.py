@@ -88,7 +88,8 @@ def test_an_unchanged_workspace_is_not_read_again(watched_workspace, tmp_path, m
         first, second = reader.poll(), reader.poll()
         assert len(calls) == 1 and first.cells == second.cells
         writer = Workspace(path, read_only=False)
-        writer.append_journal([(1.0, 3, "Selection.unpin", {"cell": watched_workspace["pinned"]})])
+        unpin = {"cell": watched_workspace["pinned"]}
+        writer.append_journal([(1.0, 3, "breeding", "s1", "Selection.unpin", unpin)])
         writer.close()
         third = reader.poll()
     assert len(calls) == 2

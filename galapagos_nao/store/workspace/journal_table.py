@@ -7,25 +7,32 @@ from collections.abc import Sequence
 from typing import Any
 
 from galapagos_nao.store.workspace.connection import WorkspaceConnection
-from galapagos_nao.store.workspace.schema import has_table
+from galapagos_nao.store.workspace.schema import has_column, has_table
 
-__all__ = ["JournalTable", "journal_entry"]
+__all__ = ["JournalRow", "JournalTable", "journal_entry"]
+
+#: ``(time, generation, phase, session, action, arguments)``: one row to append.
+JournalRow = tuple[float, int, str | None, str | None, str, dict[str, Any]]
 
 
 class JournalTable(WorkspaceConnection):
     """Appends and reads journal rows: a part of :class:`.Workspace`."""
 
-    def append_journal(self, rows: list[tuple[float, int, str, dict[str, Any]]]) -> None:
-        """Appends ``(time, generation, action, arguments)`` rows in one transaction.
+    def append_journal(self, rows: list[JournalRow]) -> None:
+        """Appends rows (see :data:`JournalRow`) in one transaction.
 
         Raises:
             WorkspaceLocked: on a read-only view.
             WorkspaceError: if the write fails.
         """
-        encoded = [(t, g, action, json.dumps(arguments)) for t, g, action, arguments in rows]
+        encoded = [
+            (t, g, action, json.dumps(arguments), phase, session)
+            for t, g, phase, session, action, arguments in rows
+        ]
         with self._writing("journal entries") as connection:
             connection.executemany(
-                "INSERT INTO journal (time, generation, action, arguments) VALUES (?, ?, ?, ?)",
+                "INSERT INTO journal (time, generation, action, arguments, phase, session) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 encoded,
             )
 
@@ -37,19 +44,23 @@ class JournalTable(WorkspaceConnection):
         with self._reading("journal") as connection:
             if not has_table(connection, "journal"):
                 return []  # a read-only view of a file older than the journal
+            # A read-only view of a schema 3 or 4 file lacks the boundary columns.
+            more = ", phase, session" if has_column(connection, "journal", "session") else ""
             rows = connection.execute(
-                "SELECT seq, time, generation, action, arguments FROM journal ORDER BY seq"
+                f"SELECT seq, time, generation, action, arguments{more} FROM journal ORDER BY seq"
             ).fetchall()
         return [journal_entry(row) for row in rows]
 
 
 def journal_entry(row: Sequence[Any]) -> dict[str, Any]:
-    """A ``journal`` row (seq, time, generation, action, arguments) as plain values.
+    """A ``journal`` row (seq, time, generation, action, arguments[, phase, session]) as values.
 
     The arguments are untrusted JSON: text that does not parse to an object comes
-    back as ``{"unreadable": text}``.
+    back as ``{"unreadable": text}``. A row without phase and session (an older
+    file, or a query that did not ask) has None for both.
     """
-    seq, time, generation, action, text = row
+    seq, time, generation, action, text = row[:5]
+    phase, session = (row[5], row[6]) if len(row) >= 7 else (None, None)
     try:
         arguments = json.loads(text)
     except (TypeError, ValueError):
@@ -62,4 +73,6 @@ def journal_entry(row: Sequence[Any]) -> dict[str, Any]:
         "generation": generation,
         "action": action,
         "arguments": arguments,
+        "phase": phase,
+        "session": session,
     }

@@ -63,6 +63,8 @@ class Checkpoint:
             their cells are missing from ``elites``/``queue``.
         stream: The run's task stream state (position, replay memory, R) as
             ``TaskStream.state()`` made it, or None for a run on one task.
+        curation: The archive's pins, favor and vetoes as ``CurationState.as_dict``
+            made them, or None (a checkpoint written before they were kept).
     """
 
     run_id: int
@@ -74,6 +76,7 @@ class Checkpoint:
     rng_state: dict[str, Any]
     problems: tuple[str, ...] = field(default=())
     stream: dict[str, Any] | None = None
+    curation: dict[str, Any] | None = None
 
 
 # -- cell keys as JSON ---------------------------------------------------------------
@@ -119,6 +122,7 @@ class RunTables(WorkspaceConnection):
         history: Mapping[str, Any],
         seed: int | None = None,
         stream: Mapping[str, Any] | None = None,
+        curation: Mapping[str, Any] | None = None,
     ) -> int:
         """Replaces a run's checkpoint and appends its history row, in one transaction.
 
@@ -138,6 +142,7 @@ class RunTables(WorkspaceConnection):
                 ``HistoryEntry.as_dict()`` makes it (JSON-able).
             seed: The seed of a new run.
             stream: The run's task stream state (JSON-able), or None.
+            curation: The archive's pins, favor and vetoes (JSON-able), or None.
 
         Returns:
             The run's id.
@@ -149,6 +154,7 @@ class RunTables(WorkspaceConnection):
         params_json = json.dumps(parameters)
         rng_json = json.dumps(rng_state, default=_json_array)
         stream_json = None if stream is None else json.dumps(stream)
+        curation_json = None if curation is None else json.dumps(curation)
         best_json = json.dumps(
             [[json.loads(_cell_to_json(c)), *v] for c, v in history["best"].items()]
         )
@@ -179,9 +185,9 @@ class RunTables(WorkspaceConnection):
             )
             connection.execute(
                 "INSERT OR REPLACE INTO checkpoints "
-                "(run_id, generation, written, parameters, rng_state, stream) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, generation, now, params_json, rng_json, stream_json),
+                "(run_id, generation, written, parameters, rng_state, stream, curation) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, generation, now, params_json, rng_json, stream_json, curation_json),
             )
             connection.execute(
                 "INSERT OR REPLACE INTO history "
@@ -239,9 +245,10 @@ class RunTables(WorkspaceConnection):
         with self._reading(f"checkpoint of run {run_id}") as connection:
             # A read-only view of a schema 2 file has no stream column: its runs had none.
             stream = "stream" if has_column(connection, "checkpoints", "stream") else "NULL"
+            curation = "curation" if has_column(connection, "checkpoints", "curation") else "NULL"
             row = connection.execute(
-                f"SELECT generation, written, parameters, rng_state, {stream} FROM checkpoints "
-                "WHERE run_id = ?",
+                f"SELECT generation, written, parameters, rng_state, {stream}, {curation} "
+                "FROM checkpoints WHERE run_id = ?",
                 (run_id,),
             ).fetchone()
             if row is None:
@@ -249,12 +256,15 @@ class RunTables(WorkspaceConnection):
             cells = connection.execute(
                 "SELECT kind, cell, network_id FROM cells WHERE run_id = ?", (run_id,)
             ).fetchall()
-        generation, written, params_json, rng_json, stream_json = row
+        generation, written, params_json, rng_json, stream_json, curation_json = row
         try:
             parameters, rng_state = json.loads(params_json), json.loads(rng_json)
             stream_state = None if stream_json is None else json.loads(stream_json)
             if stream_state is not None and not isinstance(stream_state, dict):
                 raise json.JSONDecodeError("the stream state is not an object", stream_json, 0)
+            curation_state = None if curation_json is None else json.loads(curation_json)
+            if curation_state is not None and not isinstance(curation_state, dict):
+                raise json.JSONDecodeError("the curation is not an object", curation_json, 0)
         except json.JSONDecodeError as error:
             raise WorkspaceCorrupt(
                 f"{self.path}: checkpoint of run {run_id} is unreadable ({error})"
@@ -270,6 +280,7 @@ class RunTables(WorkspaceConnection):
             rng_state,
             tuple(problems),
             stream_state,
+            curation_state,
         )
 
     def _cell_networks(

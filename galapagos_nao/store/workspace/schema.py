@@ -11,8 +11,9 @@ __all__ = ["SCHEMA_VERSION", "check_schema", "create_schema", "has_column", "has
 
 #: Layout version written in the ``meta`` table; newer files are refused, older ones
 #: upgraded when opened for writing (2 added ``history.archive``, 3 the ``journal``,
-#: 4 ``checkpoints.stream``; each is detected, not inferred from the number).
-SCHEMA_VERSION = 4
+#: 4 ``checkpoints.stream``, 5 ``journal.phase``, ``journal.session`` and
+#: ``checkpoints.curation``; each is detected, not inferred from the number).
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -27,7 +28,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     written REAL NOT NULL,
     parameters TEXT NOT NULL,
     rng_state TEXT NOT NULL,
-    stream TEXT
+    stream TEXT,
+    curation TEXT
 );
 CREATE TABLE IF NOT EXISTS cells (
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -52,7 +54,9 @@ CREATE TABLE IF NOT EXISTS journal (
     time REAL NOT NULL,
     generation INTEGER NOT NULL,
     action TEXT NOT NULL,
-    arguments TEXT NOT NULL
+    arguments TEXT NOT NULL,
+    phase TEXT,
+    session TEXT
 );
 """
 
@@ -73,6 +77,15 @@ def create_schema(connection: sqlite3.Connection, path: Path) -> None:
     # Files before schema 4 predate task streams: their runs had none (NULL).
     if not has_column(connection, "checkpoints", "stream"):
         connection.execute("ALTER TABLE checkpoints ADD COLUMN stream TEXT")
+    # Files before schema 5: journal rows without their boundary and process (NULL:
+    # unknown), checkpoints without pins, favor and vetoes (NULL: none).
+    for table, column in (
+        ("journal", "phase"),
+        ("journal", "session"),
+        ("checkpoints", "curation"),
+    ):
+        if not has_column(connection, table, column):
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
     connection.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
         (str(SCHEMA_VERSION),),

@@ -1,0 +1,45 @@
+"""A network's fingerprint: one digest of everything a rerun must reproduce bit for bit.
+
+Ids are fresh uuids in every process, so two runs that make the same network
+give it different ids. The fingerprint leaves ids out and covers the rest: the
+genome, input shape, classes and input transform, every metric, and the bytes
+of every weight tensor. The session journal records it for each network an
+action names; a replay finds its own copy of that network by it, and two
+archives are the same when their cells hold networks of the same fingerprints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import torch
+
+from galapagos_nao.core.network import Network
+
+__all__ = ["fingerprint"]
+
+
+def fingerprint(net: Network) -> str:
+    """A 32-hex-digit digest of ``net``'s genome, shapes, transform, metrics and weights."""
+    digest = hashlib.sha256()
+    described = {
+        "layers": [[name, list(params)] for name, params in net.layers],
+        "input_shape": list(net.input_shape),
+        "n_classes": net.n_classes,
+        "input_transform": net.input_transform.to_dict(),
+        "metrics": [net.test_acc, net.val_acc, net.train_acc, net.loss, net.n_params],
+        "generation": net.generation,
+        "mutations": list(net.mutations),
+    }
+    # repr keeps floats exact (json would too) and tells a missing metric from a zero.
+    digest.update(json.dumps(described, sort_keys=True, default=repr).encode())
+    if net.weights is not None:
+        for name in sorted(net.weights):
+            tensor = net.weights[name].detach().to("cpu")
+            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            # Raw bytes, whatever the dtype (numpy has no bfloat16); a 0-d tensor flattens to 1.
+            digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    else:
+        digest.update(b"no weights")
+    return digest.hexdigest()[:32]
