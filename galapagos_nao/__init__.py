@@ -35,7 +35,7 @@ from galapagos_nao.config import parameters
 from galapagos_nao.core import datasets, evolution, genome, measures, network, training
 from galapagos_nao.core.genome import register_layer, validate
 from galapagos_nao.core.network import Network, build
-from galapagos_nao.run import api, checkpoint, loop
+from galapagos_nao.run import api, checkpoint, loop, session_journal
 from galapagos_nao.run.loop import Run
 from galapagos_nao.run.ray import driver as ray_backend
 from galapagos_nao.run.ray import worker as ray_tasks
@@ -71,8 +71,9 @@ evolve = session.evolve
 evolve_continual = session.evolve_continual
 #: ``gn.breed(a, b)``: a child of two networks by one-point crossover.
 breed = session.breed
-#: ``gn.journal()``: every steering action of this session, as a table.
-journal = session.journal
+#: ``gn.journal()``: every steering action of this session, as a table;
+#: ``gn.journal.replay(task)`` re-runs them, ``gn.journal.to_script(path)`` writes them out.
+journal = session_journal.SessionJournal(session)
 
 # Old flat module names, kept importable for users' scripts (the package's own
 # code imports from the layers). These four bind the shared instances and so are

@@ -1,8 +1,12 @@
 """Types the README's session into a real IPython in a tmux terminal and prints the screen.
 
-Usage (the README's transcript comes from this, unedited):
+Usage (the README's transcripts come from this, unedited):
 
     GN_DATA_DIR=../shared/data .venv/bin/python tools/terminal_session.py > session.txt
+    GN_DATA_DIR=../shared/data .venv/bin/python tools/terminal_session.py steering > steer.txt
+
+The second types the "Steering a run" session, in a scratch ``GN_HOME`` so that
+its workspace and journal start empty.
 
 Unlike an in-process shell, this is what a person sees: IPython's own prompt in
 a terminal, progress bars drawn by tqdm, log lines from the background run, and
@@ -18,6 +22,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,6 +50,38 @@ CELLS: list[tuple[str, float, float | None]] = [
     ("run", 0, None),
 ]
 
+#: The README's "Steering a run": curate a continual run while it trains, then replay it.
+STEERING_CELLS: list[tuple[str, float, float | None]] = [
+    ("import galapagos_nao as gn; gn.log_level('quiet')", 0, None),
+    ("task = gn.datasets.subset(gn.datasets.mnist(), 3000, 1000)", 0, None),
+    ('gn.Parameters.put(gn.orchestration, {"generation_size": 4})', 0, None),
+    (
+        'gn.Parameters.put(gn.evolution, {"max_layers": 6, "forbid": ["sigmoid", "dropout"]})',
+        0,
+        None,
+    ),
+    ('run = gn.evolve_continual([("dense", [32, "relu"])], task, seed=0)', 4, None),
+    ("run", 0, None),
+    ("cells = list(gn.Selection.elites()); cells", 0, None),
+    ("gn.Selection.pin(cells[0])", 0, None),
+    ("gn.Selection.favor(cells[-1], 3)", 2, None),
+    ("child = gn.breed(gn.Selection.get(cells[0]), gn.Selection.get(cells[-1])); child", 0, None),
+    ("gn.Selection.put_unevaluated(child)", 3, None),
+    ("gn.Selection.veto(min(gn.Selection.elites().values(), key=lambda n: n.val_acc))", 2, None),
+    ("run.stop(); run.join()", 0, None),
+    ("gn.Selection", 0, None),
+    ("gn.journal()", 0, None),
+    ("replay = gn.journal.replay(task); replay", 0, None),
+    ("replay.differences(gn.Selection)", 0, None),
+    (
+        'gn.journal.to_script("session.py", '
+        'task="gn.datasets.subset(gn.datasets.mnist(), 3000, 1000)")',
+        0,
+        None,
+    ),
+    ("!python session.py | head -4", 0, None),
+]
+
 
 def tmux(*args: str) -> str:
     """Runs one tmux command and returns what it printed."""
@@ -68,18 +105,24 @@ def wait_for_prompt(number: int, timeout: float = 900) -> None:
         time.sleep(0.3)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     """Starts IPython in tmux, types every cell, prints the final screen."""
+    steering = argv == ["steering"]
+    cells = STEERING_CELLS if steering else CELLS
     ipython = REPO / ".venv" / "bin" / "ipython"
     env = f"GN_DATA_DIR={shlex.quote(os.environ.get('GN_DATA_DIR', ''))}"
-    command = f"cd {shlex.quote(str(REPO))} && {env} {ipython} --no-banner --colors=NoColor"
+    folder = shlex.quote(str(REPO))
+    if steering:  # a scratch home and folder: an empty workspace, and session.py lands there
+        folder = shlex.quote(tempfile.mkdtemp(prefix="gn-steering-"))
+        env += f" GN_HOME={folder} PYTHONPATH={shlex.quote(str(REPO))}"
+    command = f"cd {folder} && {env} {ipython} --no-banner --colors=NoColor"
     subprocess.run(["tmux", "kill-session", "-t", SESSION_NAME], capture_output=True, check=False)
     tmux("new-session", "-d", "-s", SESSION_NAME, "-x", "150", "-y", "50")
     tmux("set-option", "-t", SESSION_NAME, "history-limit", "20000")
     tmux("send-keys", "-t", SESSION_NAME, "-l", command)
     tmux("send-keys", "-t", SESSION_NAME, "Enter")
     try:
-        for number, (cell, pause, interrupt_after) in enumerate(CELLS, start=1):
+        for number, (cell, pause, interrupt_after) in enumerate(cells, start=1):
             wait_for_prompt(number)
             tmux("send-keys", "-t", SESSION_NAME, "-l", cell)
             tmux("send-keys", "-t", SESSION_NAME, "Enter")
@@ -101,4 +144,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

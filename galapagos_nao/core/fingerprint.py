@@ -1,9 +1,10 @@
 """A network's fingerprint: one digest of everything a rerun must reproduce bit for bit.
 
 Ids are fresh uuids in every process, so two runs that make the same network
-give it different ids. The fingerprint leaves ids out and covers the rest: the
-genome, input shape, classes and input transform, every metric, and the bytes
-of every weight tensor. The session journal records it for each network an
+give it different ids. The fingerprint leaves ids out (and the ``mutations``
+text, which names parents by id) and covers the rest: the genome, input shape,
+classes and input transform, every metric, the generation it was evaluated in,
+and the bytes of every weight tensor. The session journal records it for each network an
 action names; a replay finds its own copy of that network by it, and two
 archives are the same when their cells hold networks of the same fingerprints.
 """
@@ -30,7 +31,6 @@ def fingerprint(net: Network) -> str:
         "input_transform": net.input_transform.to_dict(),
         "metrics": [net.test_acc, net.val_acc, net.train_acc, net.loss, net.n_params],
         "generation": net.generation,
-        "mutations": list(net.mutations),
     }
     # repr keeps floats exact (json would too) and tells a missing metric from a zero.
     digest.update(json.dumps(described, sort_keys=True, default=repr).encode())

@@ -16,6 +16,7 @@ from galapagos_nao.archive.selection import Selection
 from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.crossover import crossover_networks
 from galapagos_nao.core.network import Network
+from galapagos_nao.run.arguments import fresh_seed
 from galapagos_nao.store.journal import Journal
 from galapagos_nao.store.library import Library
 
@@ -66,7 +67,8 @@ class Ancestry:
             first: A Network, or the id of one the Selection, the Library or a run
                 knows; gives the head of the child and its ``parent_id``.
             second: Likewise; gives the tail.
-            seed: Seeds the cut points and any fresh init (None: fresh entropy).
+            seed: Seeds the cut points and any fresh init (None: one drawn from
+                fresh entropy, recorded in the journal so a replay breeds the same child).
 
         Returns:
             The new, unevaluated child (not queued: ``gn.Selection.put_unevaluated(child)``).
@@ -77,6 +79,8 @@ class Ancestry:
         """
         if seed is not None:
             check_int("seed", seed, minimum=0)
+        else:
+            seed = fresh_seed()
         find = self._finder(self.selection, self.library)
         parents = [_resolve("first", first, find), _resolve("second", second, find)]
         child = crossover_networks(parents[0], parents[1], np.random.default_rng(seed))

@@ -321,7 +321,14 @@ class Session(Ancestry):
             resume_from=checkpoint,
             rng=rng,
             change_state=restore,
-            action=("resume", {"run_id": checkpoint.run_id, "after": checkpoint.generation}),
+            action=(
+                "resume",
+                {
+                    "run_id": checkpoint.run_id,
+                    "after": checkpoint.generation,
+                    "tasks": None if stream is None else list(stream.tasks),
+                },
+            ),
             stream=stream,
         )
 
@@ -351,6 +358,14 @@ class Session(Ancestry):
             for net in nets:
                 selection.put_unevaluated(net)
 
+        recorded: dict[str, Any] = {"nets": nets, "generations": generations}
+        if stream is not None:
+            recorded.update(
+                tasks=list(stream.tasks),
+                generations_per_task=stream.generations_per_task,
+                cycle=stream.cycle,
+            )
+
         return self._launch(
             generations=generations,
             task=task,
@@ -360,7 +375,7 @@ class Session(Ancestry):
             evaluator=evaluator,
             hooks=hooks,
             change_state=queue,
-            action=(action, {"nets": nets, "generations": generations}),
+            action=(action, recorded),
             stream=stream,
         )
 

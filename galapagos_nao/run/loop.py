@@ -93,7 +93,7 @@ class Run(Viewable):
         self.seed = seed
         self.hooks: list[GenerationHook] = list(hooks)
         self.candidate_hooks: list[CandidateHook] = list(candidate_hooks)
-        #: Told ``("stop", {})`` when :meth:`stop` is called (the session journal listens).
+        #: Told ``("stop", {})`` and ``("switch_task", {"task"})`` (the session journal listens).
         self.listeners = Listeners()
         self._task = task
         self._evaluator = evaluator
@@ -216,7 +216,9 @@ class Run(Viewable):
         """
         if self.stream is None:
             raise ValueError("switch_task: this run has no task stream; start it with tasks=[...]")
-        self.stream.switch_to(task)
+        with holding(self._clocks()):  # read at the next breeding boundary: stamped with it
+            self.stream.switch_to(task)
+            self.listeners.notify("switch_task", {"task": task})
 
     def task_metrics(self) -> TaskMetrics | None:
         """The accuracy matrix R with ACC and BWT so far; None for a run without a stream."""

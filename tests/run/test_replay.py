@@ -1,0 +1,195 @@
+"""A steered session recorded in the journal replays to the same archive, in a fresh process.
+
+The session is steered from the test's thread while the run trains, as a person
+at the prompt would: the moments are whatever the scheduler makes them. The
+journal's stamps say where each action took effect; the replay (in a new
+process, from the workspace's journal alone) and the script ``to_script``
+writes must both end with the same archive: every cell's elite with the same
+genome, metrics and weight bytes (its fingerprint).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import galapagos_nao as gn
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core.fingerprint import fingerprint
+from galapagos_nao.core.network import Network
+from galapagos_nao.run.api import Session
+from galapagos_nao.run.session_journal import SessionJournal
+from galapagos_nao.store.journal import Journal
+from galapagos_nao.store.library import Library
+from galapagos_nao.store.workspace import Workspace
+
+GENERATIONS = 20
+START = [("dense", [16, "relu"])]
+#: Replays a workspace's journal in this (fresh) process; prints the archive as JSON.
+CHILD = """
+import json, sys
+import galapagos_nao as gn
+from galapagos_nao.store.journal import Journal
+from galapagos_nao.store.workspace import Workspace
+path, expression = sys.argv[1], sys.argv[2]
+entries = Journal(workspace=lambda: Workspace(path, read_only=True)).entries()
+result = gn.journal.replay(eval(expression, {"gn": gn}), entries=entries)
+print(json.dumps({
+    "archive": {str(cell): fp for cell, fp in result.archive().items()},
+    "divergences": [str(d) for d in result.divergences],
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def task_expression(mnist_root) -> str:
+    """One expression builds the task here, in the child and in the script."""
+    source = (
+        "gn.datasets.bundled_mnist()"
+        if mnist_root is None
+        else f"gn.datasets.mnist({str(mnist_root)!r}, download=False)"
+    )
+    return f"gn.datasets.subset({source}, 600, 200, seed=0)"
+
+
+@pytest.fixture(scope="module")
+def task(task_expression):
+    return eval(task_expression, {"gn": gn})  # noqa: S307 - our own expression
+
+
+def wait_for(run, generation: int) -> None:
+    deadline = time.monotonic() + 120
+    while run.generation < generation:
+        assert not run.done(), run.status()
+        assert time.monotonic() < deadline, f"stuck before generation {generation}"
+        time.sleep(0.005)
+
+
+def steer_a_session(session: Session, task) -> list[str]:
+    """Twelve actions over twenty generations of a continual run, at the prompt's pace."""
+    parameters, selection, library = session.parameters, session.selection, session.library
+    parameters.put("orchestration", {"generation_size": 4, "workers": 2})
+    parameters.put("selection", {"complexity_levels": 3})
+    run = session.evolve_continual(START, task, seed=7)
+    wait_for(run, 2)
+    parameters.put("evolution", {"mutation_rate": 0.5})
+    wait_for(run, 4)
+    first = next(iter(selection.elites()))
+    selection.pin(first)
+    wait_for(run, 6)
+    selection.favor(first, 3)
+    wait_for(run, 8)
+    elites = list(selection.elites().values())
+    selection.veto(min(elites, key=lambda net: net.val_acc))
+    wait_for(run, 9)
+    parents = list(selection.elites().values())
+    child = session.breed(parents[0], parents[-1])
+    selection.put_unevaluated(child)
+    wait_for(run, 11)
+    parameters.put("evolution", {"max_layers": 4, "forbid": ["sigmoid"]})
+    wait_for(run, 13)
+    selection.unpin(first)
+    wait_for(run, 15)
+    selection.clear_vetoes()
+    wait_for(run, 16)
+    best = max(selection.elites().values(), key=lambda net: net.val_acc)
+    library.put(best)
+    wait_for(run, 17)
+    selection.put_unevaluated(library.get(best.id))  # the snapshot competes again
+    wait_for(run, GENERATIONS)
+    run.stop()
+    assert run.join(120) and run.status().error is None
+    return [entry.action for entry in session.journal.entries()]
+
+
+@pytest.fixture(scope="module")
+def recorded(task, tmp_path_factory):
+    """The steered session, recorded in a workspace: (workspace path, archive fingerprints)."""
+    path = tmp_path_factory.mktemp("recorded") / "session.db"
+    store = Workspace(path)
+    parameters = Parameters()
+    selection = Selection(parameters=parameters)
+    session = Session(parameters=parameters, selection=selection, library=Library(workspace=store))
+    session.track(selection, store)
+    actions = steer_a_session(session, task)
+    archive = {str(cell): fingerprint(net) for cell, net in selection.elites().items()}
+    entries = session.journal.entries()
+    store.close()
+    return path, archive, actions, entries
+
+
+def run_child(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def test_the_steered_session_has_ten_actions_over_twenty_generations(recorded):
+    _, archive, actions, entries = recorded
+    steering = [a for a in actions if a not in ("evolve_continual", "Run.stop")]
+    assert len(steering) >= 10 and len(archive) >= 2
+    assert entries[-1].action == "Run.stop" and entries[-1].generation >= GENERATIONS
+    assert {e.phase for e in entries} <= {"breeding", "selection"}
+
+
+def test_a_fresh_process_replays_the_journal_to_the_same_archive(recorded, task_expression):
+    path, archive, _, _ = recorded
+    done = run_child("-c", CHILD, str(path), task_expression)
+    assert done.returncode == 0, done.stderr[-3000:]
+    replayed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert replayed["divergences"] == []
+    assert replayed["archive"] == archive
+
+
+def test_the_script_to_script_writes_gives_the_same_archive(recorded, task_expression, tmp_path):
+    path, archive, _, _ = recorded
+    entries = Journal(workspace=lambda: Workspace(path, read_only=True)).entries()
+    script = gn.journal.to_script(tmp_path / "session.py", task=task_expression, entries=entries)
+    text = script.read_text()
+    assert "script.step(" in text and "'Selection.pin'" in text
+    done = run_child(str(script), "--save", str(tmp_path / "elites"))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    printed = {line.split()[1]: line.split()[2] for line in lines if line.startswith("cell ")}
+    assert printed == archive
+    saved = sorted((tmp_path / "elites").glob("*.safetensors"))
+    assert sorted(fingerprint(gn.load(p)) for p in saved) == sorted(archive.values())
+
+
+def test_a_replay_on_another_task_says_which_step_diverged(recorded, task):
+    _, archive, _, entries = recorded
+    other = gn.datasets.subset(task, 300, 100, seed=1)
+    result = gn.journal.replay(other, entries=entries)
+    assert not result.exact
+    first = result.divergences[0]
+    assert first.action == "evolve_continual" and "task" in first.reason
+    assert result.archive() != {int(c): f for c, f in archive.items()}
+
+
+def test_a_network_from_outside_the_session_is_named_as_the_divergence(task, train_network):
+    parameters = Parameters()
+    selection = Selection(parameters=parameters)
+    session = Session(parameters=parameters, selection=selection, library=Library())
+    parameters.put("orchestration", {"generation_size": 2, "workers": 1})
+    outsider = train_network(task, [("dense", [8, "relu"])], seed=3)  # as if loaded from a file
+    session.evolve([Network(START)], 1, task, seed=1).result(timeout=120)
+    selection.put_unevaluated(outsider)
+    session.evolve(None, 1, task, seed=2).result(timeout=120)
+    result = SessionJournal(session).replay(task)
+    (divergence,) = result.divergences
+    assert divergence.action == "Selection.put_unevaluated"
+    assert outsider.id[:8] in divergence.reason and "outside" in divergence.reason
+
+
+def test_to_script_asks_for_the_task_a_recorded_run_used(recorded, tmp_path):
+    *_, entries = recorded
+    with pytest.raises(ValueError, match=r"step 3 \(evolve_continual\) ran on Task\(.*pass task="):
+        gn.journal.to_script(tmp_path / "s.py", entries=entries)
+    assert not (tmp_path / "s.py").exists()
