@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -123,26 +124,41 @@ def _restore_package_logging() -> None:
 
 
 @pytest.fixture(scope="session")
+def tracked_session() -> Callable[[Any], Any]:
+    """``tracked_session(store)``: a fresh Session checkpointing into ``store``."""
+    return _tracked_session
+
+
+def _tracked_session(store: Any) -> Any:
+    """A fresh Session (own Parameters, Selection, Library) checkpointing into ``store``.
+
+    Imports on call: only the journal, replay and watch tests need the run layer.
+    """
+    from galapagos_nao.archive.selection import Selection
+    from galapagos_nao.config.parameters import Parameters
+    from galapagos_nao.run.api import Session
+    from galapagos_nao.store.library import Library
+
+    parameters = Parameters()
+    selection = Selection(parameters=parameters)
+    session = Session(parameters=parameters, selection=selection, library=Library(workspace=store))
+    session.track(selection, store)
+    return session
+
+
+@pytest.fixture(scope="session")
 def watched_workspace(tmp_path_factory: pytest.TempPathFactory, small_mnist: Task) -> dict:
     """A workspace written by a real 3-generation run, then a pin and a favor (for ``watch``).
 
     Returns ``{"path", "elites", "pinned"}``: the file, cell → elite of the
     finished run, and the cell that was pinned and favored 3.
     """
-    # Imported here: the watch tests are the only users, and the session fixtures above
-    # must not pull in the run layer for every test.
-    from galapagos_nao.archive.selection import Selection
-    from galapagos_nao.config.parameters import Parameters
-    from galapagos_nao.run.api import Session
-    from galapagos_nao.store.library import Library
     from galapagos_nao.store.workspace import Workspace
 
     path = tmp_path_factory.mktemp("watched") / "workspace.db"
     store = Workspace(path)
-    parameters = Parameters()
-    selection = Selection(parameters=parameters)
-    session = Session(parameters=parameters, selection=selection, library=Library(workspace=store))
-    session.track(selection, store)
+    session = _tracked_session(store)
+    parameters, selection = session.parameters, session.selection
     parameters.put("orchestration", {"generation_size": 3, "workers": 1})
     parameters.put("selection", {"complexity_levels": 4})
     task = datasets.subset(small_mnist, 600, 200)

@@ -109,16 +109,13 @@ def steer_a_session(session: Session, task) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def recorded(task, tmp_path_factory):
+def recorded(task, tmp_path_factory, tracked_session):
     """The steered session, recorded in a workspace: (workspace path, archive fingerprints)."""
     path = tmp_path_factory.mktemp("recorded") / "session.db"
     store = Workspace(path)
-    parameters = Parameters()
-    selection = Selection(parameters=parameters)
-    session = Session(parameters=parameters, selection=selection, library=Library(workspace=store))
-    session.track(selection, store)
+    session = tracked_session(store)
     actions = steer_a_session(session, task)
-    archive = {str(cell): fingerprint(net) for cell, net in selection.elites().items()}
+    archive = {str(cell): fingerprint(net) for cell, net in session.selection.elites().items()}
     entries = session.journal.entries()
     store.close()
     return path, archive, actions, entries

@@ -6,28 +6,21 @@ import sqlite3
 
 import pytest
 
-from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core import datasets
 from galapagos_nao.core.clock import Stamp
 from galapagos_nao.core.fingerprint import fingerprint
 from galapagos_nao.core.network import Network
-from galapagos_nao.run.api import Session
 from galapagos_nao.store.journal import Journal
-from galapagos_nao.store.library import Library
 from galapagos_nao.store.workspace import SCHEMA_VERSION, Workspace
 
 TINY = [("dense", [8, "relu"])]
 
 
 @pytest.fixture
-def tracked(tmp_path):
+def tracked(tmp_path, tracked_session):
     store = Workspace(tmp_path / "w.db")
-    parameters = Parameters()
-    selection = Selection(parameters=parameters)
-    session = Session(parameters=parameters, selection=selection, library=Library(workspace=store))
-    session.track(selection, store)
-    yield session, store
+    yield tracked_session(store), store
     store.close()
 
 
