@@ -94,6 +94,7 @@ ORDER: tuple[str, ...] = (
     "run.hooks",
     "run.arguments",
     "run.ancestry",
+    "run.tracking",
     "run.api",
     "run.replay_steps",
     "run.replay",

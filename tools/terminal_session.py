@@ -114,7 +114,8 @@ def main(argv: list[str]) -> int:
     folder = shlex.quote(str(REPO))
     if steering:  # a scratch home and folder: an empty workspace, and session.py lands there
         folder = shlex.quote(tempfile.mkdtemp(prefix="gn-steering-"))
-        env += f" GN_HOME={folder} PYTHONPATH={shlex.quote(str(REPO))}"
+        venv = shlex.quote(str(REPO / ".venv" / "bin"))  # as an activated venv: `!python` is ours
+        env += f" GN_HOME={folder} PYTHONPATH={shlex.quote(str(REPO))} PATH={venv}:$PATH"
     command = f"cd {folder} && {env} {ipython} --no-banner --colors=NoColor"
     subprocess.run(["tmux", "kill-session", "-t", SESSION_NAME], capture_output=True, check=False)
     tmux("new-session", "-d", "-s", SESSION_NAME, "-x", "150", "-y", "50")

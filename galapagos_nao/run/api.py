@@ -10,12 +10,9 @@ the archive, and only then change the archive and settings.
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from galapagos_nao.archive.curation import CurationState
 from galapagos_nao.archive.lineage import LineageRegistry
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
@@ -24,21 +21,22 @@ from galapagos_nao.core.clock import BREEDING, Stamp, holding, in_order
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.run.ancestry import Ancestry
 from galapagos_nao.run.arguments import checked_hooks, initial_networks, run_seed
-from galapagos_nao.run.checkpoint import Checkpointer, generator_from_state, loadable_parameters
+from galapagos_nao.run.checkpoint import Checkpointer, ResumePoint
 from galapagos_nao.run.hooks import default_hooks
 from galapagos_nao.run.loop import CandidateHook, GenerationHook, Run
 from galapagos_nao.run.records import Evaluator
 from galapagos_nao.run.stream import TaskStream
+from galapagos_nao.run.tracking import Tracking
 from galapagos_nao.store.journal import Journal
 from galapagos_nao.store.library import Library
-from galapagos_nao.store.workspace import Checkpoint, Workspace, WorkspaceCorrupt
+from galapagos_nao.store.workspace import Checkpoint, Workspace
 
 __all__ = ["Session"]
 
 logger = logging.getLogger("galapagos_nao.run.api")
 
 
-class Session(Ancestry):
+class Session(Ancestry, Tracking):
     """The objects a REPL session shares, and the one way runs of them start.
 
     Args:
@@ -71,52 +69,11 @@ class Session(Ancestry):
         self.selection = selection
         self.library = library
         self.lineage_registry = LineageRegistry()
-        self._workspace = workspace
-        self._open_workspace = open_workspace
-        self._lock = threading.Lock()
-        self._tracked: weakref.WeakKeyDictionary[Selection, Workspace] = weakref.WeakKeyDictionary()
+        Tracking.__init__(self, workspace=workspace, open_workspace=open_workspace)
         self.journal = Journal(workspace=self._journal_workspace, position=parameters.clock.now)
         parameters.listeners.append(self.journal.listener("Parameters"))
         selection.listeners.append(self.journal.listener("Selection"))
         library.listeners.append(self.journal.listener("Library"))
-
-    def _journal_workspace(self) -> Workspace | None:
-        with self._lock:
-            found = self._tracked.get(self.selection)
-        if found is None and self._open_workspace is not None:
-            found = self._open_workspace()
-        return found
-
-    # -- where runs checkpoint -----------------------------------------------------
-
-    def track(self, selection: Selection, into: Workspace | None) -> None:
-        """Checkpoints every later run of ``selection`` into ``into`` (None stops tracking it).
-
-        Raises:
-            ValueError: if ``selection`` is not a Selection or ``into`` not a Workspace.
-        """
-        if not isinstance(selection, Selection):
-            raise ValueError(f"selection must be a Selection, got {describe(selection)}")
-        if into is not None and not isinstance(into, Workspace):
-            raise ValueError(f"into must be a Workspace or None, got {describe(into)}")
-        with self._lock:
-            if into is None:
-                self._tracked.pop(selection, None)
-            else:
-                self._tracked[selection] = into
-
-    def tracking_workspace(self, selection: Selection) -> Workspace | None:
-        """The workspace ``selection``'s runs checkpoint into, or None for an untracked one.
-
-        The session's own Selection uses the current workspace, opening the default one.
-        """
-        with self._lock:
-            found = self._tracked.get(selection)
-        if found is not None:
-            return found
-        if selection is self.selection and self._workspace is not None:
-            return self._workspace()
-        return None
 
     # -- starting runs -------------------------------------------------------------
 
@@ -273,36 +230,11 @@ class Session(Ancestry):
                 "resume: this Selection has no workspace; "
                 "call gn.continual.track(selection, workspace)"
             )
-        checkpoint = into.checkpoint()
-        if checkpoint is None:
-            raise ValueError(
-                f"resume: {into.path} holds no run with a completed generation to resume"
-            )
-        if checkpoint.problems:
-            raise WorkspaceCorrupt("; ".join(checkpoint.problems))
-        rng = generator_from_state(checkpoint.rng_state)
-        settings = loadable_parameters(checkpoint.parameters)
-        seed = next(info.seed for info in into.runs() if info.id == checkpoint.run_id)
-        stream = None
-        if checkpoint.stream is not None:
-            if tasks is None:
-                raise ValueError("resume: the checkpointed run was on a task stream; pass tasks=")
-            stream = TaskStream.from_state(checkpoint.stream, tasks)
-        elif tasks is not None:
-            raise ValueError("resume: tasks given but the checkpointed run had no task stream")
-
-        curation = None
-        if checkpoint.curation is not None:
-            try:
-                curation = CurationState.from_dict(checkpoint.curation)
-            except ValueError as error:
-                raise WorkspaceCorrupt(f"{into.path}: checkpoint: {error}") from None
+        point = ResumePoint.read(into, tasks)
+        checkpoint = point.checkpoint
 
         def restore(run: Run) -> None:
-            run.parameters.load(settings)
-            selection.restore(dict(checkpoint.elites), dict(checkpoint.queue), curation)
-            rows = into.history(checkpoint.run_id)
-            selection.restore_history([row["archive"] for row in rows if row["archive"]])
+            point.restore(run.parameters, selection)
             logger.info(
                 "Resuming run %d of %s after generation %d",
                 checkpoint.run_id,
@@ -315,21 +247,21 @@ class Session(Ancestry):
             task=task,
             selection=selection,
             parameters=parameters,
-            seed=seed,
+            seed=point.seed,
             evaluator=evaluator,
             hooks=(hooks, candidate_hooks),
             resume_from=checkpoint,
-            rng=rng,
+            rng=point.rng,
             change_state=restore,
             action=(
                 "resume",
                 {
                     "run_id": checkpoint.run_id,
                     "after": checkpoint.generation,
-                    "tasks": None if stream is None else list(stream.tasks),
+                    "tasks": None if point.stream is None else list(point.stream.tasks),
                 },
             ),
-            stream=stream,
+            stream=point.stream,
         )
 
     def _start_new(

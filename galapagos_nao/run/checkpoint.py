@@ -13,18 +13,24 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from galapagos_nao.archive.curation import CurationState
+from galapagos_nao.archive.selection import Selection
+from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.config.settings import SECTIONS
+from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.network import Network
 from galapagos_nao.run.loop import GenerationReport
+from galapagos_nao.run.stream import TaskStream
 from galapagos_nao.store import persistence
-from galapagos_nao.store.workspace import Checkpoint, Workspace
+from galapagos_nao.store.workspace import Checkpoint, Workspace, WorkspaceCorrupt
 
-__all__ = ["Checkpointer", "generator_from_state", "loadable_parameters"]
+__all__ = ["Checkpointer", "ResumePoint", "generator_from_state", "loadable_parameters"]
 
 logger = logging.getLogger("galapagos_nao.run.checkpoint")
 
@@ -105,6 +111,64 @@ class Checkpointer:
     def _is_stored(self, net: Network) -> bool:
         ref = self._stored.get(net.id)
         return ref is not None and ref() is net
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """What a resumed run starts from: a workspace's last checkpoint, read and checked."""
+
+    workspace: Workspace
+    checkpoint: Checkpoint
+    rng: np.random.Generator  #: the run's generator as the checkpoint left it
+    settings: dict[str, dict[str, Any]]  #: the Parameters this version accepts
+    seed: int | None  #: the run's recorded seed
+    stream: TaskStream | None  #: its task stream at its position, if it had one
+    curation: CurationState | None  #: pins, favor, vetoes (None: an older checkpoint)
+
+    @classmethod
+    def read(cls, into: Workspace, tasks: Sequence[Task] | None) -> ResumePoint:
+        """The last checkpoint of ``into``, everything checked before anything changes.
+
+        Raises:
+            ValueError: if there is none, or ``tasks`` does not fit the run's stream.
+            WorkspaceCorrupt: naming the file and the damaged entries.
+        """
+        checkpoint = into.checkpoint()
+        if checkpoint is None:
+            raise ValueError(
+                f"resume: {into.path} holds no run with a completed generation to resume"
+            )
+        if checkpoint.problems:
+            raise WorkspaceCorrupt("; ".join(checkpoint.problems))
+        stream = None
+        if checkpoint.stream is not None:
+            if tasks is None:
+                raise ValueError("resume: the checkpointed run was on a task stream; pass tasks=")
+            stream = TaskStream.from_state(checkpoint.stream, tasks)
+        elif tasks is not None:
+            raise ValueError("resume: tasks given but the checkpointed run had no task stream")
+        curation = None
+        if checkpoint.curation is not None:
+            try:
+                curation = CurationState.from_dict(checkpoint.curation)
+            except ValueError as error:
+                raise WorkspaceCorrupt(f"{into.path}: checkpoint: {error}") from None
+        return cls(
+            workspace=into,
+            checkpoint=checkpoint,
+            rng=generator_from_state(checkpoint.rng_state),
+            settings=loadable_parameters(checkpoint.parameters),
+            seed=next(info.seed for info in into.runs() if info.id == checkpoint.run_id),
+            stream=stream,
+            curation=curation,
+        )
+
+    def restore(self, parameters: Parameters, selection: Selection) -> None:
+        """Puts the checkpoint's settings, archive, queue, curation and history back."""
+        parameters.load(self.settings)
+        selection.restore(dict(self.checkpoint.elites), dict(self.checkpoint.queue), self.curation)
+        rows = self.workspace.history(self.checkpoint.run_id)
+        selection.restore_history([row["archive"] for row in rows if row["archive"]])
 
 
 def generator_from_state(state: Mapping[str, Any]) -> np.random.Generator:

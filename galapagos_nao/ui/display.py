@@ -307,7 +307,8 @@ def library_html(library: Library) -> str:
 
 # -- Journal --------------------------------------------------------------------
 
-_JOURNAL_HEADERS = ("#", "time", "generation", "action", "arguments")
+#: "applies at": the boundary that first saw the action, e.g. ``12 selection``.
+_JOURNAL_HEADERS = ("#", "time", "applies at", "action", "arguments")
 
 
 def _journal_rows(view: JournalView) -> list[tuple[str, ...]]:
@@ -315,7 +316,7 @@ def _journal_rows(view: JournalView) -> list[tuple[str, ...]]:
         (
             str(entry.seq),
             time.strftime("%H:%M:%S", time.localtime(entry.time)),
-            str(entry.generation),
+            str(entry.generation) if entry.stamp is None else str(entry.stamp),
             entry.action,
             describe_arguments(entry.arguments),
         )
