@@ -51,7 +51,9 @@ ORDER: tuple[str, ...] = (
     "config",
     # archive: the archive and what it remembers
     "archive.history",
+    "archive.curation_state",
     "archive.curation",
+    "archive.recording",
     "archive.selection",
     "archive.lineage",
     "archive",

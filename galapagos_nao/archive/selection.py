@@ -30,13 +30,10 @@ from galapagos_nao.archive.curation import (
     rank,
 )
 from galapagos_nao.archive.history import (
-    ArchiveStats,
     HeldBack,
     History,
-    HistoryEntry,
-    archive_stats,
-    cell_changes,
 )
+from galapagos_nao.archive.recording import Recorded
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.config.settings import SelectionSettings
 from galapagos_nao.core import measures
@@ -98,7 +95,7 @@ def _sorted_cells(cells: dict[Any, Network]) -> dict[Any, Network]:
     return dict(sorted(cells.items(), key=_cell_order))
 
 
-class Selection(Curated, Viewable):
+class Selection(Curated, Recorded, Viewable):
     """Elites by level plus a queue of networks waiting for the next generation.
 
     ``gn.Selection`` is the shared instance; make your own for an isolated run.
@@ -349,72 +346,6 @@ class Selection(Curated, Viewable):
             if self._grid is not None:
                 return self._grid
             return measures.bin_networks(list(self._elites.values()), names, levels, ranges)[0]
-
-    # -- metrics and history -------------------------------------------------
-
-    def record_generation(
-        self,
-        generation: int,
-        changes: Sequence[Change],
-        *,
-        evaluated: int,
-        failed: int,
-        seconds: float,
-    ) -> HistoryEntry:
-        """Appends one generation's metrics and changes to the history.
-
-        The run calls this after each generation (through ``history.history_hook``).
-
-        Args:
-            generation: The generation's index.
-            changes: What its :meth:`select` returned.
-            evaluated: Candidates it trained successfully.
-            failed: Candidates it dropped.
-            seconds: Its wall time.
-
-        Returns:
-            The recorded entry.
-        """
-        grid = self.grid()
-        with self._lock:
-            stats = archive_stats(
-                self._elites,
-                grid.cells,
-                generation=generation,
-                evaluated=evaluated,
-                failed=failed,
-                seconds=seconds,
-                elapsed=self._history.elapsed() + seconds,
-            )
-            entry = HistoryEntry(stats, cell_changes(changes), tuple(self._held_back))
-            self._held_back.clear()
-            self._in_flight = None
-            self._history.append(entry)
-        return entry
-
-    def stats(self) -> ArchiveStats:
-        """The latest generation's metrics (coverage, QD-score, fitness, counts, time).
-
-        Before any generation, the metrics of the archive as it is, with zero counts.
-        """
-        latest = self._history.latest()
-        if latest is not None:
-            return latest.stats
-        grid = self.grid()
-        with self._lock:
-            return archive_stats(self._elites, grid.cells)
-
-    def history(self) -> list[HistoryEntry]:
-        """Every generation's metrics and changes, oldest first (plain values)."""
-        return self._history.entries()
-
-    def restore_history(self, entries: Sequence[HistoryEntry | dict[str, Any]]) -> None:
-        """Replaces the history, e.g. from a workspace; dicts as ``HistoryEntry.as_dict`` makes.
-
-        Raises:
-            ValueError: naming the index of a malformed entry; nothing changes then.
-        """
-        self._history.restore(entries)
 
     # -- run ownership -------------------------------------------------------
 
