@@ -102,7 +102,8 @@ class Selection(Curated, Recorded, Viewable):
     Every operation is atomic under an internal lock and readers get snapshots.
     The curation verbs (``pin``, ``unpin``, ``favor``, ``veto``, …) come from
     :class:`~galapagos_nao.archive.curation.Curated`; :attr:`listeners` are told
-    each steering call (``put_unevaluated`` and the verbs) after it succeeded.
+    each steering call (``put``, ``put_unevaluated``, ``clear`` and the verbs)
+    after it succeeded.
 
     Args:
         parameters: Where ``complexity_levels`` is read; a fresh
@@ -179,12 +180,14 @@ class Selection(Curated, Recorded, Viewable):
             raise ValueError(
                 f"net {net.id!r} has no val_acc; use put_unevaluated() for untrained networks"
             )
-        with self._lock:
-            self._refuse_vetoed("net", net)
-            old = self._elites.get(level)
-            if old is not None and rank(old) >= rank(net):
-                return AddStatus.NOT_ADDED
-            self._elites[level] = net
+        with self._parameters.clock:
+            with self._lock:
+                self._refuse_vetoed("net", net)
+                old = self._elites.get(level)
+                if old is not None and rank(old) >= rank(net):
+                    return AddStatus.NOT_ADDED
+                self._elites[level] = net
+            self.listeners.notify("put", {"level": level, "net": net})
             return AddStatus.NEW if old is None else AddStatus.IMPROVE_EXISTING
 
     def put_unevaluated(self, net: Network | Sequence[Any]) -> int:
@@ -220,15 +223,17 @@ class Selection(Curated, Recorded, Viewable):
 
     def clear(self) -> None:
         """Empties the archive, the queue, the history and the curation (pins, favor, vetoes)."""
-        with self._lock:
-            self._curation.clear()
-            self._held_back.clear()
-            self._in_flight = None
-            self._elites.clear()
-            self._queue.clear()
-            self._next_queue_key = -1
-            self._grid = None
-            self._history.clear()
+        with self._parameters.clock:
+            with self._lock:
+                self._curation.clear()
+                self._held_back.clear()
+                self._in_flight = None
+                self._elites.clear()
+                self._queue.clear()
+                self._next_queue_key = -1
+                self._grid = None
+                self._history.clear()
+            self.listeners.notify("clear", {})
 
     def restore(
         self,

@@ -108,7 +108,9 @@ class StepApplier:
         return {
             "Parameters.put": lambda a: o.parameters.put(a["section"], a["values"]),
             "Parameters.reset": lambda a: o.parameters.reset(),
+            "Selection.put": lambda a: o.selection.put(_cell(a["level"]), find(a["net"])),
             "Selection.put_unevaluated": lambda a: o.selection.put_unevaluated(find(a["net"])),
+            "Selection.clear": lambda a: o.selection.clear(),
             "Selection.pin": lambda a: o.selection.pin(_cell(a["cell"])),
             "Selection.unpin": lambda a: o.selection.unpin(_cell(a["cell"])),
             "Selection.favor": lambda a: o.selection.favor(_cell(a["cell"]), a["weight"]),

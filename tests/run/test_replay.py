@@ -190,3 +190,22 @@ def test_to_script_asks_for_the_task_a_recorded_run_used(recorded, tmp_path):
     with pytest.raises(ValueError, match=r"step 3 \(evolve_continual\) ran on Task\(.*pass task="):
         gn.journal.to_script(tmp_path / "s.py", entries=entries)
     assert not (tmp_path / "s.py").exists()
+
+
+def test_put_clear_and_reset_are_journaled_and_replayed(task):
+    parameters = Parameters()
+    selection = Selection(parameters=parameters)
+    session = Session(parameters=parameters, selection=selection, library=Library())
+    parameters.put("orchestration", {"generation_size": 3, "workers": 2})
+    session.evolve(START, 2, task, seed=4).result(timeout=120)
+    best = max(selection.elites().values(), key=lambda net: net.val_acc)
+    selection.clear()
+    parameters.reset()
+    parameters.put("orchestration", {"generation_size": 2, "workers": 2})
+    selection.put(2, best)
+    session.evolve(None, 2, task, seed=5).result(timeout=120)
+    actions = [e.action for e in session.journal.entries()]
+    assert {"Selection.clear", "Parameters.reset", "Selection.put"} <= set(actions)
+    result = SessionJournal(session).replay(task)
+    assert result.exact, result.divergences
+    assert result.differences(selection) == [] and result.archive()
