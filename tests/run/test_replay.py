@@ -209,3 +209,39 @@ def test_put_clear_and_reset_are_journaled_and_replayed(task):
     result = SessionJournal(session).replay(task)
     assert result.exact, result.divergences
     assert result.differences(selection) == [] and result.archive()
+
+
+def test_a_session_that_restarted_and_resumed_replays_across_the_restart(
+    task, tmp_path, tracked_session
+):
+    def stop_after(generation):
+        def hook(report):
+            if report.generation == generation:
+                report.run.stop()
+
+        return hook
+
+    path = tmp_path / "w.db"
+    store = Workspace(path)
+    before = tracked_session(store)  # the first process
+    before.parameters.put("orchestration", {"generation_size": 3, "workers": 2})
+    run = before.evolve_continual(START, task, seed=2, hooks=[stop_after(2)])
+    assert run.join(120) and run.status().error is None
+    cell = next(iter(before.selection.elites()))
+    before.selection.pin(cell)  # after the last checkpoint: the restart loses it
+    store.close()
+
+    store = Workspace(path)
+    after = tracked_session(store)  # a new process: fresh objects, the same workspace
+    run = after.evolve_continual(task=task, resume=True, hooks=[stop_after(5)])
+    wait_for(run, 4)
+    after.selection.favor(cell, 2)
+    assert run.join(120) and run.status().error is None
+    entries = after.journal.entries()
+    store.close()
+
+    assert len({e.session for e in entries}) == 2
+    result = gn.journal.replay(task, entries=entries)
+    assert result.exact, result.divergences
+    assert result.differences(after.selection) == []
+    assert result.selection.curation() == after.selection.curation()

@@ -106,6 +106,7 @@ def test_each_action_is_stamped_with_the_boundary_that_first_sees_it(session, ti
     stamps = [(e.action, str(e.stamp)) for e in session.journal.entries()]
     assert stamps == [
         ("Parameters.put", "0 breeding"),
+        ("Selection.put", "0 breeding"),
         ("evolve", "0 breeding"),
         ("Selection.pin", "0 selection"),
         ("Parameters.put", "1 breeding"),
