@@ -200,6 +200,7 @@ def _fields(record: Any, source: str) -> dict[str, Any]:
     except ValueError as error:
         raise CorruptFileError(f"{source}: {error}") from None
     fields["input_shape"] = tuple(shape)
+    _check_metrics(fields, source)
     _check_layer_types(fields["layers"], source)
     transform = record.get(_TRANSFORM_FIELD)
     try:
@@ -209,6 +210,37 @@ def _fields(record: Any, source: str) -> dict[str, Any]:
     except (ValueError, TypeError) as error:
         raise CorruptFileError(f"{source}: invalid input transform: {error}") from None
     return fields
+
+
+#: Metrics that are fractions of samples: a number in [0, 1] or None.
+_ACCURACIES = ("test_acc", "val_acc", "train_acc")
+
+
+def _check_metrics(fields: Mapping[str, Any], source: str) -> None:
+    """Metrics the archive can rank: a NaN fitness would win or lose every comparison.
+
+    JSON carries NaN, Infinity and 1e999 (read as inf), and a string where a
+    number belongs; each is refused naming the field, as damage.
+    """
+
+    def number(value: Any) -> bool:
+        return not isinstance(value, bool) and isinstance(value, (int, float))
+
+    for name in _ACCURACIES:
+        value = fields[name]
+        if value is not None and not (number(value) and 0.0 <= value <= 1.0):
+            raise CorruptFileError(f"{source}: {name} must be a number in [0, 1], got {value!r}")
+    loss = fields["loss"]
+    if loss is not None and not (number(loss) and math.isfinite(loss) and loss >= 0):
+        raise CorruptFileError(f"{source}: loss must be a finite number >= 0, got {loss!r}")
+    for name in ("n_params", "generation"):
+        value = fields[name]
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise CorruptFileError(f"{source}: {name} must be an int or null, got {value!r}")
+        if value is not None and value < 0:
+            raise CorruptFileError(f"{source}: {name} must be >= 0, got {value!r}")
+    if not all(isinstance(text, str) for text in fields["mutations"]):
+        raise CorruptFileError(f"{source}: mutations must be a list of str")
 
 
 def _check_layer_types(layers: list[Any], source: str) -> None:

@@ -224,13 +224,33 @@ def test_crafted_structures_raise_corrupt_file_error_only(crafter, tmp_path):
     for name, data in crafted_headers(crafter).items():
         path = tmp_path / "crafted.safetensors"
         path.write_bytes(data)
-        try:
+        with pytest.raises(CorruptFileError, match=r"crafted\.safetensors") as caught:
             gn.load(path)
-        except CorruptFileError as error:
-            assert "crafted.safetensors" in str(error), name
-        else:
-            # Metric values are checked by the archive's own validation, not by the codec.
-            assert name in ("nan metric", "huge float text"), f"{name}: loaded"
+        if name in ("nan metric", "huge float text"):
+            assert "val_acc" in str(caught.value) or "loss" in str(caught.value), name
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("val_acc", float("nan")),
+        ("val_acc", float("inf")),
+        ("test_acc", 1.5),
+        ("train_acc", -0.1),
+        ("val_acc", "0.9"),
+        ("val_acc", True),
+        ("loss", float("nan")),
+        ("loss", -1.0),
+        ("n_params", 1.5),
+        ("generation", -3),
+        ("mutations", [1, 2]),
+    ],
+)
+def test_a_metric_the_archive_could_not_rank_is_refused_naming_it(crafter, tmp_path, field, value):
+    path = tmp_path / "crafted.safetensors"
+    path.write_bytes(crafter(**{field: value}))
+    with pytest.raises(CorruptFileError, match=rf"crafted\.safetensors: {field}"):
+        gn.load(path)
 
 
 def test_random_record_values_load_or_raise_corrupt_file_error(crafter, tmp_path):
