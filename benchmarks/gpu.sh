@@ -14,10 +14,11 @@
 #                 throughput,policy: add them when there is time)
 #
 # It installs what is missing (torch, torchvision, numpy, safetensors) with pip, checks that torch
-# sees a GPU, runs the GPU tests (tests/run/test_engine.py, and the grouped-vs-alone equivalence of
-# tests/core/test_grouped.py on the GPU) when pytest is there, then
-# `python -m benchmarks --device cuda --sections population,grouped`: candidate-epochs/min of the
-# seed genome at generation_size 16, 64, 256 and 1,024 with mutation off and on, the share of the
+# sees a GPU, runs `python -m benchmarks --device cuda --sections population,grouped`, then the GPU
+# tests (tests/run/test_engine.py, and the grouped-vs-alone equivalence of
+# tests/core/test_grouped.py on the GPU) when pytest is there. The benchmark gives
+# candidate-epochs/min of the seed genome at generation_size 16, 64, 256 and 1,024 with mutation
+# off and on, the share of the
 # float32 matmul peak, the mean group size and the ratio to the per-candidate path measured in the
 # same run. Record the table with the device name in benchmarks/RESULTS.md.
 set -euo pipefail
@@ -61,10 +62,11 @@ if [ ! -f "$data/MNIST/raw/train-images-idx3-ubyte" ]; then
 fi
 export GN_DATA_DIR=$data PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 
-if [[ $DEVICE == cuda* ]] && "$PYTHON" -c "import pytest" 2>/dev/null; then
-    "$PYTHON" -m pytest tests/run/test_engine.py tests/core/test_grouped.py -q -k "gpu" \
-        -p no:cacheprovider
-fi
 set -o pipefail
+# The figures first: on a lease that may end, the tests after them are the cheaper loss.
 "$PYTHON" -m benchmarks --device "$DEVICE" --sections "$SECTIONS" --data "$data" --out "$OUT" \
     "$@" 2>&1 | tee "$OUT/gpu-bench.log"
+if [[ $DEVICE == cuda* ]] && "$PYTHON" -c "import pytest" 2>/dev/null; then
+    "$PYTHON" -m pytest tests/run/test_engine.py tests/core/test_grouped.py -q -k "gpu" \
+        -p no:cacheprovider 2>&1 | tee "$OUT/gpu-tests.log"
+fi

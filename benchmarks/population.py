@@ -11,6 +11,7 @@ would take minutes). ``--quick`` (CPU smoke test) uses sizes 4 and 8.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,6 +59,7 @@ def population_rows(
         generation_size=sizes[0],
         training={**training, "group_size": 1},
     )
+    print(f"population baseline: {baseline.per_minute:.1f}/min", file=sys.stderr, flush=True)
     rows = []
     for mutation in (0.0, MUTATION_ON):
         for size in sizes:
@@ -69,20 +71,21 @@ def population_rows(
                 training=training,
                 evolution={"mutation_rate": mutation},
             )
-            rows.append(
-                {
-                    "generation_size": size,
-                    "mutation": "on" if mutation else "off",
-                    "per_minute": measure.per_minute,
-                    # Mutated children differ in size: the seed genome's FLOPs are nominal there.
-                    "percent_of_peak": 100 * flops * n_train * measure.per_minute / 60 / peak,
-                    "mean_group_size": measure.mean_group_size,
-                    "ratio": measure.per_minute / baseline.per_minute,
-                    "overhead": measure.overhead,
-                    "test_acc": measure.test_acc,
-                    "failures": len(measure.failures),
-                }
-            )
+            row = {
+                "generation_size": size,
+                "mutation": "on" if mutation else "off",
+                "per_minute": measure.per_minute,
+                # Mutated children differ in size: the seed genome's FLOPs are nominal there.
+                "percent_of_peak": 100 * flops * n_train * measure.per_minute / 60 / peak,
+                "mean_group_size": measure.mean_group_size,
+                "ratio": measure.per_minute / baseline.per_minute,
+                "overhead": measure.overhead,
+                "test_acc": measure.test_acc,
+                "failures": len(measure.failures),
+            }
+            rows.append(row)
+            # Printed as measured: a run cut short by its time limit still leaves its rows.
+            print(f"population row: {row}", file=sys.stderr, flush=True)
     return {
         "genome": "8 layers (seed)",
         "baseline": {
