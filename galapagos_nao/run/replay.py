@@ -66,7 +66,12 @@ class ReplayResult:
 
     @property
     def exact(self) -> bool:
-        """True when every step was reproduced exactly."""
+        """True when every step was reproduced exactly.
+
+        Each replayed step made the same journal entry as the recorded one:
+        the same boundary, the same arguments, every network it named with the
+        same fingerprint. The final archives are compared with :meth:`differences`.
+        """
         return not self.divergences
 
     def archive(self) -> dict[Any, str]:

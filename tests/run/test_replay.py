@@ -245,3 +245,24 @@ def test_a_session_that_restarted_and_resumed_replays_across_the_restart(
     assert result.exact, result.divergences
     assert result.differences(after.selection) == []
     assert result.selection.curation() == after.selection.curation()
+
+
+def test_a_task_stream_with_a_switch_by_hand_replays_exactly(task):
+    tasks = gn.datasets.split_mnist(task)[:3]
+    parameters = Parameters()
+    selection = Selection(parameters=parameters)
+    session = Session(parameters=parameters, selection=selection, library=Library())
+    parameters.put("orchestration", {"generation_size": 3, "workers": 2})
+    run = session.evolve_continual(START, tasks=tasks, generations_per_task=2, seed=6)
+    wait_for(run, 1)
+    run.switch_task(tasks[2])  # a person skips ahead
+    wait_for(run, 4)
+    run.stop()
+    assert run.join(120) and run.status().error is None
+    actions = [e.action for e in session.journal.entries()]
+    assert "Run.switch_task" in actions
+    result = SessionJournal(session).replay(tasks=tasks)
+    assert result.exact, result.divergences
+    assert result.differences(selection) == []
+    without = SessionJournal(session).replay()
+    assert not without.exact and "pass tasks=" in str(without.divergences[0])
