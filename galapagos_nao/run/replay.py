@@ -20,6 +20,7 @@ recorded one.
 from __future__ import annotations
 
 import logging
+import sys
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -63,6 +64,8 @@ class ReplayResult:
     steps: int
     divergences: list[Divergence] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: False when Ctrl-C stopped the replay before its last step.
+    complete: bool = True
 
     @property
     def exact(self) -> bool:
@@ -72,7 +75,7 @@ class ReplayResult:
         the same boundary, the same arguments, every network it named with the
         same fingerprint. The final archives are compared with :meth:`differences`.
         """
-        return not self.divergences
+        return self.complete and not self.divergences
 
     def archive(self) -> dict[Any, str]:
         """Cell → fingerprint of its elite (genome, metrics, weights), in cell order."""
@@ -95,8 +98,11 @@ class ReplayResult:
         ]
 
     def __repr__(self) -> str:
-        verdict = "exact" if self.exact else f"{len(self.divergences)} divergences"
-        first = "" if self.exact else f"; first: {self.divergences[0]}"
+        verdict = "exact" if self.complete else "no divergence so far"
+        if self.divergences:
+            verdict = f"{len(self.divergences)} divergences"
+        verdict += "" if self.complete else ", stopped by Ctrl-C"
+        first = f"; first: {self.divergences[0]}" if self.divergences else ""
         cells = len(self.selection.elites())
         return f"<Replay: {self.steps} steps, {verdict}, {cells} cells{first}>"
 
@@ -145,36 +151,52 @@ class Replayer:
         self._scheduled: deque[JournalEntry] = deque()
         self._stop_when_done = False
         self._live: tuple[Run, _Objects] | None = None  # the replayed run going on
+        self._current: _Objects  # the objects of the recorded process being replayed
 
     def run(self) -> ReplayResult:
-        """Replays every entry, waiting for each replayed run; Ctrl-C stops the live one."""
+        """Replays every entry, waiting for each replayed run.
+
+        Ctrl-C stops the replay (the live replayed run first) and returns what
+        was replayed so far, with ``complete`` False.
+        """
+        complete = True
         with tempfile.TemporaryDirectory(prefix="gn-replay-") as scratch:
             workspace = Workspace(Path(scratch) / "replay.db")
             try:
-                objects = self._replay_all(workspace)
-                replayed = objects.session.journal.entries()
+                self._replay_all(workspace)
+            except KeyboardInterrupt:
+                complete = False
+                # The user's own keypress, answered in the foreground: a print, not a log record.
+                print(
+                    "\nreplay stopped: the result holds the steps replayed so far", file=sys.stderr
+                )
             finally:
+                replayed = self._current.session.journal.entries()
                 workspace.close()
-        self._compare(replayed)
+        if complete:
+            self._compare(replayed)
+        else:
+            self._notes.append(f"stopped by Ctrl-C after {len(replayed)} replayed steps")
         return ReplayResult(
-            objects.selection,
-            objects.parameters,
+            self._current.selection,
+            self._current.parameters,
             len(self.entries),
             sorted(self._divergences, key=lambda d: d.seq),
             self._notes,
+            complete,
         )
 
     # -- walking the journal -----------------------------------------------------------
 
-    def _replay_all(self, workspace: Workspace) -> _Objects:
-        objects: _Objects | None = None
-        recorded_session: str | None = None
+    def _replay_all(self, workspace: Workspace) -> None:
+        objects = self._current = self._fresh(workspace)
+        recorded_session = self.entries[0].session if self.entries else None
         index = 0
         while index < len(self.entries):
             entry = self.entries[index]
-            if objects is None or (entry.session or recorded_session) != recorded_session:
+            if (entry.session or recorded_session) != recorded_session:
                 self._finish_run()
-                objects = self._fresh(workspace)
+                objects = self._current = self._fresh(workspace)
                 recorded_session = entry.session
             if entry.action in STARTS:
                 self._finish_run()
@@ -183,8 +205,6 @@ class Replayer:
                 self._apply(objects, entry)
                 index += 1
         self._finish_run()
-        assert objects is not None or not self.entries
-        return objects if objects is not None else _Objects(workspace)
 
     def _fresh(self, workspace: Workspace) -> _Objects:
         objects = _Objects(workspace)
@@ -241,7 +261,8 @@ class Replayer:
         try:
             run.result()
         except KeyboardInterrupt:
-            run.stop()
+            run.stop()  # and let it end before the scratch workspace goes away
+            run.join()
             raise
         except Exception as error:  # noqa: BLE001 - the run's own failure, said in the notes
             self._notes.append(f"a replayed run failed: {error}")

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -266,3 +268,25 @@ def test_a_task_stream_with_a_switch_by_hand_replays_exactly(task):
     assert result.differences(selection) == []
     without = SessionJournal(session).replay()
     assert not without.exact and "pass tasks=" in str(without.divergences[0])
+
+
+def test_ctrl_c_stops_a_replay_and_returns_what_was_replayed(task, capsys):
+    parameters = Parameters()
+    selection = Selection(parameters=parameters)
+    session = Session(parameters=parameters, selection=selection, library=Library())
+    parameters.put("orchestration", {"generation_size": 2, "workers": 2})
+    run = session.evolve_continual(START, task, seed=8)
+    wait_for(run, 150)
+    run.stop()
+    assert run.join(120)
+    # A real SIGINT, as Ctrl-C sends, while the replayed run trains.
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    result = SessionJournal(session).replay(task)
+    timer.join()
+    assert time.monotonic() - started < 30
+    assert not result.complete and not result.exact
+    assert "stopped by Ctrl-C" in repr(result)
+    assert "replay stopped" in capsys.readouterr().err
+    assert selection.run is run  # the recorded objects were not touched
