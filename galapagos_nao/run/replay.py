@@ -147,10 +147,11 @@ class Replayer:
         self._known: dict[str, Network] = {}  # fingerprint -> replayed network
         self._ids: dict[str, str] = {}  # recorded id -> replayed id, for steps naming ids
         self._failed: set[int] = set()  # steps whose call raised: they left no replayed entry
-        self._wanted = _referenced_fingerprints(self.entries)
+        self._wanted = _referenced_genomes(self.entries)
         self._scheduled: deque[JournalEntry] = deque()
         self._stop_when_done = False
         self._live: tuple[Run, _Objects] | None = None  # the replayed run going on
+        self._last_run: Run | None = None  # a stop recorded after its run ended still goes to it
         self._current: _Objects  # the objects of the recorded process being replayed
 
     def run(self) -> ReplayResult:
@@ -233,6 +234,7 @@ class Replayer:
             self.diverged(entry, f"the run did not start: {error}")
             return following
         self._live = (run, objects)
+        self._last_run = run
         if self._stop_when_done and not self._scheduled:
             run.stop()
             self._note_open_run(entry)
@@ -283,9 +285,9 @@ class Replayer:
         """The id of the replayed network a recorded id named (itself if none was found)."""
         return self._ids.get(recorded_id, recorded_id)
 
-    def live_run(self) -> Run | None:
-        """The replayed run going on, if any."""
-        return None if self._live is None else self._live[0]
+    def current_run(self) -> Run | None:
+        """The replayed run going on, else the last one (None before any)."""
+        return self._last_run
 
     def remember(self, net: Network) -> Network:
         """Keeps ``net`` findable by fingerprint when a later step names it."""
@@ -356,7 +358,7 @@ def _due(entry: JournalEntry, stamp: Stamp) -> bool:
     return recorded.order() <= stamp.order()
 
 
-def _referenced_fingerprints(entries: Sequence[JournalEntry]) -> set[Any]:
+def _referenced_genomes(entries: Sequence[JournalEntry]) -> set[Any]:
     """The genomes of every network a step names (only those are worth fingerprinting)."""
     genomes: set[Any] = set()
 

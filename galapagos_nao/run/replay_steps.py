@@ -69,8 +69,8 @@ class ReplayContext(Protocol):
         """The id of the replayed network a recorded id named (itself if none was found)."""
         ...
 
-    def live_run(self) -> Run | None:
-        """The replayed run going on, if any."""
+    def current_run(self) -> Run | None:
+        """The replayed run going on, else the last one (None before any)."""
         ...
 
     def diverged(self, entry: JournalEntry, reason: str) -> None:
@@ -139,12 +139,13 @@ class StepApplier:
         self.replay.remember(self.objects.session.breed(first, second, seed=seed))
 
     def _stop(self, arguments: Mapping[str, Any]) -> None:
-        run = self.replay.live_run()
-        if run is not None:
-            run.stop()
+        run = self.replay.current_run()
+        if run is None:
+            raise LookupError("no replayed run to stop")
+        run.stop()  # also on an ended run: the recorded stop was one too
 
     def _switch_task(self, arguments: Mapping[str, Any]) -> None:
-        run = self.replay.live_run()
+        run = self.replay.current_run()
         wanted = arguments["task"]
         named = [t for t in self.replay.tasks or [] if plain(t) == wanted]
         if run is None or not named:

@@ -199,7 +199,9 @@ def test_put_clear_and_reset_are_journaled_and_replayed(task):
     selection = Selection(parameters=parameters)
     session = Session(parameters=parameters, selection=selection, library=Library())
     parameters.put("orchestration", {"generation_size": 3, "workers": 2})
-    session.evolve(START, 2, task, seed=4).result(timeout=120)
+    first = session.evolve(START, 2, task, seed=4)
+    first.result(timeout=120)
+    first.stop()  # on a run that has ended: journaled, and replayed as the no-op it was
     best = max(selection.elites().values(), key=lambda net: net.val_acc)
     selection.clear()
     parameters.reset()
@@ -207,7 +209,7 @@ def test_put_clear_and_reset_are_journaled_and_replayed(task):
     selection.put(2, best)
     session.evolve(None, 2, task, seed=5).result(timeout=120)
     actions = [e.action for e in session.journal.entries()]
-    assert {"Selection.clear", "Parameters.reset", "Selection.put"} <= set(actions)
+    assert {"Selection.clear", "Parameters.reset", "Selection.put", "Run.stop"} <= set(actions)
     result = SessionJournal(session).replay(task)
     assert result.exact, result.divergences
     assert result.differences(selection) == [] and result.archive()
