@@ -39,8 +39,9 @@ def log_generation(report: GenerationReport) -> None:
     """One line per generation at INFO; failures once per reason, with a count, at WARNING.
 
     ``Generation 1/2: 4 evaluated, 0 failed, best val_acc 0.9412 (test 0.9387),
-    coverage 2/2, 11.8 s``. Runs after :func:`record_history`, whose entry gives
-    the coverage.
+    coverage 2/2, 11.8 s``; a run that started on an archive with generations
+    adds ``(archive generation 5)``. Runs after :func:`record_history`, whose
+    entry gives the coverage.
     """
     run = report.run
     total = "∞" if run.generations is None else str(run.generations)
@@ -50,10 +51,14 @@ def log_generation(report: GenerationReport) -> None:
     if best is not None and best.val_acc is not None:
         test = "-" if best.test_acc is None else f"{best.test_acc:.4f}"
         best_text = f"{best.val_acc:.4f} (test {test})"
+    # The run's own count against its total; the archive's when it started later.
+    counted = report.generation - run.first_generation + 1
+    archive = "" if run.first_generation == 0 else f" (archive generation {report.generation + 1})"
     logger.info(
-        "Generation %d/%s: %d evaluated, %d failed, best val_acc %s, coverage %d/%d, %.1f s",
-        report.generation + 1,
+        "Generation %d/%s%s: %d evaluated, %d failed, best val_acc %s, coverage %d/%d, %.1f s",
+        counted,
         total,
+        archive,
         report.evaluated,
         report.failed,
         best_text,

@@ -225,6 +225,11 @@ class Run(Viewable):
         return None if self.stream is None else self.stream.metrics()
 
     @property
+    def first_generation(self) -> int:
+        """The archive generation this run started at (0 unless the archive had some)."""
+        return self._generation_offset
+
+    @property
     def generation(self) -> int:
         """Index of the generation to run next, counting any resumed ones."""
         with self._lock:

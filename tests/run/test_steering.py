@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 import pytest
@@ -114,9 +115,11 @@ def test_each_action_is_stamped_with_the_boundary_that_first_sees_it(session, ti
     ]
 
 
-def test_a_new_run_continues_the_archive_generation_count(session, tiny_task):
+def test_a_new_run_continues_the_archive_generation_count(session, tiny_task, caplog):
     evolve(session, tiny_task, 2, net=TINY)
+    caplog.set_level(logging.INFO, logger="galapagos_nao")
     run = evolve(session, tiny_task, 1)
+    assert "Generation 1/1 (archive generation 3):" in caplog.text
     assert [e.stats.generation for e in session.selection.history()] == [0, 1, 2]
     assert run.generation == 3 and run.status().generation == 1
     starts = [e for e in session.journal.entries() if e.action == "evolve"]
