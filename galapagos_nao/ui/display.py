@@ -309,6 +309,8 @@ def library_html(library: Library) -> str:
 
 #: "applies at": the boundary that first saw the action, e.g. ``12 selection``.
 _JOURNAL_HEADERS = ("#", "time", "applies at", "action", "arguments")
+#: Rows a journal view shows: a long session's table ends with its latest actions.
+JOURNAL_ROWS = 40
 
 
 def _journal_rows(view: JournalView) -> list[tuple[str, ...]]:
@@ -320,23 +322,31 @@ def _journal_rows(view: JournalView) -> list[tuple[str, ...]]:
             entry.action,
             describe_arguments(entry.arguments),
         )
-        for entry in view
+        for entry in view.entries[-JOURNAL_ROWS:]
     ]
 
 
+def _journal_lines(view: JournalView) -> list[str]:
+    hidden = len(view) - JOURNAL_ROWS
+    if hidden <= 0:
+        return []
+    return [f"the last {JOURNAL_ROWS}; {hidden} earlier in gn.journal.entries()"]
+
+
 def journal_pretty(view: JournalView, p: Any, cycle: bool) -> None:
-    """``JournalView._repr_pretty_``: one row per steering action."""
+    """``JournalView._repr_pretty_``: one row per steering action (the latest ones)."""
 
     def full() -> str:
-        return "\n".join([repr(view), text_table(_JOURNAL_HEADERS, _journal_rows(view))])
+        table = text_table(_JOURNAL_HEADERS, _journal_rows(view))
+        return "\n".join([repr(view), *_journal_lines(view), table])
 
     _pretty(p, cycle, repr(view), full)
 
 
 def journal_html(view: JournalView) -> str:
-    """``JournalView._repr_html_``: a table of steering actions."""
+    """``JournalView._repr_html_``: a table of steering actions (the latest ones)."""
     table = html_table(_JOURNAL_HEADERS, _journal_rows(view))
-    return _html_block(f"Journal ({len(view)} actions)", [], table)
+    return _html_block(f"Journal ({len(view)} actions)", _journal_lines(view), table)
 
 
 # -- Run ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core.network import Network
 from galapagos_nao.store.journal import Journal
+from galapagos_nao.ui.display import JOURNAL_ROWS
 
 
 def net(n_layers: int, val_acc: float) -> Network:
@@ -40,3 +41,16 @@ def test_the_journal_shows_each_action_as_a_row():
     assert "Parameters.put" in text and "values={forbid: ['sigmoid']}" in text
     assert "breed" in text and "seed=1" in text
     assert "<td>Parameters.put</td>" in view._repr_html_()
+
+
+def test_a_long_journal_shows_its_latest_actions_and_says_how_many_are_earlier():
+    parameters = Parameters()
+    journal = Journal()
+    parameters.listeners.append(journal.listener("Parameters"))
+    for epochs in range(1, JOURNAL_ROWS + 6):
+        parameters.put("training", {"epochs": epochs})
+    view = journal()
+    text, page = pretty(view), view._repr_html_()
+    assert f"the last {JOURNAL_ROWS}; 5 earlier in gn.journal.entries()" in text
+    assert f"epochs: {JOURNAL_ROWS + 5}" in text and "epochs: 5}" not in text
+    assert "5 earlier" in page and len(view) == JOURNAL_ROWS + 5
