@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 
 import torch
 
+from galapagos_nao.core.datasets.task import Task
 from galapagos_nao.core.network import Network
 
-__all__ = ["fingerprint"]
+__all__ = ["fingerprint", "task_fingerprint"]
+
+# Hashing full MNIST takes a fraction of a second: once per Task object is enough
+# (tasks are immutable records; the cache lets go of them with their last user).
+_task_digests: weakref.WeakKeyDictionary[Task, str] = weakref.WeakKeyDictionary()
 
 
 def fingerprint(net: Network) -> str:
@@ -43,3 +49,22 @@ def fingerprint(net: Network) -> str:
     else:
         digest.update(b"no weights")
     return digest.hexdigest()[:32]
+
+
+def task_fingerprint(task: Task) -> str:
+    """A 32-hex-digit digest of a task's data: samples, labels, classes and input transform.
+
+    Its name and source are left out: the same data read from another folder is
+    the same task.
+    """
+    found = _task_digests.get(task)
+    if found is not None:
+        return found
+    digest = hashlib.sha256()
+    digest.update(json.dumps([task.n_classes, task.input_transform.to_dict()]).encode())
+    for tensor in (task.x_train, task.y_train, task.x_test, task.y_test):
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy().data)  # no copy of the bytes
+    _task_digests[task] = digest.hexdigest()[:32]
+    return _task_digests[task]

@@ -19,6 +19,7 @@ from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.clock import BREEDING, Stamp, holding, in_order
 from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.fingerprint import task_fingerprint
 from galapagos_nao.run.ancestry import Ancestry
 from galapagos_nao.run.arguments import checked_hooks, initial_networks, run_seed
 from galapagos_nao.run.checkpoint import Checkpointer, ResumePoint
@@ -381,6 +382,8 @@ class Session(Ancestry, Tracking):
                     **arguments,
                     "seed": seed,
                     "task": task,
+                    # The data itself, so a replay can tell the same task read elsewhere.
+                    "task_data": None if task is None else task_fingerprint(task),
                     "shared_selection": selection is self.selection,
                 },
             )

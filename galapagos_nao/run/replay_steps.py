@@ -17,6 +17,7 @@ from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core.checks import describe
 from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.fingerprint import task_fingerprint
 from galapagos_nao.core.network import Network
 from galapagos_nao.run.api import Session
 from galapagos_nao.run.loop import Run
@@ -164,7 +165,7 @@ class StepApplier:
         if arguments.get("shared_selection", True) is not True:
             raise ValueError("it evolved a Selection of its own, whose steps are not journaled")
         given = self.replay.task
-        if entry.action != "resume" and arguments.get("task") != plain(given):
+        if not _same_task(arguments, given):
             self.replay.diverged(
                 entry,
                 f"recorded on task {arguments.get('task')!r}, replayed on {describe(given)}",
@@ -204,6 +205,14 @@ class StepApplier:
             self.replay.remember(outcome.network)
 
 
+def _same_task(arguments: Mapping[str, Any], given: Task | None) -> bool:
+    """Whether ``given`` is the recorded task: by its data when recorded, else by its name line."""
+    if "task_data" not in arguments:  # a resume, or a journal from before task digests
+        return "task" not in arguments or arguments["task"] == plain(given)
+    recorded = arguments["task_data"]
+    return recorded == (None if given is None else task_fingerprint(given))
+
+
 def _comparable(value: Any) -> Any:
     """``value`` with every network as its fingerprint (ids differ between processes)."""
     if isinstance(value, Mapping):
@@ -224,6 +233,8 @@ def entries_match(recorded: JournalEntry, replayed: JournalEntry) -> str | None:
     mine, theirs = _comparable(dict(recorded.arguments)), _comparable(dict(replayed.arguments))
     if recorded.action == "Library.remove":
         mine.pop("id", None), theirs.pop("id", None)  # a fresh id each process
+    if mine.get("task_data") is not None and mine.get("task_data") == theirs.get("task_data"):
+        mine.pop("task", None), theirs.pop("task", None)  # the same data, read elsewhere
     for key in sorted({*mine, *theirs}):
         if mine.get(key) != theirs.get(key):
             return (

@@ -36,9 +36,18 @@ class SessionJournal:
         """Every steering action of the session, as a table."""
         return self._journal()
 
-    def entries(self) -> list[JournalEntry]:
-        """Every steering action, oldest first."""
-        return self._journal.entries()
+    def entries(self, *, this_process: bool = False) -> list[JournalEntry]:
+        """Every steering action, oldest first.
+
+        Args:
+            this_process: Only the actions of this Python process (the workspace's
+                journal keeps every earlier session's too); pass them to
+                :meth:`replay` or :meth:`to_script` as ``entries=``.
+        """
+        found = self._journal.entries()
+        if this_process:
+            found = [entry for entry in found if entry.session == self._journal.session]
+        return found
 
     def __len__(self) -> int:
         return len(self._journal)

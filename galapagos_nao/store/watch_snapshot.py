@@ -297,7 +297,7 @@ def _events(summary: RunSummary) -> tuple[Event, ...]:
         shown = {
             key: value
             for key, value in row["arguments"].items()
-            if value is not None and key not in ("task", "shared_selection")
+            if value is not None and key not in ("task", "task_data", "shared_selection")
         }
         text = f"{row['action']}({_clip(describe_arguments(shown))})"
         events.append(Event(float(row["time"]), int(row["generation"]), "journal", text))
