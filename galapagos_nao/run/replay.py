@@ -30,8 +30,9 @@ from typing import Any
 
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core.checks import describe
 from galapagos_nao.core.clock import Stamp
-from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.datasets import Task, check_stream
 from galapagos_nao.core.fingerprint import fingerprint
 from galapagos_nao.core.network import Network
 from galapagos_nao.run.api import Session
@@ -130,6 +131,9 @@ class Replayer:
         entries: The recorded steps, oldest first (``gn.journal.entries()``).
         task: The task the recorded runs used; full MNIST when None.
         tasks: The task stream of a recorded continual run, if it had one.
+
+    Raises:
+        ValueError: naming the argument (and index) that is not what it must be.
     """
 
     def __init__(
@@ -139,9 +143,14 @@ class Replayer:
         task: Task | None = None,
         tasks: Sequence[Task] | None = None,
     ) -> None:
+        if task is not None and not isinstance(task, Task):
+            raise ValueError(f"task must be a datasets.Task or None, got {describe(task)}")
+        self.tasks = None if tasks is None else check_stream(tasks)
         self.entries = list(entries)
+        for index, entry in enumerate(self.entries):
+            if not isinstance(entry, JournalEntry):
+                raise ValueError(f"entries[{index}] must be a JournalEntry, got {describe(entry)}")
         self.task = task
-        self.tasks = None if tasks is None else list(tasks)
         self._divergences: list[Divergence] = []
         self._notes: list[str] = []
         self._known: dict[str, Network] = {}  # fingerprint -> replayed network

@@ -19,6 +19,7 @@ from keyword import iskeyword
 from pathlib import Path
 from typing import Any
 
+from galapagos_nao.core.checks import describe
 from galapagos_nao.core.clock import Stamp
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.run.replay import Replayer, ReplayResult
@@ -101,8 +102,17 @@ def write_script(
         tasks: Likewise for the task stream of a recorded continual run.
 
     Raises:
-        ValueError: if the runs used a task (or stream) and no expression builds it.
+        ValueError: if the runs used a task (or stream) and no expression builds
+            it, or an argument is not what it must be (nothing is written then).
     """
+    for name, expression in (("task", task), ("tasks", tasks)):
+        if expression is not None and not isinstance(expression, str):
+            raise ValueError(
+                f"{name} must be a Python expression (a str) that builds it, "
+                f"got {describe(expression)}"
+            )
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a file path, got {describe(path)}")
     entries = list(entries)
     _check_task_expressions(entries, task, tasks)
     out = Path(path)

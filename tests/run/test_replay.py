@@ -310,3 +310,26 @@ def test_the_same_data_read_from_elsewhere_is_the_same_task(task):
     result = SessionJournal(session).replay(moved)
     assert result.exact, result.divergences
     assert result.differences(selection) == []
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda j: j.replay("mnist"), "task must be a datasets.Task or None, got 'mnist'"),
+        (lambda j: j.replay(tasks=["a"]), r"tasks\[0\] must be a datasets.Task"),
+        (
+            lambda j: j.replay(entries=[{"action": "evolve"}]),
+            r"entries\[0\] must be a JournalEntry",
+        ),
+        (lambda j: j.to_script("s.py", task=gn.datasets), "task must be a Python expression"),
+        (lambda j: j.to_script(3), "path must be a file path, got 3"),
+    ],
+)
+def test_bad_arguments_to_replay_and_to_script_are_named(call, match, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    journal = SessionJournal(
+        Session(parameters=Parameters(), selection=Selection(), library=Library())
+    )
+    with pytest.raises(ValueError, match=match):
+        call(journal)
+    assert list(tmp_path.iterdir()) == []
