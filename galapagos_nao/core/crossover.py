@@ -34,7 +34,8 @@ def crossover_networks(first: Network, second: Network, rng: np.random.Generator
         shapes allow, fresh seeded init elsewhere.
 
     Raises:
-        ValueError: if either is not a Network, or they differ in input shape or classes.
+        ValueError: if either is not a Network, they differ in input shape or
+            classes, or no head of ``first`` and tail of ``second`` fit the input.
     """
     for name, net in (("first", first), ("second", second)):
         if not isinstance(net, Network):
@@ -45,7 +46,9 @@ def crossover_networks(first: Network, second: Network, rng: np.random.Generator
             f"second ({second.id}) takes {second.input_shape} → {second.n_classes}: "
             "crossover needs networks of the same task"
         )
-    layers, from_first, from_second = crossover(first.layers, second.layers, rng)
+    layers, from_first, from_second = crossover(
+        first.layers, second.layers, rng, input_shape=first.input_shape
+    )
     cut_first = sum(origin is not None for origin in from_first)
     cut_second = len(second.layers) - (len(layers) - cut_first)
     seed = int(rng.integers(2**62))

@@ -11,6 +11,13 @@ probability ``mutation_rate``, then :func:`mutate` each layer with probability
 ``layer_types`` or its params perturbed by :func:`mutate_params`. Alongside the
 layers, each step tracks which parent layer every child layer came from
 (``origins``), which is what weight inheritance needs.
+
+Given the input's shape, every step keeps the child valid: a slice is only
+duplicated, a layer only removed, replaced or changed where every layer still
+fits the shape reaching it (a convolution or pool only where the input is still
+an image, a pool only where pixels are left). A draw that would break the
+genome is drawn again a few times, then skipped. Flat genomes never break, so
+their draws, and their seeded children, are what they always were.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ __all__ = [
     "Offspring",
     "constraint_violation",
     "crossover",
+    "fits",
     "genome_key",
     "duplicate",
     "mutate",
@@ -59,6 +67,20 @@ DEFAULT_LAYER_TYPES: dict[str, list[Any]] = {
 
 #: Parent-layer index of each child layer; None marks a layer with no parent.
 Origins = tuple[int | None, ...]
+
+#: How often a step redraws a change that would break the genome's shapes.
+SHAPE_REDRAWS = 8
+
+
+def fits(layers: Genome, input_shape: Sequence[int] | None) -> bool:
+    """Whether every layer takes the shape reaching it (always, with no shape given)."""
+    if input_shape is None:
+        return True
+    try:
+        genome.layer_shapes(layers, input_shape)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -88,6 +110,7 @@ def duplicate(
     rate: float = 1.0,
     all: bool = False,  # noqa: A002 - the seed's name for the option
     origins: Origins | None = None,
+    input_shape: Sequence[int] | None = None,
 ) -> tuple[list[Layer], Origins, list[str]]:
     """With probability ``rate``, copies a random slice and inserts it at a random point.
 
@@ -97,6 +120,9 @@ def duplicate(
         rate: Probability that duplication happens at all.
         all: Duplicate the whole genome (the slice is everything), doubling it.
         origins: Origins of ``layers``; identity when None.
+        input_shape: Shape of one input sample; given, only a slice and a place
+            where every layer still fits are taken (redrawn up to
+            :data:`SHAPE_REDRAWS` times, else nothing is duplicated).
 
     Returns:
         ``(layers, origins, mutations)`` of the result.
@@ -105,16 +131,18 @@ def duplicate(
     origin = _origins_or_identity(layers, origins)
     if not result or not should_mutate(rng, rate):
         return result, origin, []
-    if all:
-        start, stop = 0, len(result)
-    else:
-        start = int(rng.integers(len(result)))
-        stop = int(rng.integers(start + 1, len(result) + 1))
-    at = int(rng.integers(len(result) + 1))
-    piece = [_copy_layer(layer) for layer in result[start:stop]]
-    result[at:at] = piece
-    new_origins = origin[:at] + origin[start:stop] + origin[at:]
-    return result, new_origins, [f"duplicate [{start}:{stop}] at {at}"]
+    for _ in range(SHAPE_REDRAWS):
+        if all:
+            start, stop = 0, len(result)
+        else:
+            start = int(rng.integers(len(result)))
+            stop = int(rng.integers(start + 1, len(result) + 1))
+        at = int(rng.integers(len(result) + 1))
+        grown = result[:at] + [_copy_layer(layer) for layer in result[start:stop]] + result[at:]
+        if fits(grown, input_shape):
+            new_origins = origin[:at] + origin[start:stop] + origin[at:]
+            return grown, new_origins, [f"duplicate [{start}:{stop}] at {at}"]
+    return result, origin, []
 
 
 def remove(
@@ -123,19 +151,24 @@ def remove(
     *,
     rate: float,
     origins: Origins | None = None,
+    input_shape: Sequence[int] | None = None,
 ) -> tuple[list[Layer], Origins, list[str]]:
-    """Drops each layer independently with probability ``rate``."""
+    """Drops each layer independently with probability ``rate``.
+
+    Given ``input_shape``, a layer whose removal would leave a later one unable
+    to take its input stays.
+    """
     origin = _origins_or_identity(layers, origins)
-    kept: list[Layer] = []
-    kept_origins: list[int | None] = []
-    log: list[str] = []
-    for index, layer in enumerate(layers):
-        if should_mutate(rng, rate):
-            log.append(f"remove {index} {_show(layer)}")
-        else:
-            kept.append(_copy_layer(layer))
-            kept_origins.append(origin[index])
-    return kept, tuple(kept_origins), log
+    drawn = [should_mutate(rng, rate) for _ in layers]
+    dropped: set[int] = set()
+    for index in (i for i, drop in enumerate(drawn) if drop):
+        trial = [layer for i, layer in enumerate(layers) if i not in dropped and i != index]
+        if fits(trial, input_shape):  # else removing it breaks a later layer: it stays
+            dropped.add(index)
+    log = [f"remove {index} {_show(layers[index])}" for index in sorted(dropped)]
+    kept = [_copy_layer(layer) for i, layer in enumerate(layers) if i not in dropped]
+    kept_origins = tuple(origin[i] for i in range(len(layers)) if i not in dropped)
+    return kept, kept_origins, log
 
 
 def seed_params(type_name: str, layer_types: Mapping[str, Sequence[Any]]) -> list[Any]:
@@ -190,30 +223,66 @@ def mutate(
     std_dev: float,
     layer_types: Mapping[str, Sequence[Any]] = DEFAULT_LAYER_TYPES,
     origins: Origins | None = None,
+    input_shape: Sequence[int] | None = None,
 ) -> tuple[list[Layer], Origins, list[str]]:
-    """With probability ``rate`` per layer, replaces it or perturbs its params (even odds)."""
+    """With probability ``rate`` per layer, replaces it or perturbs its params (even odds).
+
+    Given ``input_shape``, a replacement is drawn only from the types that fit
+    where the layer stands (a convolution only where the input is still an
+    image), and new params that break a shape are drawn again up to
+    :data:`SHAPE_REDRAWS` times, else the layer stays as it was.
+    """
     origin = list(_origins_or_identity(layers, origins))
     result: list[Layer] = []
     log: list[str] = []
     type_names = sorted(layer_types)
     for index, (type_name, params) in enumerate(layers):
+        rest = [_copy_layer(layer) for layer in layers[index + 1 :]]
         if not should_mutate(rng, rate):
             result.append((type_name, list(params)))
             continue
         if type_names and should_mutate(rng, 0.5):
-            new_type = type_names[int(rng.integers(len(type_names)))]
+            fitting = [
+                name
+                for name in type_names
+                if fits([*result, (name, seed_params(name, layer_types)), *rest], input_shape)
+            ]
+            if not fitting:
+                result.append((type_name, list(params)))
+                continue
+            new_type = fitting[int(rng.integers(len(fitting)))]
             new_layer: Layer = (new_type, seed_params(new_type, layer_types))
             origin[index] = None  # a replaced layer starts fresh
             log.append(f"replace {index} {_show((type_name, params))} -> {_show(new_layer)}")
         else:
-            try:
-                new_layer = (type_name, mutate_params(params, type_name, rng, std_dev=std_dev))
-            except MutationFailed as error:
-                raise MutationFailed(f"layers[{index}] ({type_name!r}): {error}") from error
+            new_layer = _perturbed(
+                result, (type_name, params), rest, index, rng, std_dev, input_shape
+            )
             if list(new_layer[1]) != list(params):  # layers without params cannot change
                 log.append(f"params {index} {list(params)!r} -> {list(new_layer[1])!r}")
         result.append(new_layer)
     return result, tuple(origin), log
+
+
+def _perturbed(
+    before: Genome,
+    layer: Layer,
+    after: Genome,
+    index: int,
+    rng: np.random.Generator,
+    std_dev: float,
+    input_shape: Sequence[int] | None,
+) -> Layer:
+    """``layer`` with mutated params that keep the genome's shapes, or unchanged."""
+    type_name, params = layer
+    for _ in range(SHAPE_REDRAWS):
+        try:
+            new_layer = (type_name, mutate_params(params, type_name, rng, std_dev=std_dev))
+        except MutationFailed as error:
+            raise MutationFailed(f"layers[{index}] ({type_name!r}): {error}") from error
+        if fits([*before, new_layer, *after], input_shape):
+            return new_layer
+    return (type_name, list(params))
 
 
 def spawn_offspring(
@@ -223,12 +292,26 @@ def spawn_offspring(
     mutation_rate: float = DEFAULT_MUTATION_RATE,
     std_dev: float = DEFAULT_STD_DEV,
     layer_types: Mapping[str, Sequence[Any]] = DEFAULT_LAYER_TYPES,
+    input_shape: Sequence[int] | None = None,
 ) -> Offspring:
-    """Breeds one child: duplicate, then remove, then mutate, as the seed does."""
-    child, origins, log_duplicate = duplicate(layers, rng, rate=mutation_rate)
-    child, origins, log_remove = remove(child, rng, rate=mutation_rate, origins=origins)
+    """Breeds one child: duplicate, then remove, then mutate, as the seed does.
+
+    Given ``input_shape`` (the parent's), every step keeps the child's shapes
+    valid, so a convolutional parent never has a child that cannot be built.
+    """
+    shape = input_shape
+    child, origins, log_duplicate = duplicate(layers, rng, rate=mutation_rate, input_shape=shape)
+    child, origins, log_remove = remove(
+        child, rng, rate=mutation_rate, origins=origins, input_shape=shape
+    )
     child, origins, log_mutate = mutate(
-        child, rng, rate=mutation_rate, std_dev=std_dev, layer_types=layer_types, origins=origins
+        child,
+        rng,
+        rate=mutation_rate,
+        std_dev=std_dev,
+        layer_types=layer_types,
+        origins=origins,
+        input_shape=shape,
     )
     return Offspring(child, origins, tuple(log_duplicate + log_remove + log_mutate))
 
@@ -265,27 +348,56 @@ def constraint_violation(
 
 
 def crossover(
-    first: Genome, second: Genome, rng: np.random.Generator
+    first: Genome,
+    second: Genome,
+    rng: np.random.Generator,
+    *,
+    input_shape: Sequence[int] | None = None,
 ) -> tuple[list[Layer], Origins, Origins]:
     """One-point crossover: a head of ``first`` followed by a tail of ``second``.
 
     The cut points are drawn so that each parent gives at least one layer when
     it has any: ``first[:i] + second[j:]`` with ``1 <= i <= len(first)`` and
-    ``0 <= j < len(second)``.
+    ``0 <= j < len(second)``. Given ``input_shape``, a pair of cuts whose child
+    would not fit it (a convolutional tail after a flat head) is replaced by one
+    drawn from the pairs that fit.
 
     Returns:
         ``(layers, origins_in_first, origins_in_second)``: the child and, for
         each child layer, its index in the parent it came from (None where it
         came from the other one), which :func:`~galapagos_nao.core.network.inherit_weights`
         takes once per parent.
+
+    Raises:
+        ValueError: when no pair of cuts gives a child that fits ``input_shape``.
     """
     cut_first = int(rng.integers(1, len(first) + 1)) if first else 0
     cut_second = int(rng.integers(len(second))) if second else 0
+    if not fits([*first[:cut_first], *second[cut_second:]], input_shape):
+        cut_first, cut_second = _fitting_cuts(first, second, rng, input_shape)
     head = [_copy_layer(layer) for layer in first[:cut_first]]
     tail = [_copy_layer(layer) for layer in second[cut_second:]]
     from_first: Origins = (*range(cut_first), *([None] * len(tail)))
     from_second: Origins = (*([None] * len(head)), *range(cut_second, len(second)))
     return head + tail, from_first, from_second
+
+
+def _fitting_cuts(
+    first: Genome, second: Genome, rng: np.random.Generator, input_shape: Sequence[int] | None
+) -> tuple[int, int]:
+    pairs = [
+        (i, j)
+        for i in range(1, len(first) + 1)
+        for j in range(len(second))
+        if fits([*first[:i], *second[j:]], input_shape)
+    ]
+    if not pairs:
+        raise ValueError(
+            f"no head of the first genome followed by a tail of the second fits the input "
+            f"{tuple(input_shape or ())}: every such child puts a convolution or pool after "
+            "a layer that flattened"
+        )
+    return pairs[int(rng.integers(len(pairs)))]
 
 
 def _copy_layer(layer: Layer) -> Layer:

@@ -11,28 +11,60 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from galapagos_nao.core import builtin_layers
 from galapagos_nao.core.checks import describe
+from galapagos_nao.core.layer_spec import (
+    ACTIVATION,
+    ACTIVATIONS,
+    ALPHA,
+    CHANNELS,
+    FLOAT32_MAX,
+    KERNEL_SIZE,
+    POOL_SIZE,
+    RATE,
+    UNITS,
+    LayerBuilder,
+    LayerType,
+    MacsRule,
+    ParamSpec,
+    Shape,
+    ShapeError,
+    ShapeRule,
+    activation_module,
+    same_registration,
+)
 from galapagos_nao.core.typing import Genome, Layer
 
 __all__ = [
+    "ACTIVATION",
     "ACTIVATIONS",
+    "ALPHA",
+    "CHANNELS",
+    "FLOAT32_MAX",
+    "KERNEL_SIZE",
     "MAX_LAYERS",
+    "POOL_SIZE",
+    "RATE",
+    "UNITS",
     "LayerType",
     "ParamSpec",
     "SeededDropout",
+    "Shape",
+    "ShapeError",
     "activation_module",
     "build_layer",
     "complexity",
+    "entry_shape",
+    "layer_shapes",
     "layer_type",
     "layer_types",
+    "macs",
     "register_layer",
     "validate",
 ]
@@ -40,104 +72,6 @@ __all__ = [
 #: Most layers a genome may have where a limit is needed: a stored file, or the
 #: ``evolution.max_layers`` constraint.
 MAX_LAYERS = 4096
-
-#: Activation names of the seed, mapped to torch modules (``none`` adds nothing).
-ACTIVATIONS: dict[str, Callable[[], nn.Module] | None] = {
-    "relu": nn.ReLU,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "softrelu": nn.Softplus,
-    "none": None,
-}
-
-
-def activation_module(name: str) -> list[nn.Module]:
-    """The modules for activation ``name``: one module, or none for ``"none"``."""
-    factory = ACTIVATIONS[name]
-    return [] if factory is None else [factory()]
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """How one layer parameter is checked and mutated.
-
-    Attributes:
-        name: Name used in error messages, e.g. ``"units"``.
-        expected: Human phrase for the valid values, e.g. ``"an int >= 1"``.
-        is_valid: Predicate on a value.
-        mutate: ``(value, rng, std_dev) -> new value``; the seed's rule for the kind.
-    """
-
-    name: str
-    expected: str
-    is_valid: Callable[[Any], bool]
-    mutate: Callable[[Any, np.random.Generator, float], Any]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-#: The largest finite float32: params end up in float32 tensors, where more is inf.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def _is_real(value: Any) -> bool:
-    # abs() on ints first: math.isfinite(10**400) raises OverflowError instead of saying no.
-    if _is_int(value):
-        return abs(value) <= FLOAT32_MAX
-    return isinstance(value, float) and math.isfinite(value) and abs(value) <= FLOAT32_MAX
-
-
-def _mutate_int(value: Any, rng: np.random.Generator, std_dev: float) -> int:
-    # Seed rule: round(Normal(v, std_dev)); sizes below 1 clamp to 1.
-    return max(1, int(round(float(rng.normal(value, std_dev)))))
-
-
-def _mutate_float(value: Any, rng: np.random.Generator, std_dev: float) -> float:
-    # Seed rule: a float becomes uniform(0, 1), whatever it was.
-    return float(rng.uniform(0.0, 1.0))
-
-
-def _mutate_activation(value: Any, rng: np.random.Generator, std_dev: float) -> str:
-    names = sorted(ACTIVATIONS)
-    return names[int(rng.integers(len(names)))]
-
-
-#: Positive integer sizes such as a dense layer's units.
-UNITS = ParamSpec("units", "an int >= 1", lambda v: _is_int(v) and v >= 1, _mutate_int)
-#: An activation name from :data:`ACTIVATIONS`.
-ACTIVATION = ParamSpec(
-    "activation",
-    f"one of {sorted(ACTIVATIONS)}",
-    lambda v: isinstance(v, str) and v in ACTIVATIONS,
-    _mutate_activation,
-)
-#: A probability in [0, 1) such as a dropout rate.
-RATE = ParamSpec("rate", "a number in [0, 1)", lambda v: _is_real(v) and 0 <= v < 1, _mutate_float)
-#: A non-negative slope such as leaky ReLU's alpha (a float32 in the model).
-ALPHA = ParamSpec(
-    "alpha", "a number in [0, 3.4e38] (float32)", lambda v: _is_real(v) and v >= 0, _mutate_float
-)
-
-
-#: ``(params, in_features) -> (modules, out_features)``.
-LayerBuilder = Callable[[Sequence[Any], int], tuple[list[nn.Module], int]]
-
-
-@dataclass(frozen=True)
-class LayerType:
-    """A registered layer type.
-
-    Attributes:
-        name: The type name used in genomes.
-        params: Spec of each positional parameter.
-        build: Turns validated params and the incoming feature count into modules.
-    """
-
-    name: str
-    params: tuple[ParamSpec, ...]
-    build: LayerBuilder
 
 
 class SeededDropout(nn.Module):
@@ -167,77 +101,21 @@ class SeededDropout(nn.Module):
         return f"p={self.p}"
 
 
-def _build_dense(params: Sequence[Any], in_features: int) -> tuple[list[nn.Module], int]:
-    units, activation = params
-    return [nn.Linear(in_features, units), *activation_module(activation)], units
-
-
-def _build_activation(params: Sequence[Any], in_features: int) -> tuple[list[nn.Module], int]:
-    return activation_module(params[0]), in_features
-
-
-def _build_dropout(params: Sequence[Any], in_features: int) -> tuple[list[nn.Module], int]:
-    return [SeededDropout(params[0])], in_features
-
-
-def _build_batch_norm(params: Sequence[Any], in_features: int) -> tuple[list[nn.Module], int]:
-    return [nn.BatchNorm1d(in_features)], in_features
-
-
-def _build_leaky_relu(params: Sequence[Any], in_features: int) -> tuple[list[nn.Module], int]:
-    return [nn.LeakyReLU(float(params[0]))], in_features
-
-
-def _build_flatten(params: Sequence[Any], in_features: int) -> tuple[list[nn.Module], int]:
-    # Inputs are flattened by the input adapter already, so this is a no-op kept
-    # for compatibility with the seed's genomes.
-    return [nn.Flatten()], in_features
+def _build_dropout(params: Sequence[Any], in_shape: Shape) -> tuple[list[nn.Module], Shape]:
+    return [SeededDropout(params[0])], in_shape
 
 
 _registry: dict[str, LayerType] = {}
 _registry_lock = threading.Lock()
 
 
-def _same_function(a: Any, b: Any) -> bool:
-    """Whether ``a`` and ``b`` are one function, or the same source run twice.
-
-    Re-running a notebook cell makes new function objects from the same code;
-    that must count as the same registration, while an edited body does not.
-    """
-    if a is b:
-        return True
-    code_a, code_b = getattr(a, "__code__", None), getattr(b, "__code__", None)
-    if code_a is None or code_b is None:
-        return False
-    cells_a = [c.cell_contents for c in a.__closure__ or ()]
-    cells_b = [c.cell_contents for c in b.__closure__ or ()]
-    return (
-        a.__qualname__ == b.__qualname__
-        and a.__module__ == b.__module__
-        and code_a.co_code == code_b.co_code
-        and code_a.co_consts == code_b.co_consts
-        and code_a.co_names == code_b.co_names
-        and a.__defaults__ == b.__defaults__
-        and len(cells_a) == len(cells_b)
-        and all(x is y or _same_function(x, y) for x, y in zip(cells_a, cells_b, strict=True))
-    )
-
-
-def _same_registration(old: LayerType, new: LayerType) -> bool:
-    return (
-        _same_function(old.build, new.build)
-        and len(old.params) == len(new.params)
-        and all(
-            (a.name, a.expected) == (b.name, b.expected)
-            and _same_function(a.is_valid, b.is_valid)
-            and _same_function(a.mutate, b.mutate)
-            for a, b in zip(old.params, new.params, strict=True)
-        )
-    )
-
-
 def register_layer(
-    name: str, params: Sequence[ParamSpec], build: LayerBuilder, *, replace: bool = False
+    name: str,
+    params: Sequence[ParamSpec],
+    build: LayerBuilder,
+    *,
+    replace: bool = False,
+    shape_aware: bool = False,
 ) -> LayerType:
     """Registers a layer type so genomes may use it.
 
@@ -248,10 +126,16 @@ def register_layer(
     Args:
         name: Type name used in genomes.
         params: Spec of each positional parameter (see :data:`UNITS`,
+            :data:`CHANNELS`, :data:`KERNEL_SIZE`, :data:`POOL_SIZE`,
             :data:`ACTIVATION`, :data:`RATE`, :data:`ALPHA`).
-        build: ``(params, in_features) -> (modules, out_features)``; it receives
+        build: ``(params, in_features) -> (modules, out_features)``: it receives
             params that passed validation and the flat feature count coming in.
+            With ``shape_aware=True`` it takes and returns shapes instead,
+            ``(params, in_shape) -> (modules, out_shape)``, and a genome holding
+            it keeps an image input as ``(channels, height, width)``; raise
+            :class:`ShapeError` saying what would fit when ``in_shape`` cannot.
         replace: Whether a different registration under ``name`` may be replaced.
+        shape_aware: Whether ``build`` works on shapes (see ``build``).
 
     Returns:
         The registered :class:`LayerType`.
@@ -260,25 +144,44 @@ def register_layer(
         ValueError: If ``name`` is empty or not a string, or is registered with
             another definition and ``replace`` is False.
         TypeError: If ``build`` is not callable, a spec is not a ParamSpec or
-            ``replace`` is not a bool.
+            ``replace`` or ``shape_aware`` is not a bool.
     """
+    if not isinstance(shape_aware, bool):
+        raise TypeError(f"shape_aware must be a bool, got {describe(shape_aware)}")
+    return _register(
+        LayerType(
+            name,
+            _checked_specs(name, params, build, replace),
+            build,
+            shape_aware,
+            needs_image=shape_aware,
+        ),
+        replace=replace,
+    )
+
+
+def _checked_specs(name: Any, params: Any, build: Any, replace: Any) -> tuple[ParamSpec, ...]:
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty str, got {describe(name)}")
     if not callable(build):
         raise TypeError(f"build must be callable, got {describe(build)}")
     if isinstance(params, (str, bytes)) or not isinstance(params, Iterable):
         raise TypeError(f"params must be a list of ParamSpec, got {describe(params)}")
-    params = tuple(params)  # once: a generator read twice would register no params
-    for index, spec in enumerate(params):
+    specs = tuple(params)  # once: a generator read twice would register no params
+    for index, spec in enumerate(specs):
         if not isinstance(spec, ParamSpec):
             raise TypeError(f"params[{index}] must be a ParamSpec, got {describe(spec)}")
     if not isinstance(replace, bool):
         raise TypeError(f"replace must be a bool, got {describe(replace)}")
-    registered = LayerType(name, params, build)
+    return specs
+
+
+def _register(registered: LayerType, *, replace: bool) -> LayerType:
+    name = registered.name
     with _registry_lock:
         old = _registry.get(name)
         if old is not None and not replace:
-            if _same_registration(old, registered):
+            if same_registration(old, registered):
                 return old
             raise ValueError(
                 f"name: layer type {name!r} is already registered with another definition; "
@@ -308,12 +211,49 @@ def layer_type(name: str) -> LayerType:
     return found
 
 
-register_layer("dense", [UNITS, ACTIVATION], _build_dense)
-register_layer("activation", [ACTIVATION], _build_activation)
-register_layer("dropout", [RATE], _build_dropout)
-register_layer("batch_norm", [], _build_batch_norm)
-register_layer("leaky_relu", [ALPHA], _build_leaky_relu)
-register_layer("flatten", [], _build_flatten)
+def _builtin(
+    name: str,
+    params: Sequence[ParamSpec],
+    build: LayerBuilder,
+    shape_rule: ShapeRule,
+    macs_rule: MacsRule = builtin_layers.no_macs,
+    *,
+    needs_image: bool = False,
+) -> None:
+    _register(
+        LayerType(name, tuple(params), build, True, needs_image, shape_rule, macs_rule),
+        replace=False,
+    )
+
+
+_builtin(
+    "dense",
+    [UNITS, ACTIVATION],
+    builtin_layers.build_dense,
+    builtin_layers.dense_shape,
+    builtin_layers.dense_macs,
+)
+_builtin("activation", [ACTIVATION], builtin_layers.build_activation, builtin_layers.same_shape)
+_builtin("dropout", [RATE], _build_dropout, builtin_layers.same_shape)
+_builtin("batch_norm", [], builtin_layers.build_batch_norm, builtin_layers.same_shape)
+_builtin("leaky_relu", [ALPHA], builtin_layers.build_leaky_relu, builtin_layers.same_shape)
+_builtin("flatten", [], builtin_layers.build_flatten, builtin_layers.flat_shape)
+_builtin(
+    "conv2d",
+    [CHANNELS, KERNEL_SIZE, ACTIVATION],
+    builtin_layers.build_conv2d,
+    builtin_layers.conv2d_shape,
+    builtin_layers.conv2d_macs,
+    needs_image=True,
+)
+for _pool in ("max_pool", "avg_pool"):
+    _builtin(
+        _pool,
+        [POOL_SIZE],
+        builtin_layers.build_pool(_pool),
+        builtin_layers.pool_shape,
+        needs_image=True,
+    )
 
 
 def _layer_problem(index: int, layer: Any) -> str | None:
@@ -341,18 +281,23 @@ def _layer_problem(index: int, layer: Any) -> str | None:
     return None
 
 
-def validate(layers: Any) -> list[Layer]:
+def validate(layers: Any, input_shape: Sequence[int] | None = None) -> list[Layer]:
     """Checks a genome and returns a normalised copy.
 
     Args:
         layers: A list of ``(type, params)`` pairs.
+        input_shape: Shape of one input sample, e.g. ``(1, 28, 28)``. Given, every
+            layer must fit the shape reaching it (a pool needs pixels, a
+            convolution an image). Without it, only what no shape could fix is
+            checked: a convolution or pool after a layer that flattened.
 
     Returns:
         A new list of ``(type, list(params))`` tuples; the input is not modified.
 
     Raises:
         ValueError: naming the layer index, type and offending value of the
-            first problem found.
+            first problem found; a :class:`ShapeError` (a ValueError) when a
+            layer cannot take the shape reaching it, saying what would fit.
     """
     if isinstance(layers, (str, bytes)) or not isinstance(layers, (list, tuple)):
         raise ValueError(f"layers must be a list of (type, params) pairs, got {describe(layers)}")
@@ -360,7 +305,100 @@ def validate(layers: Any) -> list[Layer]:
         problem = _layer_problem(index, layer)
         if problem is not None:
             raise ValueError(problem)
-    return [(type_name, list(params)) for type_name, params in layers]
+    checked: list[Layer] = [(type_name, list(params)) for type_name, params in layers]
+    if input_shape is None:
+        _check_image_order(checked)
+    else:
+        layer_shapes(checked, input_shape)
+    return checked
+
+
+def _check_image_order(layers: Genome) -> None:
+    """Refuses a layer that needs an image after one that made the input flat."""
+    flattened_by = None
+    for index, (type_name, _) in enumerate(layers):
+        kind = layer_type(type_name)
+        if kind.needs_image and flattened_by is not None:
+            raise ShapeError(
+                f"layers[{index}] ({type_name!r}): needs an image (channels, height, width) "
+                f"coming in, but layers[{flattened_by}] ({layers[flattened_by][0]!r}) made it "
+                f"flat; place it before layer {flattened_by}"
+            )
+        if flattened_by is None and (not kind.shape_aware or type_name in ("dense", "flatten")):
+            flattened_by = index
+
+
+def entry_shape(layers: Genome, input_shape: Sequence[int]) -> Shape:
+    """The shape a genome's first layer sees.
+
+    A genome holding a layer that needs an image (a convolution, a pool, a
+    shape-aware user type) gets the sample as ``(channels, height, width)``;
+    ``(height, width)`` becomes one channel. Any other genome gets it flat, as
+    networks always did.
+    """
+    shape = tuple(int(size) for size in input_shape)
+    wants_image = any(layer_type(type_name).needs_image for type_name, _ in layers)
+    if wants_image and len(shape) == 2:
+        return (1, *shape)
+    if wants_image and len(shape) == 3:
+        return shape
+    return (math.prod(shape),)
+
+
+def layer_shapes(layers: Genome, input_shape: Sequence[int]) -> list[Shape]:
+    """The shape entering each layer, then the shape leaving the last one.
+
+    Args:
+        layers: A genome whose params are valid.
+        input_shape: Shape of one input sample.
+
+    Raises:
+        ShapeError: naming the first layer that cannot take its input's shape,
+            what reaches it, and what would fit.
+    """
+    shape = entry_shape(layers, input_shape)
+    shapes = [shape]
+    flattened_by: int | None = None
+    for index, (type_name, params) in enumerate(layers):
+        try:
+            shape = layer_type(type_name).output_shape(params, shape)
+        except ShapeError as error:
+            raise ShapeError(
+                f"layers[{index}] ({type_name!r}, {list(params)!r}): {error}"
+                + _why_flat(layers, input_shape, flattened_by)
+            ) from None
+        if flattened_by is None and len(shapes[-1]) > 1 and len(shape) == 1:
+            flattened_by = index
+        shapes.append(shape)
+    return shapes
+
+
+def _why_flat(layers: Genome, input_shape: Sequence[int], flattened_by: int | None) -> str:
+    if flattened_by is not None:
+        return (
+            f"; layers[{flattened_by}] ({layers[flattened_by][0]!r}) made it flat: "
+            f"place it before layer {flattened_by}"
+        )
+    if len(tuple(input_shape)) not in (2, 3):
+        return (
+            f"; this task's samples are flat, {tuple(input_shape)}: convolutions and pools "
+            "need image data, (channels, height, width) or (height, width)"
+        )
+    return ""
+
+
+def macs(layers: Genome, input_shape: Sequence[int], n_classes: int) -> int:
+    """Multiply-adds per sample of the compiled network's forward pass, head included.
+
+    Raises:
+        ShapeError: as :func:`layer_shapes`.
+    """
+    shapes = layer_shapes(layers, input_shape)
+    total = sum(
+        layer_type(type_name).macs(params, shapes[index], shapes[index + 1])
+        for index, (type_name, params) in enumerate(layers)
+    )
+    return total + math.prod(shapes[-1]) * n_classes
 
 
 def complexity(layers: Genome) -> int:
@@ -368,7 +406,7 @@ def complexity(layers: Genome) -> int:
     return len(layers)
 
 
-def build_layer(layer: Layer, in_features: int) -> tuple[list[nn.Module], int]:
-    """Builds the modules of one validated layer given the incoming feature count."""
+def build_layer(layer: Layer, in_shape: Shape) -> tuple[list[nn.Module], Shape]:
+    """Builds the modules of one validated layer given the shape coming in."""
     type_name, params = layer
-    return layer_type(type_name).build(params, in_features)
+    return layer_type(type_name).build_for(params, in_shape)

@@ -17,6 +17,11 @@ Built in:
   setting names no range for it. Fixed bounds matter on MNIST: the first
   784×units layer dominates every count, so between the pool's extremes (one
   tiny outlier, a crowd near 50k) most elites shared the top level.
+- ``flops``: compute, as multiply-adds per sample of the forward pass. A
+  convolution's cost grows with the image it slides over while its parameters
+  do not, so for CNNs this tells cheap networks from costly ones where
+  ``params`` cannot; log-spaced edges between the pool's extremes (or bounds
+  set in ``measure_ranges``).
 
 Register more with :func:`register_measure`.
 """
@@ -29,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from galapagos_nao.core import genome
 from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.network import Network, build, count_parameters
 from galapagos_nao.core.typing import CellKey
@@ -103,6 +109,11 @@ def _params_value(net: Network) -> float:
         return float(net.n_params)
     # Untrained records carry no count; building the model is cheap next to training.
     return float(count_parameters(build(net.layers, net.input_shape, net.n_classes)))
+
+
+def _flops_value(net: Network) -> float:
+    # Read off the layers' shape rules: no model is built.
+    return float(genome.macs(net.layers, net.input_shape, net.n_classes))
 
 
 def _log_edges(values: Sequence[float], levels: int) -> list[float]:
@@ -187,6 +198,9 @@ register_measure(
     "layers", _layers_value, _layers_edges, default_levels=2, label="layers", integer=True
 )
 register_measure("params", _params_value, _log_edges, default_levels=4, label="parameters")
+register_measure(
+    "flops", _flops_value, _log_edges, default_levels=4, label="multiply-adds per sample"
+)
 
 
 def resolve_levels(names: Sequence[str], settings: Mapping[str, Any]) -> tuple[int, ...]:

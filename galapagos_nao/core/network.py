@@ -28,6 +28,7 @@ from torch import nn
 
 from galapagos_nao.core import genome
 from galapagos_nao.core.bindings import Viewable, bound
+from galapagos_nao.core.builtin_layers import FlatLinear
 from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.transform import IDENTITY, InputTransform, Standardize
 from galapagos_nao.core.typing import Genome, Layer
@@ -69,26 +70,52 @@ def build(
 
     Returns:
         ``Sequential(input=Sequential(standardize, flatten), layer0=…, …, head=Linear)``
-        on the CPU.
+        on the CPU. The input block flattens each sample, or, for a genome with
+        convolutions or pools, gives it the ``(channels, height, width)`` they need.
 
     Raises:
-        ValueError: If the genome, ``input_shape`` or ``n_classes`` is invalid.
+        ValueError: If the genome, ``input_shape`` or ``n_classes`` is invalid,
+            or a layer cannot take the shape reaching it (a :class:`ShapeError`).
     """
-    checked = genome.validate(layers)
     shape = _check_shape(input_shape)
+    checked = genome.validate(layers, shape)
     check_int("n_classes", n_classes, minimum=2)
     if not isinstance(input_transform, InputTransform):
         raise ValueError(
             f"input_transform must be an InputTransform, got {describe(input_transform)}"
         )
-    features = math.prod(shape)
-    adapter = OrderedDict(standardize=Standardize(input_transform), flatten=nn.Flatten())
+    entry = genome.entry_shape(checked, shape)
+    # A flat genome flattens (as networks always did); an image genome reshapes,
+    # so (N, 28, 28), (N, 1, 28, 28) and (N, 784) inputs all work.
+    shaper: nn.Module = nn.Flatten() if len(entry) == 1 else _Reshape(entry)
+    adapter: OrderedDict[str, nn.Module] = OrderedDict(
+        standardize=Standardize(input_transform), flatten=shaper
+    )
     blocks: OrderedDict[str, nn.Module] = OrderedDict(input=nn.Sequential(adapter))
     for index, layer in enumerate(checked):
-        modules, features = genome.build_layer(layer, features)
+        modules, entry = genome.build_layer(layer, entry)
         blocks[_layer_prefix(index)] = nn.Sequential(*modules)
-    blocks["head"] = nn.Linear(features, n_classes)
+    head = FlatLinear if len(entry) > 1 else nn.Linear  # after a pool the head flattens
+    blocks["head"] = head(math.prod(entry), n_classes)
     return nn.Sequential(blocks)
+
+
+class _Reshape(nn.Module):
+    """Gives each sample the shape the first layer sees: flat, or ``(C, H, W)``.
+
+    Inputs arrive as users hold them, ``(N, 28, 28)``, ``(N, 1, 28, 28)`` or
+    ``(N, 784)`` for MNIST; all hold the same numbers in the same order.
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return x.reshape(x.shape[0], *self.shape)
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f"shape={self.shape}"
 
 
 def _check_shape(input_shape: Any) -> tuple[int, ...]:
@@ -107,17 +134,18 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def seed_init(model: nn.Module, generator: torch.Generator) -> None:
-    """Re-initialises every linear layer from ``generator``.
+    """Re-initialises every linear and convolutional layer from ``generator``.
 
     Torch's default init draws from the global generator, which concurrent
     candidates share; drawing from the candidate's own generator makes a seeded
-    run reproducible. The distribution is torch's default for ``nn.Linear``:
-    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for weights and biases.
+    run reproducible. The distribution is torch's default for ``nn.Linear`` and
+    ``nn.Conv2d``: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for weights and biases,
+    where a kernel's fan-in is ``in_channels × kernel_size²``.
     """
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, nn.Linear):
-                limit = 1.0 / math.sqrt(module.in_features)
+            if isinstance(module, (nn.Linear, nn.Conv2d)):
+                limit = 1.0 / math.sqrt(module.weight[0].numel())
                 module.weight.uniform_(-limit, limit, generator=generator)
                 if module.bias is not None:
                     module.bias.uniform_(-limit, limit, generator=generator)
@@ -128,7 +156,14 @@ def inherit_weights(
     parent_weights: Mapping[str, torch.Tensor],
     origins: Sequence[int | None],
 ) -> int:
-    """Copies a parent's trained weights into a child wherever shapes still match.
+    """Copies a parent's trained weights into a child, layer by layer.
+
+    A layer whose shapes still match takes its parent's tensors whole. A layer
+    of the same kind that gained or lost units or channels (or whose input did)
+    takes the part the two share: the parent's rows and columns for the units
+    both have, its kernels for the channels both have, centred when the kernel
+    size changed; what is new keeps its fresh init. So a child continues what
+    its parent learned even when a mutation resized it.
 
     Args:
         model: The freshly built child.
@@ -137,23 +172,57 @@ def inherit_weights(
             from, or None for a new layer. The head always maps to the head.
 
     Returns:
-        How many tensors were copied; reshaped or new layers keep their init.
+        How many tensors were copied, whole or in part.
     """
     mapping = {_layer_prefix(i): _layer_prefix(j) for i, j in enumerate(origins) if j is not None}
     mapping["head"] = "head"
     child_state = model.state_dict()
     copied = 0
     with torch.no_grad():
-        for name, tensor in child_state.items():
-            block, _, rest = name.partition(".")
-            source = mapping.get(block)
-            if source is None:
+        for block, source in mapping.items():
+            child = {k: v for k, v in child_state.items() if k.partition(".")[0] == block}
+            parent = {
+                name.partition(".")[2]: parent_weights.get(f"{source}.{name.partition('.')[2]}")
+                for name in child
+            }
+            if not _same_kind(child, parent):
                 continue
-            parent = parent_weights.get(f"{source}.{rest}")
-            if parent is not None and parent.shape == tensor.shape:
-                tensor.copy_(parent)
-                copied += 1
+            for name, tensor in child.items():
+                copied += _copy_shared(tensor, parent[name.partition(".")[2]])
     return copied
+
+
+def _same_kind(
+    child: Mapping[str, torch.Tensor], parent: Mapping[str, torch.Tensor | None]
+) -> bool:
+    """Whether a parent block holds the same tensors (by name and rank) as the child's."""
+    return bool(child) and all(
+        (source := parent[name.partition(".")[2]]) is not None and source.dim() == tensor.dim()
+        for name, tensor in child.items()
+    )
+
+
+def _window(size: int, shared: int, centred: bool) -> slice:
+    start = (size - shared) // 2 if centred else 0
+    return slice(start, start + shared)
+
+
+def _copy_shared(tensor: torch.Tensor, source: torch.Tensor | None) -> int:
+    """Copies the part ``source`` and ``tensor`` share into ``tensor``; 1 if anything was."""
+    if source is None or source.dim() != tensor.dim():
+        return 0
+    if source.shape == tensor.shape:
+        tensor.copy_(source)
+        return 1
+    into, out_of = [], []
+    for axis, (mine, theirs) in enumerate(zip(tensor.shape, source.shape, strict=True)):
+        # A kernel's spatial axes (a conv weight's last two) line up by their centre.
+        centred = tensor.dim() == 4 and axis >= 2
+        shared = min(mine, theirs)
+        into.append(_window(mine, shared, centred))
+        out_of.append(_window(theirs, shared, centred))
+    tensor[tuple(into)] = source[tuple(out_of)].to(tensor.dtype)
+    return 1
 
 
 def aligned_origins(old: Genome, new: Genome) -> tuple[int | None, ...]:
@@ -172,8 +241,9 @@ def aligned_origins(old: Genome, new: Genome) -> tuple[int | None, ...]:
     return tuple(origins)
 
 
-def _frozen_layers(layers: Genome) -> tuple[Layer, ...]:
-    return tuple((type_name, tuple(params)) for type_name, params in genome.validate(layers))
+def _frozen_layers(layers: Genome, input_shape: Sequence[int] | None = None) -> tuple[Layer, ...]:
+    checked = genome.validate(layers, input_shape)
+    return tuple((type_name, tuple(params)) for type_name, params in checked)
 
 
 #: The fields that decide which network a record describes (and its weights' shapes).
@@ -241,8 +311,8 @@ class Network(Viewable):
     input_transform: InputTransform = IDENTITY
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "layers", _frozen_layers(self.layers))
         object.__setattr__(self, "input_shape", _check_shape(self.input_shape))
+        object.__setattr__(self, "layers", _frozen_layers(self.layers, self.input_shape))
         check_int("n_classes", self.n_classes, minimum=2)
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"id must be a non-empty str, got {describe(self.id)}")
@@ -317,7 +387,7 @@ class Network(Viewable):
         Raises:
             ValueError: naming the first invalid layer.
         """
-        new_layers = _frozen_layers(layers)
+        new_layers = _frozen_layers(layers, self.input_shape)
         weights = None
         if self.weights is not None:
             model = build(new_layers, self.input_shape, self.n_classes, self.input_transform)

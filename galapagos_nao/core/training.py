@@ -165,25 +165,18 @@ def batch_size_for(setting: int | str, n_train: int) -> int:
     return batch
 
 
-def estimated_macs(layers: Genome, input_features: int, n_classes: int) -> int:
-    """Rough multiply-adds per sample of a genome's forward pass, to schedule big ones first.
+def estimated_macs(layers: Genome, input_shape: Sequence[int] | int, n_classes: int) -> int:
+    """Multiply-adds per sample of a genome's forward pass, to schedule big ones first.
 
-    A layer whose type has a ``units`` parameter maps ``features → units``; any
-    other layer keeps the width; the head maps to ``n_classes``. Reading specs
-    instead of building the model keeps it at microseconds per genome. A genome
-    that does not parse costs 0: its worker reports the precise error.
+    Reads shapes and the types' rules instead of building the model, which
+    keeps it at microseconds per genome. A genome that does not fit its input
+    costs 0: its worker reports the precise error.
     """
-    features, macs = input_features, 0
+    shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
     try:
-        for type_name, params in layers:
-            specs = genome.layer_type(type_name).params
-            for spec, value in zip(specs, params, strict=False):
-                if spec.name == "units" and isinstance(value, int) and value > 0:
-                    macs += features * value
-                    features = value
+        return genome.macs(layers, shape, n_classes)
     except (KeyError, TypeError, ValueError):
         return 0
-    return macs + features * n_classes
 
 
 def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:

@@ -6,7 +6,6 @@ and the machine's cores and GPUs; the evaluators follow these plans.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -115,7 +114,6 @@ def longest_first(
     lets the small ones fill the other workers meanwhile, instead of one big
     candidate finishing alone at the end (longest-processing-time scheduling).
     """
-    features = math.prod(task.input_shape)
     pairs = list(zip(candidates, devices, strict=True))
-    pairs.sort(key=lambda pair: -estimated_macs(pair[0].layers, features, task.n_classes))
+    pairs.sort(key=lambda pair: -estimated_macs(pair[0].layers, task.input_shape, task.n_classes))
     return pairs

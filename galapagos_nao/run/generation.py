@@ -80,6 +80,7 @@ def _draw_child(
                 mutation_rate=evolving.mutation_rate,
                 std_dev=evolving.std_dev,
                 layer_types=evolving.layer_types,
+                input_shape=parent.input_shape,
             )
         except evolution.MutationFailed as error:
             # A registered layer's mutate raised: that child is lost, not the run.

@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from galapagos_nao.archive.history import ArchiveStats
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.core import genome
@@ -57,20 +59,25 @@ class LayerRow:
         index: Genome index of the layer; None for the input adapter and the head.
         name: Layer type (``input`` and ``head`` for the added ends).
         params: The layer's genome params, as text.
-        features: Features per sample after the layer: output shape ``(batch, features)``.
+        out_shape: Shape of one sample after the layer: ``(features,)`` or ``(C, H, W)``.
         n_params: Trainable parameters of the layer.
     """
 
     index: int | None
     name: str
     params: str
-    features: int
+    out_shape: tuple[int, ...]
     n_params: int
 
     @property
+    def features(self) -> int:
+        """Numbers per sample after the layer."""
+        return math.prod(self.out_shape)
+
+    @property
     def shape(self) -> str:
-        """The output shape as text."""
-        return f"(batch, {self.features})"
+        """The output shape as text: ``(batch, 64)`` or ``(batch, 16, 14, 14)``."""
+        return f"(batch, {', '.join(map(str, self.out_shape))})"
 
 
 def layer_rows(net: Network) -> list[LayerRow]:
@@ -79,19 +86,23 @@ def layer_rows(net: Network) -> list[LayerRow]:
     Built from the layer registry's builders, so it needs no forward pass and
     no weights.
     """
-    features = math.prod(net.input_shape)
+    shapes = genome.layer_shapes(net.layers, net.input_shape)
     shape = ", ".join(map(str, net.input_shape))
     transform = net.input_transform
-    adapter = f"flatten ({shape})"
+    adapter = f"{'flatten' if len(shapes[0]) == 1 else 'image'} ({shape})"
     if not transform.is_identity:
         adapter = f"standardize (mean {transform.mean:g}, std {transform.std:g}), {adapter}"
-    rows = [LayerRow(None, "input", adapter, features, 0)]
+    rows = [LayerRow(None, "input", adapter, shapes[0], 0)]
     for index, layer in enumerate(net.layers):
-        modules, features = genome.build_layer(layer, features)
+        # Built on the meta device: the counts need shapes, not memory.
+        with torch.device("meta"):
+            modules, _ = genome.build_layer(layer, shapes[index])
         count = sum(p.numel() for m in modules for p in m.parameters() if p.requires_grad)
-        rows.append(LayerRow(index, layer[0], ", ".join(map(str, layer[1])), features, count))
+        params = ", ".join(map(str, layer[1]))
+        rows.append(LayerRow(index, layer[0], params, shapes[index + 1], count))
+    features = math.prod(shapes[-1])
     head = features * net.n_classes + net.n_classes  # Linear(features, n_classes) with bias
-    rows.append(LayerRow(None, "head", "linear", net.n_classes, head))
+    rows.append(LayerRow(None, "head", "linear", (net.n_classes,), head))
     return rows
 
 

@@ -73,8 +73,8 @@ def test_register_layer_extends_genomes_and_the_compiler():
     assert genome.validate([(name, [3])]) == [(name, [3])]
     with pytest.raises(ValueError, match="units"):
         genome.validate([(name, [0])])
-    modules, features = genome.build_layer((name, [3]), 5)
-    assert features == 5 and isinstance(modules[0], nn.Linear)
+    modules, shape = genome.build_layer((name, [3]), (5,))
+    assert shape == (5,) and isinstance(modules[0], nn.Linear)
     with pytest.raises(ValueError, match="already registered"):
         genome.register_layer(name, [], build_scale)
 

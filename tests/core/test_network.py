@@ -97,18 +97,43 @@ def test_predict_returns_class_indices_and_rejects_wrong_shapes():
         net.predict([[0.0]])
 
 
-def test_inherit_weights_copies_matching_layers_and_skips_reshaped_ones():
+def test_inherit_weights_copies_matching_layers_and_the_shared_part_of_resized_ones():
     parent_layers = [("dense", [16, "relu"]), ("dense", [8, "relu"])]
     parent = network.build(parent_layers, (4,), 3)
     child_layers = [("dense", [16, "relu"]), ("dense", [9, "relu"]), ("dense", [8, "relu"])]
     child = network.build(child_layers, (4,), 3)
+    fresh = child.layer1[0].weight.detach().clone()
     copied = network.inherit_weights(child, parent.state_dict(), origins=(0, 1, None))
-    # layer0 and the head (8 -> 3 in both) are copied; layer1 is reshaped, layer2 new
-    assert copied == 4
+    # layer0 and the head (8 -> 3 in both) whole, layer1 (8 -> 9 units) in part; layer2 is new
+    assert copied == 6
     assert torch.equal(child.layer0[0].weight, parent.layer0[0].weight)
     assert torch.equal(child.head.weight, parent.head.weight)
-    assert child.layer1[0].weight.shape == (9, 16)
+    assert torch.equal(child.layer1[0].weight[:8], parent.layer1[0].weight)
+    assert torch.equal(child.layer1[0].bias[:8], parent.layer1[0].bias)
+    assert torch.equal(child.layer1[0].weight[8], fresh[8])  # the new unit keeps its init
     assert not torch.equal(child.layer2[0].weight[:, :8], parent.layer1[0].weight[:, :8])
+
+
+def test_a_conv_layer_that_gained_channels_starts_from_its_parents_kernels():
+    parent = network.build([("conv2d", [4, 3, "relu"]), ("max_pool", [2])], (1, 8, 8), 3)
+    child = network.build([("conv2d", [6, 5, "relu"]), ("max_pool", [2])], (1, 8, 8), 3)
+    fresh = child.layer0[0].weight.detach().clone()
+    network.inherit_weights(child, parent.state_dict(), origins=(0, 1))
+    kernels = child.layer0[0].weight
+    # The 3x3 kernels sit in the centre of the 5x5 ones; channels 4 and 5 are new.
+    assert torch.equal(kernels[:4, :, 1:4, 1:4], parent.layer0[0].weight)
+    assert torch.equal(kernels[:4, :, 0], fresh[:4, :, 0])
+    assert torch.equal(kernels[4:], fresh[4:])
+    assert torch.equal(child.layer0[0].bias[:4], parent.layer0[0].bias)
+
+
+def test_a_conv_layer_that_lost_channels_keeps_the_parents_first_ones():
+    parent = network.build([("conv2d", [6, 3, "relu"]), ("dense", [5, "relu"])], (1, 6, 6), 3)
+    child = network.build([("conv2d", [2, 3, "relu"]), ("dense", [5, "relu"])], (1, 6, 6), 3)
+    network.inherit_weights(child, parent.state_dict(), origins=(0, 1))
+    assert torch.equal(child.layer0[0].weight, parent.layer0[0].weight[:2])
+    # The dense layer after it sees 2*36 features instead of 6*36: the shared columns carry over.
+    assert torch.equal(child.layer1[0].weight, parent.layer1[0].weight[:, :72])
 
 
 def test_seed_init_is_reproducible():

@@ -49,8 +49,14 @@ def test_unchanged_layers_start_from_the_parents_trained_weights(parent):
             if source is not None and source.shape == tensor.shape:
                 assert torch.equal(tensor, source), (child.mutations, name)
                 expected += 1
-            else:  # new, replaced or reshaped: keeps its fresh init
-                assert torch.equal(tensor, untouched[name]), (child.mutations, name)
+            elif not torch.equal(tensor, untouched[name]):  # resized: the shared part carries over
+                assert source is not None and source.dim() == tensor.dim(), (child.mutations, name)
+                shared = tuple(
+                    slice(0, min(a, b)) for a, b in zip(tensor.shape, source.shape, strict=True)
+                )
+                assert torch.equal(tensor[shared], source[shared]), (child.mutations, name)
+                expected += 1
+            else:  # new or replaced: keeps its fresh init
                 fresh_any += 1
         assert copied == expected
         copied_any += copied
