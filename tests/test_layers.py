@@ -109,6 +109,10 @@ ORDER: tuple[str, ...] = (
     "ui.plot",
     "ui.plot_tasks",
     "ui.progress",
+    "ui.live_state",
+    "ui.live_follow",
+    "ui.live_widget",
+    "ui.live",
     "ui.watch",
     "ui",
 )

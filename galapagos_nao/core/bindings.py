@@ -58,7 +58,8 @@ class Viewable:
 
     ``ui.display.bind_views()`` binds ``"pretty"`` (``(obj, p, cycle) -> None``)
     and ``"html"`` (``obj -> str``) for each class; until then the plain
-    ``repr`` is shown.
+    ``repr`` is shown. ``"mimebundle"`` (``(obj, include, exclude) -> dict | None``)
+    is bound for the classes with a live notebook view.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -78,3 +79,9 @@ class Viewable:
     def _repr_html_(self) -> str | None:
         render = lookup(type(self), "html")
         return None if render is None else render(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
+        # A live widget where one is bound and can show (a notebook); None lets
+        # IPython fall back to the text and HTML views above.
+        render = lookup(type(self), "mimebundle")
+        return None if render is None else render(self, include, exclude)

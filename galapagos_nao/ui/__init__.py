@@ -5,6 +5,8 @@
 - :mod:`~galapagos_nao.ui.plot`: matplotlib plots of the archive, its history
   and a network; :mod:`~galapagos_nao.ui.plot_tasks`: a run across a task stream;
 - :mod:`~galapagos_nao.ui.progress`: ``run.wait(progress=True)`` bars;
+- :mod:`~galapagos_nao.ui.live`: the live notebook view of a run or an archive
+  (the ``notebook`` extra, anywidget; imported on first display in a kernel);
 - :mod:`~galapagos_nao.ui.watch`: the ``python -m galapagos_nao watch`` terminal
   dashboard (the ``watch`` extra, rich; imported only by the command).
 
@@ -15,14 +17,21 @@ below; the package root calls it once.
 
 from __future__ import annotations
 
+from galapagos_nao.archive.selection import Selection
 from galapagos_nao.core.bindings import bind as _bind
 from galapagos_nao.run.loop import Run
-from galapagos_nao.ui import display, plot, plot_tasks, progress
+from galapagos_nao.ui import display, live, plot, plot_tasks, progress
 
-__all__ = ["bind", "display", "plot", "plot_tasks", "progress"]
+__all__ = ["bind", "display", "live", "plot", "plot_tasks", "progress"]
 
 
 def bind() -> None:
-    """Lends IPython views (Network, Selection, Library, Run) and ``Run.wait(progress=True)``."""
+    """Lends the IPython views, the live notebook view and ``Run.wait(progress=True)``.
+
+    Text and HTML views go to Network, Selection, Library and Run; the live
+    view (a widget, in a notebook) to Run and Selection.
+    """
     display.bind_views()
+    _bind(Run, "mimebundle", live.mimebundle)
+    _bind(Selection, "mimebundle", live.mimebundle)
     _bind(Run, "watch", progress.watch)

@@ -10,12 +10,17 @@ person sees. Three levels, set with :func:`log_level`:
 
 Warnings and errors reach stderr even when nobody switched console logging on
 (:func:`install_warnings_handler`, called by the package root), and never twice.
+While a notebook's live view follows a run, :class:`BackgroundDiversion` hands
+the lines that background threads log to the view instead of stderr, where a
+kernel would print them under whichever cell ran last.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from galapagos_nao.core.checks import check_choice
@@ -23,6 +28,7 @@ from galapagos_nao.run.records import CANDIDATE_LOGGER
 
 __all__ = [
     "CANDIDATE_LOGGER",
+    "BackgroundDiversion",
     "LEVELS",
     "PACKAGE_LOGGER",
     "ConsoleHandler",
@@ -121,3 +127,53 @@ def log_level(level: str) -> None:
         return
     enable_console_logging(logging.INFO)
     candidates.setLevel(logging.NOTSET if level == "candidate" else logging.WARNING)
+
+
+class _Diverted(logging.Filter):
+    """The last filter of one console handler: background lines go to a sink instead."""
+
+    def __init__(self, handler: logging.Handler, sink: Callable[[str], None]) -> None:
+        super().__init__()
+        self._handler = handler
+        self._sink = sink
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102
+        if record.thread == threading.main_thread().ident:
+            return True  # a cell's own call: its line stays under that cell
+        try:
+            self._sink(self._handler.format(record))
+        except Exception:  # noqa: BLE001 - logging must never raise into the run
+            return True  # shown on the console, then, rather than lost
+        return False
+
+
+class BackgroundDiversion:
+    """Hands the console lines of background threads to ``sink`` instead of stderr.
+
+    A filter is added last to each console handler of the package logger, so a
+    record is diverted only where that handler would have shown it (the
+    warnings handler's own filter runs first), and once. Lines logged on the
+    main thread (a cell's own call) stay where they are. :meth:`attach` is
+    called again at every refresh of a view, so that a console handler switched
+    on later (``gn.log_level``) is diverted too; :meth:`detach` puts all back.
+
+    Args:
+        sink: Called with each diverted line, as the handler would have written it.
+    """
+
+    def __init__(self, sink: Callable[[str], None]) -> None:
+        self._sink = sink
+        self._filters: dict[logging.Handler, _Diverted] = {}
+
+    def attach(self) -> None:
+        """Diverts every console handler the package logger has now (idempotent)."""
+        for handler in logging.getLogger(PACKAGE_LOGGER).handlers:
+            if isinstance(handler, ConsoleHandler) and handler not in self._filters:
+                self._filters[handler] = _Diverted(handler, self._sink)
+                handler.addFilter(self._filters[handler])
+
+    def detach(self) -> None:
+        """Stops diverting: the handlers write to stderr again."""
+        for handler, diverted in self._filters.items():
+            handler.removeFilter(diverted)
+        self._filters.clear()

@@ -26,7 +26,7 @@ from galapagos_nao.core.measures import Grid, measure
 from galapagos_nao.core.network import Network
 from galapagos_nao.ui.display import layer_rows, stats_line
 
-__all__ = ["archive", "history", "layer_colour", "network", "run_starts"]
+__all__ = ["archive", "history", "layer_colour", "network", "new_figure", "run_starts"]
 
 #: Colour of empty cells and of text on light backgrounds.
 EMPTY_COLOUR = "#eeeeee"
@@ -60,11 +60,25 @@ def _pyplot() -> Any:
     return plt
 
 
-def _figure_and_axes(ax: Any, figsize: tuple[float, float]) -> tuple[Any, Any]:
+def new_figure(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """``plt.subplots(*args, layout="constrained", **kwargs)``, shown once in a notebook.
+
+    The inline backend of a notebook shows every pyplot figure at the end of
+    the cell, and the cell's result shows the figure returned: the same plot
+    twice. There, the figure is taken out of pyplot so that only the result
+    shows it (assign it and it shows when displayed). Elsewhere it stays in
+    pyplot, so that ``plt.show()`` and interactive windows work as usual.
+    """
     plt = _pyplot()
+    figure, axes = plt.subplots(*args, layout="constrained", **kwargs)
+    if "inline" in plt.get_backend():
+        plt.close(figure)
+    return figure, axes
+
+
+def _figure_and_axes(ax: Any, figsize: tuple[float, float]) -> tuple[Any, Any]:
     if ax is None:
-        figure, ax = plt.subplots(figsize=figsize, layout="constrained")
-        return figure, ax
+        return new_figure(figsize=figsize)
     ax.clear()
     return ax.figure, ax
 
@@ -253,8 +267,7 @@ def history(selection: Selection, *, ax: Any = None, x: str = "generation") -> A
         figure, ax = _figure_and_axes(ax, (6.4, 4.0))
         _history_panel(ax, entries, x)
         return figure
-    plt = _pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(11.0, 4.0), layout="constrained")
+    figure, axes = new_figure(1, 2, figsize=(11.0, 4.0))
     _history_panel(axes[0], entries, "generation")
     _history_panel(axes[1], entries, "time")
     return figure

@@ -12,7 +12,7 @@ from typing import Any
 
 from galapagos_nao.core.checks import describe
 from galapagos_nao.core.continual import TaskMetrics
-from galapagos_nao.ui.plot import FITNESS_CMAP, _pyplot
+from galapagos_nao.ui.plot import FITNESS_CMAP, new_figure
 
 __all__ = ["tasks"]
 
@@ -49,9 +49,8 @@ def tasks(source: Any, *, axes: Any = None) -> Any:
         ImportError: if matplotlib is not installed.
     """
     metrics = _metrics_of(source)
-    plt = _pyplot()
     if axes is None:
-        figure, axes = plt.subplots(1, 2, figsize=(11.0, 4.2), layout="constrained")
+        figure, axes = new_figure(1, 2, figsize=(11.0, 4.2))
     else:
         for ax in axes:
             ax.clear()
