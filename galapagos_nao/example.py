@@ -13,7 +13,14 @@ from galapagos_nao.core.typing import Layer
 from galapagos_nao.run.loop import Run
 from galapagos_nao.ui.logs import ConsoleHandler, enable_console_logging, log_level
 
-__all__ = ["enable_console_logging", "infinite_example", "seed_layers", "short_example"]
+__all__ = [
+    "conv_example",
+    "conv_layers",
+    "enable_console_logging",
+    "infinite_example",
+    "seed_layers",
+    "short_example",
+]
 
 
 def seed_layers() -> list[Layer]:
@@ -27,6 +34,21 @@ def seed_layers() -> list[Layer]:
         ("flatten", []),
         ("leaky_relu", [0.2]),
         ("dense", [64, "none"]),
+    ]
+
+
+def conv_layers() -> list[Layer]:
+    """A small seed CNN: two convolution-and-pool stages, then a dense layer.
+
+    The shape of the network a tutorial starts MNIST with (about 30k
+    parameters); evolution then widens, deepens, prunes and re-kernels it.
+    """
+    return [
+        ("conv2d", [16, 3, "relu"]),
+        ("max_pool", [2]),
+        ("conv2d", [32, 3, "relu"]),
+        ("max_pool", [2]),
+        ("dense", [64, "relu"]),
     ]
 
 
@@ -46,3 +68,14 @@ def infinite_example(task: Task | None = None) -> Run:
     """Evolves the seed genome until ``run.stop()``."""
     _show_generations()
     return gn.evolve_continual(seed_layers(), task)
+
+
+def conv_example(task: Task | None = None, generations: int = 2) -> Run:
+    """Evolves :func:`conv_layers` for two generations on a background thread.
+
+    The short example's counterpart for image genomes: children keep their
+    shapes valid, and a child whose convolution gained or lost channels
+    starts from its parent's kernels.
+    """
+    _show_generations()
+    return gn.evolve(conv_layers(), generations, task)
