@@ -40,6 +40,7 @@ from galapagos_nao.run.loop import Run
 from galapagos_nao.run.ray import driver as ray_backend
 from galapagos_nao.run.ray import worker as ray_tasks
 from galapagos_nao.store import library, persistence, workspace
+from galapagos_nao.store.old_files import upgrade
 from galapagos_nao.store.persistence import load
 from galapagos_nao.ui import display, progress
 from galapagos_nao.ui.logs import install_warnings_handler, log_level
@@ -128,6 +129,7 @@ __all__ = [
     "validate",
     # keeping what was learned
     "load",
+    "upgrade",
     "workspace",
     "continual",
     "persistence",

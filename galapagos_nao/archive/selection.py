@@ -42,6 +42,7 @@ from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.listeners import Listeners
 from galapagos_nao.core.measures import Grid
 from galapagos_nao.core.network import Network
+from galapagos_nao.core.record_checks import check_record
 from galapagos_nao.core.typing import CellKey
 
 
@@ -83,6 +84,15 @@ def _check_network(name: str, net: Any) -> Network:
     if not isinstance(net, Network):
         raise ValueError(f"{name} must be a Network, got {describe(net)}")
     return net
+
+
+def _check_kept(name: str, net: Any) -> Network:
+    """A network the archive keeps: what a checkpoint could not write back is refused now."""
+    _check_network(name, net)
+    try:
+        return check_record(net)
+    except ValueError as error:
+        raise ValueError(f"{name} {net.id!r}: {error}") from None
 
 
 def _cell_order(item: tuple[CellKey, Network]) -> tuple[int, ...]:
@@ -172,10 +182,11 @@ class Selection(Curated, Recorded, Viewable):
 
         Raises:
             ValueError: if ``level`` is not an int ≥ 1 (or a tuple of them) or
-                ``net`` is not an evaluated Network.
+                ``net`` is not an evaluated Network that a checkpoint can read
+                back (see :func:`~galapagos_nao.core.record_checks.check_record`).
         """
         check_cell("level", level)
-        _check_network("net", net)
+        _check_kept("net", net)
         if net.fitness is None:
             raise ValueError(
                 f"net {net.id!r} has no val_acc; use put_unevaluated() for untrained networks"
@@ -200,10 +211,14 @@ class Selection(Curated, Recorded, Viewable):
             The negative key it was queued at.
 
         Raises:
-            ValueError: if ``net`` is neither a Network nor a valid genome, or
-                its genome is vetoed (see :meth:`veto`).
+            ValueError: if ``net`` is neither a Network nor a valid genome, holds
+                what a checkpoint could not read back (a metric out of range, a
+                genome past the limits, weights that do not fit it: see
+                :func:`~galapagos_nao.core.record_checks.check_record`), or its
+                genome is vetoed (see :meth:`veto`).
         """
         record = net if isinstance(net, Network) else Network(net)  # type: ignore[arg-type]
+        _check_kept("net", record)
         with self._parameters.clock:
             with self._lock:
                 self._refuse_vetoed("net", record)
@@ -248,10 +263,16 @@ class Selection(Curated, Recorded, Viewable):
             queue: Negative key → queued network.
             curation: Pins, favor and vetoes to restore; None keeps the current
                 ones (pins only where an elite is).
+
+        Raises:
+            ValueError: naming the cell or key of a network that a checkpoint
+                could not read back; nothing changes then.
         """
         for level, net in elites.items():
             check_cell("level", level)
-            _check_network(f"elites[{level}]", net)
+            _check_kept(f"elites[{level}]", net)
+        for key, net in (queue or {}).items():
+            _check_kept(f"queue[{key}]", net)
         with self._lock:
             self._elites = dict(elites)
             if curation is not None:

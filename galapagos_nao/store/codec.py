@@ -5,16 +5,21 @@ safetensors header's JSON metadata, the genome and metrics (``network``) and
 the format's name and version. Since version 2 one SHA-256 digest covers every
 byte of the file (see :mod:`~galapagos_nao.store.layout`): a change to an id, a
 metric, the mutation log, ``has_weights`` or a weight is caught alike. Version
-1 files, whose digest covered the weights only, still load with that check; a
-single flipped bit cannot make a version 2 file claim version 1 (``"2"`` and
-``"1"`` differ in two bits).
+1 files, whose digest covered the weights only, are refused
+(:class:`OldFormatError`) except by the explicit upgrade step
+(:func:`~galapagos_nao.store.persistence.upgrade`), which says what it cannot
+verify; a single flipped bit cannot make a version 2 file claim version 1
+(``"2"`` and ``"1"`` differ in two bits).
 
 Decoding believes nothing before it is checked, in this order: the layout and
-the digest; ids (they become file names); the genome's size, computed by
-building it on the ``meta`` device (no memory) and compared with the stored
-tensors and :data:`~galapagos_nao.store.layout.MAX_PARAMETERS`; only then are
-tensors read. Nothing here unpickles: a pickle (or a ``torch.save`` archive) is
-rejected as "not a safetensors file" before anything in it is interpreted.
+the digest; ids (they become file names); the record's metrics and the
+genome's size, computed by building it on the ``meta`` device (no memory) and
+compared with the stored tensors, ``n_params`` and
+:data:`~galapagos_nao.store.layout.MAX_PARAMETERS`; only then are tensors read.
+Those record checks are :mod:`~galapagos_nao.core.record_checks`, which
+:func:`to_bytes` and every other writer run as well: what is written reads back.
+Nothing here unpickles: a pickle (or a ``torch.save`` archive) is rejected as
+"not a safetensors file" before anything in it is interpreted.
 
 These bytes are what :mod:`~galapagos_nao.store.persistence` writes to files and
 what the workspace stores for each Library entry and archive elite, so a
@@ -27,7 +32,6 @@ import dataclasses
 import hashlib
 import hmac
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,7 +40,16 @@ import torch
 from galapagos_nao.core import genome
 from galapagos_nao.core.checks import describe
 from galapagos_nao.core.ids import check_id
-from galapagos_nao.core.network import Network, build
+from galapagos_nao.core.network import Network
+from galapagos_nao.core.record_checks import (
+    check_fit,
+    check_metrics,
+    check_parameter_count,
+    check_record,
+    check_size,
+    check_total,
+    shapes_and_count,
+)
 from galapagos_nao.core.transform import IDENTITY, InputTransform
 from galapagos_nao.store.layout import (
     DIGEST_KEY,
@@ -57,7 +70,9 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_LAYERS",
     "MAX_PARAMETERS",
+    "V1_UNVERIFIED",
     "CorruptFileError",
+    "OldFormatError",
     "UnknownLayerError",
     "from_bytes",
     "to_bytes",
@@ -88,6 +103,22 @@ _RECORD_FIELDS = (
 # Written since input transforms were recorded; a record without it is an older
 # file whose network takes standardized inputs, i.e. the identity transform.
 _TRANSFORM_FIELD = "input_transform"
+
+
+class OldFormatError(CorruptFileError):
+    """A version 1 network file: its digest covers the weights only.
+
+    Its genome, ids and metrics cannot be verified, so it is read only through
+    :func:`~galapagos_nao.store.persistence.upgrade`, which says so and rewrites
+    it as version 2.
+    """
+
+
+#: What a version 1 file's digest leaves unverified, as the upgrade step says it.
+V1_UNVERIFIED = (
+    "its genome, ids, metrics and mutation log were not covered by its digest (version 1 "
+    "sealed the weights only), so a change to them cannot be detected"
+)
 
 
 class UnknownLayerError(CorruptFileError):
@@ -124,14 +155,13 @@ def to_bytes(net: Network) -> bytes:
     """The network as the bytes of one safetensors file (weights + JSON metadata), sealed.
 
     Raises:
-        ValueError: if ``net`` is not a Network, or its id or parent id is not a
-            safe id (see :func:`~galapagos_nao.core.ids.check_id`).
+        ValueError: naming the field, if ``net`` is not a Network or holds what
+            :func:`from_bytes` would refuse (see
+            :func:`~galapagos_nao.core.record_checks.check_record`): an unsafe
+            id, a metric out of range, a genome past the limits, weights that do
+            not fit it, an ``n_params`` that is not its count.
     """
-    if not isinstance(net, Network):
-        raise ValueError(f"net must be a Network, got {describe(net)}")
-    check_id("id", net.id)  # it names the file on export: refuse before anything is written
-    if net.parent_id is not None:
-        check_id("parent_id", net.parent_id)
+    check_record(net)  # what could not be read back is never written
     from safetensors.torch import save as save_tensors
 
     weights = {} if net.weights is None else {k: v.contiguous() for k, v in net.weights.items()}
@@ -182,25 +212,15 @@ def _fields(record: Any, source: str) -> dict[str, Any]:
     for name in ("layers", "input_shape", "mutations"):
         if not isinstance(fields[name], list):
             raise CorruptFileError(f"{source}: {name} must be a list, got {describe(fields[name])}")
-    if len(fields["layers"]) > MAX_LAYERS:
-        raise CorruptFileError(
-            f"{source}: the genome has {len(fields['layers'])} layers, "
-            f"more than the limit of {MAX_LAYERS}"
-        )
-    shape = fields["input_shape"]
-    if all(isinstance(size, int) for size in shape) and math.prod(shape) > MAX_PARAMETERS:
-        raise CorruptFileError(
-            f"{source}: input_shape {describe(shape)} has more features than the limit of "
-            f"{MAX_PARAMETERS}"
-        )
-    try:
+    try:  # the gate every writer passes too (see core.record_checks)
+        check_size(len(fields["layers"]), fields["input_shape"])
         check_id("id", fields["id"])
         if fields["parent_id"] is not None:
             check_id("parent_id", fields["parent_id"])
+        check_metrics(fields)
     except ValueError as error:
         raise CorruptFileError(f"{source}: {error}") from None
-    fields["input_shape"] = tuple(shape)
-    _check_metrics(fields, source)
+    fields["input_shape"] = tuple(fields["input_shape"])
     _check_layer_types(fields["layers"], source)
     transform = record.get(_TRANSFORM_FIELD)
     try:
@@ -210,37 +230,6 @@ def _fields(record: Any, source: str) -> dict[str, Any]:
     except (ValueError, TypeError) as error:
         raise CorruptFileError(f"{source}: invalid input transform: {error}") from None
     return fields
-
-
-#: Metrics that are fractions of samples: a number in [0, 1] or None.
-_ACCURACIES = ("test_acc", "val_acc", "train_acc")
-
-
-def _check_metrics(fields: Mapping[str, Any], source: str) -> None:
-    """Metrics the archive can rank: a NaN fitness would win or lose every comparison.
-
-    JSON carries NaN, Infinity and 1e999 (read as inf), and a string where a
-    number belongs; each is refused naming the field, as damage.
-    """
-
-    def number(value: Any) -> bool:
-        return not isinstance(value, bool) and isinstance(value, (int, float))
-
-    for name in _ACCURACIES:
-        value = fields[name]
-        if value is not None and not (number(value) and 0.0 <= value <= 1.0):
-            raise CorruptFileError(f"{source}: {name} must be a number in [0, 1], got {value!r}")
-    loss = fields["loss"]
-    if loss is not None and not (number(loss) and math.isfinite(loss) and loss >= 0):
-        raise CorruptFileError(f"{source}: loss must be a finite number >= 0, got {loss!r}")
-    for name in ("n_params", "generation"):
-        value = fields[name]
-        if value is not None and not (isinstance(value, int) and not isinstance(value, bool)):
-            raise CorruptFileError(f"{source}: {name} must be an int or null, got {value!r}")
-        if value is not None and value < 0:
-            raise CorruptFileError(f"{source}: {name} must be >= 0, got {value!r}")
-    if not all(isinstance(text, str) for text in fields["mutations"]):
-        raise CorruptFileError(f"{source}: mutations must be a list of str")
 
 
 def _check_layer_types(layers: list[Any], source: str) -> None:
@@ -257,36 +246,6 @@ def _check_layer_types(layers: list[Any], source: str) -> None:
             )
 
 
-def _expected_shapes(net: Network, source: str) -> dict[str, tuple[int, ...]]:
-    """The state dict shapes the genome compiles to, found without allocating any of it."""
-    try:
-        # On the meta device a layer of a trillion units costs nothing: only shapes exist.
-        with torch.device("meta"):
-            model = build(net.layers, net.input_shape, net.n_classes)
-    except (ValueError, TypeError, RuntimeError, OverflowError) as error:
-        raise CorruptFileError(f"{source}: the genome cannot be built: {error}") from None
-    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
-
-
-def _check_fit(
-    expected: Mapping[str, tuple[int, ...]],
-    table: Mapping[str, tuple[str, tuple[int, ...]]],
-    source: str,
-) -> None:
-    """The stored tensors must be exactly what the genome compiles to, or model() would fail."""
-    for name, shape in expected.items():
-        found = table.get(name)
-        if found is None:
-            raise CorruptFileError(f"{source}: weights lack {name!r}, which the genome needs")
-        if found[1] != shape:
-            raise CorruptFileError(
-                f"{source}: weight {name!r} has shape {found[1]}, the genome needs {shape}"
-            )
-    extra = sorted(set(table) - set(expected))
-    if extra:
-        raise CorruptFileError(f"{source}: weights {extra} do not belong to the genome")
-
-
 def _tensors(data: bytes, source: str) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
@@ -297,12 +256,15 @@ def _tensors(data: bytes, source: str) -> dict[str, torch.Tensor]:
         raise CorruptFileError(f"{source}: damaged safetensors data: {error}") from None
 
 
-def from_bytes(data: bytes, source: str = "<bytes>") -> Network:
-    """Decodes what :func:`to_bytes` wrote (or version 1 wrote), checking every part.
+def from_bytes(data: bytes, source: str = "<bytes>", *, upgrade: bool = False) -> Network:
+    """Decodes what :func:`to_bytes` wrote, checking every part.
 
     Args:
         data: The file's bytes.
         source: Names the file or entry in error messages.
+        upgrade: True reads a version 1 file too (its weights checked against
+            their digest, everything else as for version 2 but unsealed); only
+            the explicit upgrade step passes it.
 
     Returns:
         The Network, with its id, metrics and weights.
@@ -311,9 +273,10 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> Network:
         CorruptFileError: naming ``source`` and what is wrong (not safetensors,
             truncated, altered bytes, unsafe id, invalid or oversized genome,
             weights that do not fit); never another error for crafted bytes.
+        OldFormatError: for a version 1 file unless ``upgrade``.
     """
     try:
-        return _decode(data, source)
+        return _decode(data, source, upgrade)
     except (RecursionError, OverflowError, MemoryError) as error:
         # Every check above is bounded; this is the net under them for crafted input.
         raise CorruptFileError(
@@ -321,9 +284,14 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> Network:
         ) from None
 
 
-def _decode(data: bytes, source: str) -> Network:
+def _decode(data: bytes, source: str, upgrade: bool) -> Network:
     header, header_end = parse_header(data, source)
     metadata = _metadata(header, source)
+    if metadata["version"] == "1" and not upgrade:
+        raise OldFormatError(
+            f"{source}: a version 1 network file: {V1_UNVERIFIED}; read it through "
+            "gn.upgrade(path), which says so and rewrites it as version 2"
+        )
     if metadata["version"] != "1":
         check_seal(data, header_end, metadata.get(DIGEST_KEY), source)
     table = tensor_table(header, len(data) - header_end, source)
@@ -332,17 +300,16 @@ def _decode(data: bytes, source: str) -> Network:
         net = Network(**fields)
     except (ValueError, TypeError) as error:
         raise CorruptFileError(f"{source}: invalid network record: {error}") from None
-    expected = _expected_shapes(net, source)
-    if metadata["has_weights"] == "1":
-        _check_fit(expected, table, source)
-    elif table:
+    try:
+        expected, counted = shapes_and_count(net)
+        if metadata["has_weights"] == "1":
+            check_fit(expected, {name: shape for name, (_, shape) in table.items()})
+        check_total(expected)
+        check_parameter_count(net.n_params, counted)
+    except ValueError as error:
+        raise CorruptFileError(f"{source}: {error}") from None
+    if metadata["has_weights"] == "0" and table:
         raise CorruptFileError(f"{source}: has_weights is '0' but the file holds tensors")
-    numbers = sum(math.prod(shape) for shape in expected.values())
-    if numbers > MAX_PARAMETERS:
-        raise CorruptFileError(
-            f"{source}: the genome needs {numbers} parameters and buffers, "
-            f"more than the limit of {MAX_PARAMETERS}"
-        )
     if metadata["has_weights"] == "0":
         return net
     tensors = _tensors(data, source)

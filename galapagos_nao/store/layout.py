@@ -26,8 +26,8 @@ import re
 import struct
 from typing import Any
 
-from galapagos_nao.core import genome
 from galapagos_nao.core.checks import describe
+from galapagos_nao.core.record_checks import MAX_LAYERS, MAX_PARAMETERS
 
 __all__ = [
     "DIGEST_KEY",
@@ -45,11 +45,6 @@ __all__ = [
 
 #: The header of a network file is a few kilobytes; anything this large is not one.
 MAX_HEADER_BYTES = 16 * 2**20
-#: Most numbers (parameters and buffers) a network file may describe: 2**27, 512 MiB of
-#: float32. MNIST networks of this library hold well under a million.
-MAX_PARAMETERS = 2**27
-# Most layers a stored genome may have (each one is built, on no device, to check shapes).
-MAX_LAYERS = genome.MAX_LAYERS
 #: Largest network file read: the header plus every number as float64.
 MAX_FILE_BYTES = 8 + MAX_HEADER_BYTES + 8 * MAX_PARAMETERS
 #: Metadata key of the whole-file digest.

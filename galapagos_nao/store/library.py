@@ -20,6 +20,7 @@ from galapagos_nao.core.bindings import Viewable
 from galapagos_nao.core.checks import describe
 from galapagos_nao.core.listeners import Listeners
 from galapagos_nao.core.network import Network
+from galapagos_nao.core.record_checks import check_record
 from galapagos_nao.store import persistence
 from galapagos_nao.store.persistence import CorruptFileError
 from galapagos_nao.store.workspace import Workspace
@@ -102,10 +103,12 @@ class Library(Viewable):
             The network's id.
 
         Raises:
-            ValueError: if ``net`` is not a Network.
+            ValueError: naming the field, if ``net`` is not a Network or holds
+                what a later session could not read back (see
+                :func:`~galapagos_nao.core.record_checks.check_record`); nothing
+                is stored then.
         """
-        if not isinstance(net, Network):
-            raise ValueError(f"net must be a Network, got {describe(net)}")
+        check_record(net)  # an in-memory Library too: it may be given a workspace later
         self._store([net])
         self.listeners.notify("put", {"net": net})
         return net.id

@@ -60,11 +60,15 @@ def test_export_of_an_imported_crafted_file_cannot_write_outside_its_folder(craf
 
 
 def test_export_checks_every_id_before_writing_anything(tiny, tmp_path):
-    library = Library()  # in memory: ids are not encoded until export
+    library = Library()  # in memory: an id no file could be named by is refused on put
     library.put(tiny())
-    library.put(tiny(id="x" * 300))
     with pytest.raises(ValueError, match="id must be .*" + "x" * 20):
-        library.export(tmp_path / "out")
+        library.put(tiny(id="x" * 300))
+    assert len(library) == 1
+    with pytest.raises(ValueError, match="id must be .*" + "x" * 20):
+        persistence.export_networks(
+            [*library.get_all().values(), tiny(id="x" * 300)], tmp_path / "out"
+        )
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match=r"id must be .*'\.\./y'"):
         persistence.export_networks([tiny(id="../y")], tmp_path / "out")

@@ -153,12 +153,16 @@ def test_a_torch_save_archive_is_refused(trained, tmp_path):
         gn.load(path)
 
 
-def test_weights_that_do_not_fit_the_genome_are_refused(tmp_path):
+def test_weights_that_do_not_fit_the_genome_are_refused(crafter, tmp_path):
     model = gn.build([("dense", [4, "relu"])], (3,), 2)
     lying = Network(
         [("dense", [5, "relu"])], input_shape=(3,), n_classes=2, weights=model.state_dict()
     )
-    path = persistence.save(lying, tmp_path / "lying.safetensors")
+    with pytest.raises(ValueError, match=r"layer0\.0\.weight.*shape"):
+        persistence.save(lying, tmp_path / "lying.safetensors")  # the writer refuses first
+    assert list(tmp_path.iterdir()) == []
+    path = tmp_path / "crafted.safetensors"
+    path.write_bytes(crafter(layers=[["dense", [3, "relu"]]]))  # weights of a 2-unit layer
     with pytest.raises(CorruptFileError, match=r"layer0\.0\.weight.*shape"):
         gn.load(path)
 

@@ -46,16 +46,32 @@ def test_every_single_bit_flip_of_a_saved_file_is_detected(tiny, tmp_path):
     assert gn.load(path).id == net.id
 
 
-def test_a_version_1_file_still_loads_with_its_weights_check(crafter, tmp_path):
+def test_a_version_1_file_is_read_only_through_the_upgrade_that_says_what_it_cannot_verify(
+    crafter, tmp_path, caplog
+):
     path = tmp_path / "old.safetensors"
     old = crafter(version=1)
     path.write_bytes(old)
-    assert gn.load(path).weights is not None
+    with pytest.raises(codec.OldFormatError, match=r"old\.safetensors.*version 1.*gn\.upgrade"):
+        gn.load(path)
+    # A flipped metadata bit is what version 1 cannot see; plain reading never gets that far.
+    altered = old.replace(b'\\"generation\\": null', b'\\"generation\\": 9   ', 1)  # same length
+    assert altered != old
+    path.write_bytes(altered)
+    with pytest.raises(codec.OldFormatError):
+        gn.load(path)
+    with caplog.at_level("WARNING", logger="galapagos_nao.store.old_files"):
+        upgraded = gn.upgrade(path, tmp_path / "new.safetensors")
+    assert upgraded.weights is not None and upgraded.generation == 9
+    assert "old.safetensors" in caplog.text and "cannot be detected" in caplog.text
+    assert gn.load(tmp_path / "new.safetensors").id == upgraded.id  # version 2 now: sealed
+    assert path.read_bytes() == altered  # a target was given: the old file is left as it was
     damaged = bytearray(old)
     damaged[-3] ^= 0x04  # a weight byte: the version 1 digest covers it
     path.write_bytes(damaged)
     with pytest.raises(CorruptFileError, match=r"old\.safetensors.*SHA-256"):
-        gn.load(path)
+        gn.upgrade(path)
+    assert path.read_bytes() == bytes(damaged)
 
 
 def test_a_file_claiming_the_new_version_must_pass_the_full_digest(crafter, tmp_path):
