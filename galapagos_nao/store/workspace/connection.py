@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from galapagos_nao.core.checks import describe
 from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError, WorkspaceLocked
-from galapagos_nao.store.workspace.files import check_file, salvage
+from galapagos_nao.store.workspace.files import check_file, check_links, salvage
 from galapagos_nao.store.workspace.lock import WriterLock
 from galapagos_nao.store.workspace.schema import check_schema, create_schema
 
@@ -60,6 +60,7 @@ class WorkspaceConnection:
     # -- opening -------------------------------------------------------------------
 
     def _open(self, read_only: bool | None) -> sqlite3.Connection:
+        check_links(self.path)  # before anything is created or locked
         if read_only is not True:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             lock = WriterLock(self.path.with_name(self.path.name + ".lock"), self.path)

@@ -1,21 +1,56 @@
 """File health: what is checked before SQLite sees a workspace file (the lock is :mod:`.lock`).
 
-A file that is not SQLite is refused; one shorter than its SQLite header says is
-reported, and a read-only view reads what its whole pages still hold from a
-salvaged copy.
+A workspace file or side file that is a symbolic link or has a second hard link
+is refused; a file that is not SQLite is refused; one shorter than its SQLite
+header says is reported, and a read-only view reads what its whole pages still
+hold from a salvaged copy.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import tempfile
 from pathlib import Path
 
-from galapagos_nao.store.workspace.errors import WorkspaceCorrupt
+from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError
+from galapagos_nao.store.workspace.lock import link_problem
 
-__all__ = ["check_file", "salvage", "truncation"]
+__all__ = ["SIDE_FILES", "check_file", "check_links", "salvage", "truncation"]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: The files kept beside a workspace (by suffix): the writer lock's and SQLite's.
+SIDE_FILES = {
+    ".lock": "lock file",
+    "-wal": "WAL file",
+    "-shm": "shared-memory file",
+    "-journal": "rollback journal",
+}
+
+
+# -- links ---------------------------------------------------------------------------
+
+
+def check_links(path: Path) -> None:
+    """Refuses a workspace whose file or side files are symbolic or hard links.
+
+    SQLite follows links when it opens the database and its WAL, shared-memory
+    and journal files, so a link planted under one of those names would have a
+    write land elsewhere; each name is checked (without following it) first.
+
+    Raises:
+        WorkspaceError: naming the file and the link.
+    """
+    names = {path: "workspace file"}
+    names.update({path.with_name(path.name + suffix): what for suffix, what in SIDE_FILES.items()})
+    for name, what in names.items():
+        try:
+            status = os.lstat(name)
+        except FileNotFoundError:
+            continue
+        problem = link_problem(name, status, what)
+        if problem is not None:
+            raise WorkspaceError(problem)
 
 
 # -- damaged files -------------------------------------------------------------------

@@ -12,9 +12,10 @@ A writer holds an exclusive ``flock`` on two files:
 Both are opened with ``O_CLOEXEC``, so a program the writer executes never holds
 them, and a child it forks without executing closes its copies at once
 (:func:`os.register_at_fork`), so a helper that outlives a killed writer does
-not keep the workspace locked. The lock file is opened with ``O_NOFOLLOW`` and
-``O_NONBLOCK`` and must be a regular file: a symbolic link planted in its place
-is refused, never followed (its target is not truncated).
+not keep the workspace locked. Both are opened with ``O_NOFOLLOW`` and
+``O_NONBLOCK`` and must be regular files with one name: a symbolic link or a
+hard link planted in their place is refused, never written through (its target
+is not truncated, and no database is created outside the folder).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from galapagos_nao.store.workspace.errors import WorkspaceError
 
-__all__ = ["WriterLock", "writer_pid"]
+__all__ = ["WriterLock", "link_problem", "writer_pid"]
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -68,16 +69,16 @@ class WriterLock:
         """True if this process now holds the lock; False if another does.
 
         Raises:
-            WorkspaceError: naming the lock file when it is a symbolic link or
-                not a regular file, or the database when it is not a regular file.
+            WorkspaceError: naming the lock file or the database when it is a
+                symbolic link, has another hard link or is not a regular file.
         """
         handles: list[int] = []
         try:
-            handles.append(_open_regular(self.path, _NOFOLLOW, "lock file"))
+            handles.append(_open_regular(self.path, "lock file"))
             if not _try_lock(handles[-1]):
                 return False
             if sys.platform.startswith("linux"):
-                handles.append(_open_regular(self.database, 0, "workspace file"))
+                handles.append(_open_regular(self.database, "workspace file"))
                 if not _try_lock(handles[-1]):
                     return False
             note = f"{os.getpid()}\n".encode()
@@ -127,10 +128,31 @@ def writer_pid(database: Path) -> int | None:
     return pid
 
 
-def _open_regular(path: Path, flags: int, what: str) -> int:
-    """Opens ``path`` for locking, refusing anything but a regular file."""
+def link_problem(path: Path, status: os.stat_result, what: str) -> str | None:
+    """Why a workspace must not write ``path`` (``lstat`` gave ``status``), or None.
+
+    A symbolic link or a second hard link would let a write here change a file
+    elsewhere (a pid written over it, a database created outside the folder).
+    """
+    if stat.S_ISLNK(status.st_mode):
+        return (
+            f"{path}: the {what} is a symbolic link; refusing to follow it "
+            "(remove it if you did not put it there)"
+        )
+    if not stat.S_ISREG(status.st_mode):
+        return f"{path}: the {what} is not a regular file"
+    if status.st_nlink > 1:
+        return (
+            f"{path}: the {what} has {status.st_nlink} hard links; refusing to write a file "
+            "that has another name elsewhere (copy it rather than link it)"
+        )
+    return None
+
+
+def _open_regular(path: Path, what: str) -> int:
+    """Opens ``path`` for locking, refusing anything but a regular file with one name."""
     try:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT | _CLOEXEC | _NONBLOCK | flags, 0o644)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | _CLOEXEC | _NONBLOCK | _NOFOLLOW, 0o644)
     except OSError as error:
         if error.errno == errno.ELOOP:
             raise WorkspaceError(
@@ -140,10 +162,11 @@ def _open_regular(path: Path, flags: int, what: str) -> int:
         if error.errno in (errno.EISDIR, errno.ENXIO):
             raise WorkspaceError(f"{path}: the {what} is not a regular file") from None
         raise
-    mode = os.fstat(handle).st_mode
-    if not stat.S_ISREG(mode):
+    # Checked on the open descriptor, before anything is written through it.
+    problem = link_problem(path, os.fstat(handle), what)
+    if problem is not None:
         os.close(handle)
-        raise WorkspaceError(f"{path}: the {what} is not a regular file")
+        raise WorkspaceError(problem)
     return handle
 
 
