@@ -117,7 +117,7 @@ function cellBox(cell, low, high) {
     td.textContent = cell.fitness.toFixed(4);
     td.title = `cell ${cell.cell.join(",")} · ${cell.layers} layers · test_acc ${fixed(cell.test_acc)} · ${cell.id}`;
   }
-  const marks = (cell.pinned ? "📌 pinned " : "") + (cell.favor !== 1 ? `×${cell.favor}` : "");
+  const marks = (cell.pinned ? "pinned " : "") + (cell.favor !== 1 ? `favor ×${cell.favor}` : "");
   if (marks) td.append(node("span", "gn-mark", marks.trim()));
   return td;
 }
@@ -173,7 +173,9 @@ function render({ model, el }) {
   const draw = () => {
     const state = model.get("state");
     if (!state || !state.title) return;
-    root.replaceChildren(header(state), progressBars(state), metrics(state), grid(state), events(state));
+    const latest = events(state);
+    root.replaceChildren(header(state), progressBars(state), metrics(state), grid(state), latest);
+    latest.scrollTop = latest.scrollHeight; // the newest event in sight
     root.dataset.generation = String(state.generation);
     root.dataset.state = state.state;
   };
