@@ -55,6 +55,15 @@ print(json.dumps({
 """
 
 
+#: Appended last: the same kernel as if anywidget were missing (the one fault made by hand).
+WITHOUT_ANYWIDGET = """
+import sys
+sys.modules["anywidget"] = None
+sys.modules.pop("galapagos_nao.ui.live_widget", None)
+gn.Selection
+"""
+
+
 class RecordingClient(nbclient.NotebookClient):
     """A notebook client that keeps every widget state update, with the cell it came during."""
 
@@ -75,6 +84,7 @@ def executed(tmp_path_factory):
     """The notebook run in a fresh kernel: ``(notebook, client, probe, seconds)``."""
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(PROBE))
+    notebook.cells.append(nbformat.v4.new_code_cell(WITHOUT_ANYWIDGET))
     home = tmp_path_factory.mktemp("kernel")
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the notebook's own backend
     env["GN_HOME"] = str(home / "gn_home")
@@ -85,7 +95,7 @@ def executed(tmp_path_factory):
     started = time.monotonic()
     client.execute(env=env)
     seconds = time.monotonic() - started
-    probe = json.loads(notebook.cells[-1].outputs[-1]["text"])
+    probe = json.loads(notebook.cells[-2].outputs[-1]["text"])
     return notebook, client, probe, seconds
 
 
@@ -158,6 +168,25 @@ def test_the_cell_carries_the_static_view_where_widgets_cannot_render(executed):
         assert WIDGET_MIME in result["data"]
         assert result["data"]["text/html"].startswith("<div><strong>")
         assert result["data"]["text/plain"].startswith(("<Run ", "Selection("))
+
+
+def test_nbconvert_without_widget_state_shows_the_static_views(executed):
+    nbconvert = pytest.importorskip("nbconvert", reason="comes with JupyterLab (dev extra)")
+    notebook = nbformat.from_dict(executed[0])
+    # As Jupyter saves a notebook by default, and as GitHub reads it: no widget state.
+    notebook.metadata.pop("widgets", None)
+    html, _ = nbconvert.HTMLExporter().from_notebook_node(notebook)
+    assert "<strong>Run</strong>" in html and "<strong>Selection</strong>" in html
+    assert WIDGET_MIME not in html
+
+
+def test_without_anywidget_a_notebook_shows_the_static_view_and_names_the_extra(executed):
+    notebook, *_ = executed
+    (result,) = notebook.cells[-1].outputs
+    assert WIDGET_MIME not in result["data"]
+    html = result["data"]["text/html"]
+    assert html.startswith("<div><strong>Selection</strong>")
+    assert "pip install 'galapagos-nao[notebook]'" in html
 
 
 def test_log_lines_go_into_the_view_not_under_a_cell(executed):
