@@ -73,11 +73,12 @@ def view(obj: Run | Selection) -> Any:
     widget_class = _widget_class()
     follow_target(obj)  # check before anything is made
     with _following_lock:
-        current = _following.get(obj)
+        current = _following.pop(obj, None)
         if current is not None and current.following:
+            _following[obj] = current
             return current
         widget = widget_class(obj)
-        if widget.following:
+        if widget.following:  # only a view that follows is shown again; a new one shows the end
             _following[obj] = widget
         return widget
 
