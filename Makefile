@@ -1,5 +1,5 @@
 # Developer entry points. Everything runs inside .venv, made with the system python3.
-#   make demo   install the package and run the short example
+#   make demo   install what the README's session uses and run the short example
 #   make test   install with the dev extras and run the test suite
 #   make bench  run the benchmarks
 #   make lint   ruff (lint + format check) and mypy
@@ -16,12 +16,18 @@ GN_DATA_DIR ?= $(if $(SHARED_DATA),$(abspath $(SHARED_DATA)))
 
 # Stamps record what was installed, so repeated runs skip pip until pyproject.toml changes.
 STAMP_BASE := $(VENV)/.installed
+STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_DEV := $(VENV)/.installed-dev
 
 .PHONY: demo test bench lint venv
 
-demo: $(STAMP_BASE)
-	$(PY) -m galapagos_nao
+# The demo is its own experiment, so it runs beside an IPython session working on
+# "default" in the same workspace. Offline, without ../shared/data, it trains on
+# the bundled MNIST subset.
+demo: $(STAMP_DEMO)
+	$(if $(GN_DATA_DIR),GN_DATA_DIR='$(GN_DATA_DIR)') $(PY) -m galapagos_nao --experiment demo
+	@echo
+	@echo "Next: $(VENV)/bin/ipython   (then: import galapagos_nao as gn; gn?)"
 
 test: $(STAMP_DEV)
 	$(if $(GN_DATA_DIR),GN_DATA_DIR='$(GN_DATA_DIR)') $(PY) -m pytest $(PYTEST_ARGS)
@@ -44,6 +50,11 @@ $(STAMP_BASE): pyproject.toml | $(PY)
 	$(PIP) install --quiet -e .
 	@touch $@
 
+# What the README's session uses: IPython, plots and progress bars, the watch dashboard.
+$(STAMP_DEMO): pyproject.toml | $(PY)
+	$(PIP) install --quiet -e '.[ipython,plot,watch]'
+	@touch $@ $(STAMP_BASE)
+
 # Ray and onnxruntime do not publish wheels for every platform and Python; without
 # them the suite still runs and the tests that need them skip with a reason.
 $(STAMP_DEV): pyproject.toml | $(PY)
@@ -52,4 +63,4 @@ $(STAMP_DEV): pyproject.toml | $(PY)
 			"installing '.[dev]' only -- tests that need them will be skipped"; \
 		$(PIP) install --quiet -e '.[dev]'; \
 	fi
-	@touch $@ $(STAMP_BASE)
+	@touch $@ $(STAMP_BASE) $(STAMP_DEMO)

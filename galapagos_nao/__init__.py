@@ -67,9 +67,15 @@ session: api.Session = api.Session(
     library=Library,
     workspace=workspace.get,
     open_workspace=workspace.current,
+    use_experiment=workspace.use_experiment,
+    experiment_name=workspace.experiment_name,
 )
 evolve = session.evolve
 evolve_continual = session.evolve_continual
+#: ``gn.experiment(name)``: work on a named experiment of the workspace (made if new).
+experiment = session.experiment
+#: ``gn.experiments()``: every experiment of the workspace, as a table.
+experiments = session.experiments
 #: ``gn.breed(a, b)``: a child of two networks by one-point crossover.
 breed = session.breed
 #: ``gn.journal()``: every steering action of this session, as a table;
@@ -116,6 +122,8 @@ __all__ = [
     "session",
     # running
     "Run",
+    "experiment",
+    "experiments",
     "evolve",
     "evolve_continual",
     "log_level",

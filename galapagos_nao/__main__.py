@@ -3,9 +3,14 @@
 Prints the elites after every generation and when the run ends; ``--continual``
 runs until Ctrl-C. (A script may print; the library itself only logs.)
 
-``python -m galapagos_nao watch [--workspace PATH]`` instead draws a live,
-read-only dashboard of the run writing that workspace (the ``watch`` extra),
-for a second terminal beside the one that steers the run.
+Both take ``--workspace PATH`` and ``--experiment NAME``: the run is one
+experiment of the workspace (``default`` unless named), and one process writes
+each experiment, so the command line can run experiment ``b`` while IPython
+trains ``a`` in the same file.
+
+``python -m galapagos_nao watch [--workspace PATH] [--experiment NAME]`` instead
+draws a live, read-only dashboard of that experiment (the ``watch`` extra), for
+a second terminal beside the one that steers the run.
 """
 
 from __future__ import annotations
@@ -23,7 +28,27 @@ from galapagos_nao.core.network import Network
 from galapagos_nao.example import seed_layers
 from galapagos_nao.run.loop import GenerationReport
 from galapagos_nao.store.persistence import CorruptFileError
+from galapagos_nao.store.workspace import WorkspaceLocked
 from galapagos_nao.ui.logs import LEVELS, log_level
+
+
+def _add_place(parser: argparse.ArgumentParser) -> None:
+    """``--workspace`` and ``--experiment``: where a command reads or writes."""
+    parser.add_argument(
+        "--workspace", default=None, help="the workspace file (default: the default workspace)"
+    )
+    parser.add_argument(
+        "--experiment",
+        default="default",
+        help="the experiment of the workspace (default: 'default'); made if new",
+    )
+
+
+def _check_place(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    try:
+        gn.workspace.check_experiment_name("--experiment", args.experiment)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -32,6 +57,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="galapagos-nao",
         description="Evolve networks from the seed genome on MNIST and print the elites.",
     )
+    _add_place(parser)
     parser.add_argument("--generations", type=int, default=2, help="generations to run (default 2)")
     parser.add_argument("--continual", action="store_true", help="run until interrupted (Ctrl-C)")
     parser.add_argument(
@@ -51,6 +77,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="what the run says: a line per generation (default), per candidate, or warnings only",
     )
     args = parser.parse_args(argv)
+    _check_place(parser, args)
     if args.generations < 1:
         parser.error(f"--generations must be >= 1, got {args.generations}")
     if args.resume and not args.continual:
@@ -64,16 +91,15 @@ def parse_watch_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parses the arguments of ``watch`` (those after the word)."""
     parser = argparse.ArgumentParser(
         prog="galapagos-nao watch",
-        description="A live dashboard of the run writing a workspace (read-only; Ctrl-C ends it).",
+        description="A live dashboard of an experiment of a workspace (read-only; Ctrl-C ends it).",
     )
-    parser.add_argument(
-        "--workspace", default=None, help="the workspace file (default: the default workspace)"
-    )
+    _add_place(parser)
     parser.add_argument(
         "--interval", type=float, default=1.0, help="seconds between polls (default 1)"
     )
     parser.add_argument("--once", action="store_true", help="draw one frame and exit")
     args = parser.parse_args(argv)
+    _check_place(parser, args)
     if not args.interval > 0:
         parser.error(f"--interval must be > 0, got {args.interval}")
     return args
@@ -88,7 +114,12 @@ def watch_main(argv: Sequence[str]) -> int:
         from galapagos_nao.ui import watch
 
         path = args.workspace or gn.workspace.default_path()
-        return watch.watch(path, interval=args.interval, polls=1 if args.once else None)
+        return watch.watch(
+            path,
+            experiment=args.experiment,
+            interval=args.interval,
+            polls=1 if args.once else None,
+        )
     except ImportError as error:
         print(f"galapagos-nao: error: {error}", file=sys.stderr)
         return 2
@@ -109,7 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"galapagos-nao: error: {error}", file=sys.stderr)
         return 2
     try:
+        gn.workspace.open(args.workspace, experiment=args.experiment)
+        gn.experiment(args.experiment)
         run = _start(args, task)
+    except WorkspaceLocked as error:
+        print(f"galapagos-nao: error: {_locked(error, args)}", file=sys.stderr)
+        return 2
     except (ValueError, RuntimeError, CorruptFileError) as error:
         print(f"galapagos-nao: error: {error}", file=sys.stderr)
         return 2
@@ -129,6 +165,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     _print_elites(elites)
     return 0
+
+
+def _locked(error: WorkspaceLocked, args: argparse.Namespace) -> str:
+    """The refusal in the command line's words: who writes, and the flag that avoids it."""
+    holder = error.holder or "another process"
+    where = gn.workspace.current()
+    path = "" if where is None else f" of {where.path}"
+    return (
+        f"experiment {args.experiment!r}{path} is being written by {holder}; "
+        "run this one in another experiment with --experiment NAME "
+        "(or wait for that process to finish)"
+    )
 
 
 def _print_elites(elites: Mapping[Any, Network]) -> None:

@@ -23,6 +23,7 @@ from galapagos_nao.core.fingerprint import task_fingerprint
 from galapagos_nao.run.ancestry import Ancestry
 from galapagos_nao.run.arguments import checked_hooks, initial_networks, run_seed
 from galapagos_nao.run.checkpoint import Checkpointer, ResumePoint
+from galapagos_nao.run.experiments import Experiments
 from galapagos_nao.run.hooks import default_hooks
 from galapagos_nao.run.loop import CandidateHook, GenerationHook, Run
 from galapagos_nao.run.records import Evaluator
@@ -37,7 +38,7 @@ __all__ = ["Session"]
 logger = logging.getLogger("galapagos_nao.run.api")
 
 
-class Session(Ancestry, Tracking):
+class Session(Ancestry, Tracking, Experiments):
     """The objects a REPL session shares, and the one way runs of them start.
 
     Args:
@@ -49,6 +50,10 @@ class Session(Ancestry, Tracking):
         open_workspace: Returns that workspace only if it is open already
             (``gn.workspace.current``): where the journal is kept, without
             opening a file for it; None keeps it in memory unless tracked.
+        use_experiment: Switches the current workspace to a named experiment and
+            returns it (``gn.workspace.use_experiment``); None: no experiments.
+        experiment_name: Returns the current experiment's name
+            (``gn.workspace.experiment_name``).
 
     Attributes:
         lineage_registry: Every parent and elite the session's runs saw, without weights.
@@ -65,13 +70,21 @@ class Session(Ancestry, Tracking):
         library: Library,
         workspace: Callable[[], Workspace] | None = None,
         open_workspace: Callable[[], Workspace | None] | None = None,
+        use_experiment: Callable[[str], Workspace] | None = None,
+        experiment_name: Callable[[], str] | None = None,
     ) -> None:
         self.parameters = parameters
         self.selection = selection
         self.library = library
         self.lineage_registry = LineageRegistry()
         Tracking.__init__(self, workspace=workspace, open_workspace=open_workspace)
-        self.journal = Journal(workspace=self._journal_workspace, position=parameters.clock.now)
+        self._init_experiments(use_experiment=use_experiment, experiment_name=experiment_name)
+        self.journal = Journal(
+            workspace=self._journal_workspace,
+            read_workspace=self._journal_reading_workspace,
+            position=parameters.clock.now,
+            experiment=experiment_name,
+        )
         parameters.listeners.append(self.journal.listener("Parameters"))
         selection.listeners.append(self.journal.listener("Selection"))
         library.listeners.append(self.journal.listener("Library"))

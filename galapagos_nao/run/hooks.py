@@ -89,6 +89,19 @@ def lineage_recorder(registry: LineageRegistry) -> GenerationHook:
     return record
 
 
+def read_only_refusal(store: Workspace) -> WorkspaceLocked:
+    """The refusal of a run that could not be checkpointed: who writes, and the way out."""
+    name = store.experiment
+    why = store.read_only_reason or "it was opened read-only"
+    return WorkspaceLocked(
+        f"{store.path}: {why}; this process has a read-only view of experiment {name!r}, "
+        "so a run here could not be checkpointed. Work on another experiment: "
+        "gn.experiment('other-name') (or wait for that process to finish)",
+        experiment=name,
+        holder=store.holder,
+    )
+
+
 def default_hooks(
     *, lineage: LineageRegistry, checkpoint_into: Workspace | None, seed: int | None
 ) -> list[GenerationHook]:
@@ -109,9 +122,6 @@ def default_hooks(
     hooks: list[GenerationHook] = [record_history, log_generation, lineage_recorder(lineage)]
     if checkpoint_into is not None:
         if checkpoint_into.read_only:
-            raise WorkspaceLocked(
-                f"{checkpoint_into.path}: this process has a read-only view, so a run here "
-                "could not be checkpointed; open another workspace with gn.workspace.open(path)"
-            )
+            raise read_only_refusal(checkpoint_into)
         hooks.append(Checkpointer(checkpoint_into, seed))
     return hooks

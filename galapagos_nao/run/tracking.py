@@ -50,6 +50,13 @@ class Tracking:
             found = self._open_workspace()
         return found
 
+    def _journal_reading_workspace(self) -> Workspace | None:
+        """Where the journal is read: as :meth:`_journal_workspace`, opening the default if none."""
+        found = self._journal_workspace()
+        if found is None and self._workspace is not None:
+            found = self._workspace()
+        return found
+
     def track(self, selection: Selection, into: Workspace | None) -> None:
         """Checkpoints every later run of ``selection`` into ``into`` (None stops tracking it).
 

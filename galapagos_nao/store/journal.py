@@ -39,6 +39,7 @@ from galapagos_nao.core.fingerprint import fingerprint
 from galapagos_nao.core.listeners import Listener
 from galapagos_nao.core.network import Network
 from galapagos_nao.store.workspace import Workspace, WorkspaceError
+from galapagos_nao.store.workspace.journal_table import JournalRow
 
 __all__ = ["Journal", "JournalEntry", "JournalView", "describe_arguments", "plain"]
 
@@ -109,6 +110,8 @@ class JournalEntry:
     phase: str | None = None
     #: The process (journal) that recorded it; a new one starts from fresh objects.
     session: str | None = None
+    #: The experiment whose journal it belongs to (None: not known yet, kept in memory).
+    experiment: str | None = None
 
     @property
     def stamp(self) -> Stamp | None:
@@ -140,10 +143,16 @@ class Journal:
 
     Args:
         workspace: Returns the workspace to keep entries in, or None to keep
-            them in memory (for now); called at each record and read.
+            them in memory (for now); called at each record.
         position: Returns the boundary an action made now takes effect at
             (``SteeringClock.now`` of the session's Parameters; steering
             actions record while holding that clock).
+        read_workspace: Returns the workspace to read entries from (opening
+            it if needed: a new process shows its experiment's earlier
+            actions); ``workspace`` when None.
+        experiment: Returns the name of the experiment an action made now
+            belongs to (it is stored in that experiment's journal); None: the
+            workspace's current one.
 
     Attributes:
         session: This journal's id for the process recording it, stored with
@@ -155,8 +164,12 @@ class Journal:
         *,
         workspace: Callable[[], Workspace | None] | None = None,
         position: Callable[[], Stamp] | None = None,
+        read_workspace: Callable[[], Workspace | None] | None = None,
+        experiment: Callable[[], str] | None = None,
     ) -> None:
         self._workspace = workspace
+        self._read_workspace = workspace if read_workspace is None else read_workspace
+        self._experiment = experiment
         self._position = position
         self.session = uuid.uuid4().hex[:12]
         # One lock over recording and reading, held across the journal's own SQLite
@@ -186,23 +199,32 @@ class Journal:
                 arguments=plain(dict(arguments)),
                 phase=stamp.phase,
                 session=self.session,
+                experiment=None if self._experiment is None else self._experiment(),
             )
             self._pending.append(entry)
             self._flush(self._store())
         return entry
 
     def entries(self) -> list[JournalEntry]:
-        """Every action, oldest first: the workspace's, then any not stored yet."""
+        """The current experiment's actions, oldest first: the workspace's, then any not stored."""
         with self._lock:
-            store = self._store()
+            store = self._store(self._read_workspace)
             self._flush(store)
+            experiment = self._current_experiment(store)
             stored = [] if store is None else [_entry(row) for row in store.journal_rows()]
             offset = len(stored)
             waiting = [
                 dataclasses.replace(entry, seq=offset + i + 1)
-                for i, entry in enumerate(self._pending)
+                for i, entry in enumerate(
+                    e for e in self._pending if e.experiment in (None, experiment)
+                )
             ]
-            return stored + waiting
+            return [dataclasses.replace(e, experiment=experiment) for e in stored] + waiting
+
+    def _current_experiment(self, store: Workspace | None) -> str | None:
+        if self._experiment is not None:
+            return self._experiment()
+        return None if store is None else store.experiment
 
     def __call__(self) -> JournalView:
         """The journal as a table (``gn.journal()``)."""
@@ -214,8 +236,13 @@ class Journal:
     def __repr__(self) -> str:
         return f"<Journal: {len(self)} actions>"
 
-    def _store(self) -> Workspace | None:
-        found = None if self._workspace is None else self._workspace()
+    def _store(self, source: Callable[[], Workspace | None] | None = None) -> Workspace | None:
+        source = self._workspace if source is None else source
+        try:
+            found = None if source is None else source()
+        except WorkspaceError as error:  # no workspace to read: the entries in memory still show
+            logger.debug("journal read from memory only: %s", error)
+            return None
         return None if found is None or found.closed else found
 
     def _flush(self, store: Workspace | None) -> None:
@@ -225,16 +252,21 @@ class Journal:
                 self._warned = True
                 logger.warning("%s is read-only here: the journal stays in memory", store.path)
             return
-        rows = [
-            (e.time, e.generation, e.phase, e.session, e.action, dict(e.arguments))
-            for e in self._pending
-        ]
-        try:
-            store.append_journal(rows)
-        except WorkspaceError as error:
-            logger.warning("journal kept in memory: %s", error)
-            return
-        self._pending.clear()
+        # Each entry goes to its own experiment's journal; an untagged one to the current.
+        by_experiment: dict[str, list[JournalRow]] = {}
+        for e in self._pending:
+            by_experiment.setdefault(e.experiment or store.experiment, []).append(
+                (e.time, e.generation, e.phase, e.session, e.action, dict(e.arguments))
+            )
+        for experiment, rows in by_experiment.items():
+            try:
+                store.append_journal(rows, experiment=experiment)
+            except WorkspaceError as error:
+                logger.warning("journal kept in memory: %s", error)
+                return
+            self._pending = [
+                e for e in self._pending if (e.experiment or store.experiment) != experiment
+            ]
 
 
 def _entry(row: Mapping[str, Any]) -> JournalEntry:

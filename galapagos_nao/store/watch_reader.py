@@ -18,7 +18,13 @@ import time
 from pathlib import Path
 
 from galapagos_nao.store.watch_snapshot import WatchSnapshot, snapshot_of
-from galapagos_nao.store.workspace import RunSummary, Workspace, WorkspaceError
+from galapagos_nao.store.workspace import (
+    DEFAULT_EXPERIMENT,
+    RunSummary,
+    Workspace,
+    WorkspaceError,
+    check_experiment_name,
+)
 from galapagos_nao.store.workspace.lock import writer_pid
 
 __all__ = ["WorkspaceReader"]
@@ -29,14 +35,21 @@ class WorkspaceReader:
 
     Args:
         path: The workspace file (it need not exist yet).
+        experiment: The experiment to show (``default`` when not given).
         history_rows: Generations read for the sparklines.
         journal_rows: Journal rows read for the events.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, history_rows: int = 120, journal_rows: int = 50
+        self,
+        path: str | os.PathLike[str],
+        *,
+        experiment: str = DEFAULT_EXPERIMENT,
+        history_rows: int = 120,
+        journal_rows: int = 50,
     ) -> None:
         self.path = Path(path).expanduser().absolute()
+        self.experiment = check_experiment_name("experiment", experiment)
         self._history_rows = history_rows
         self._journal_rows = journal_rows
         self._store: Workspace | None = None
@@ -51,10 +64,12 @@ class WorkspaceReader:
             status = os.stat(self.path)
         except FileNotFoundError:
             self.close()
-            return WatchSnapshot(str(self.path), now, "missing", "no workspace file here yet")
+            return WatchSnapshot(
+                str(self.path), now, "missing", "no workspace file here yet", self.experiment
+            )
         except OSError as error:
             self.close()
-            return WatchSnapshot(str(self.path), now, "unreadable", str(error))
+            return WatchSnapshot(str(self.path), now, "unreadable", str(error), self.experiment)
         identity = (status.st_dev, status.st_ino)
         if self._store is not None and identity != self._identity:
             self.close()  # replaced (moved over, restored from a copy): read the new file
@@ -62,15 +77,19 @@ class WorkspaceReader:
             summary = self._read(identity)
         except (WorkspaceError, OSError, sqlite3.Error, ValueError, KeyError, TypeError) as error:
             self.close()  # reopened at the next poll: the file may be mid-replacement
-            return WatchSnapshot(str(self.path), now, "unreadable", str(error))
+            return WatchSnapshot(str(self.path), now, "unreadable", str(error), self.experiment)
         problems = () if self._store is None else self._store.problems
         return snapshot_of(
-            summary, str(self.path), now, writer=writer_pid(self.path), problems=problems
+            summary,
+            str(self.path),
+            now,
+            writer=writer_pid(self.path, self.experiment),
+            problems=problems,
         )
 
     def _read(self, identity: tuple[int, int]) -> RunSummary:
         if self._store is None:
-            self._store = Workspace(self.path, read_only=True)
+            self._store = Workspace(self.path, read_only=True, experiment=self.experiment)
             self._identity, self._version, self._summary = identity, None, None
         version = self._store.data_version()
         if self._summary is None or version != self._version:

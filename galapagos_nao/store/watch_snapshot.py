@@ -3,7 +3,8 @@
 :func:`snapshot_of` turns a :class:`~galapagos_nao.store.workspace.RunSummary`
 (the rows a :class:`~galapagos_nao.store.watch_reader.WorkspaceReader` read)
 into a :class:`WatchSnapshot`: the grid with each cell's elite fitness and the
-pins and favor the journal left, the sparkline points, the rate, the run's
+pins and favor the experiment's state holds (never re-derived from the
+journal), the sparkline points, the rate, the run's
 state and the latest events. Pure: no file is touched, so renderers and their
 tests build snapshots freely.
 """
@@ -82,6 +83,8 @@ class WatchSnapshot:
     status: str = "ok"
     #: Why the file could not be read, for ``unreadable``.
     message: str = ""
+    #: The experiment shown.
+    experiment: str = "default"
     #: ``no run yet``, ``waiting`` (a writer, no checkpoint yet), ``running``, ``stopped``,
     #: ``finished`` or ``idle`` (a writer without a journal, no recent checkpoint).
     state: str = "no run yet"
@@ -133,6 +136,7 @@ def snapshot_of(
     return WatchSnapshot(
         path=path,
         taken=taken,
+        experiment=summary.experiment,
         state=_state(summary, writer, taken),
         writer=writer,
         run_id=summary.run_id,
@@ -160,21 +164,23 @@ def _axes(selection: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[int, ...
         return tuple(names), ()  # an axis this version does not know: cells only
 
 
-def _marks(rows: Sequence[Mapping[str, Any]]) -> tuple[set[Any], dict[Any, float]]:
-    """Pins and favor as the journal's verbs left them (replayed in order)."""
+def _marks(curation: Mapping[str, Any] | None) -> tuple[set[Any], dict[Any, float]]:
+    """Pins and favor as the experiment's state holds them (untrusted: odd entries skipped)."""
     pins: set[Any] = set()
     favors: dict[Any, float] = {}
-    for row in rows:
-        arguments = row["arguments"]
-        cell = _cell_key(arguments.get("cell"))
-        if cell is None:
-            continue
-        if row["action"] == "Selection.pin":
+    if not isinstance(curation, Mapping):
+        return pins, favors
+    pinned = curation.get("pinned")
+    for value in pinned if isinstance(pinned, list) else ():
+        cell = _cell_key(value)
+        if cell is not None:
             pins.add(cell)
-        elif row["action"] == "Selection.unpin":
-            pins.discard(cell)
-        elif isinstance(arguments.get("weight"), (int, float)):
-            favors[cell] = float(arguments["weight"])
+    favored = curation.get("favored")
+    for pair in favored if isinstance(favored, list) else ():
+        if isinstance(pair, list) and len(pair) == 2 and _number(pair[1]) is not None:
+            cell = _cell_key(pair[0])
+            if cell is not None:
+                favors[cell] = float(pair[1])
     return pins, favors
 
 

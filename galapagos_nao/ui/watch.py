@@ -99,7 +99,13 @@ def _ago(seconds: float) -> str:
 def _header(snapshot: WatchSnapshot) -> RenderableType:
     from rich.text import Text
 
-    text = Text.assemble(("Galápagos Nǎo watch  ", "bold"), (snapshot.path, "dim"), "\n")
+    text = Text.assemble(
+        ("Galápagos Nǎo watch  ", "bold"),
+        (f"experiment {snapshot.experiment}", "bold cyan"),
+        "  ",
+        (snapshot.path, "dim"),
+        "\n",
+    )
     if snapshot.status != "ok":
         label = "no workspace" if snapshot.status == "missing" else "unreadable"
         text.append(f"{label}: {snapshot.message}", style="bold red")
@@ -240,6 +246,7 @@ def render(snapshot: WatchSnapshot) -> RenderableType:
 def watch(
     path: str | os.PathLike[str],
     *,
+    experiment: str = "default",
     interval: float = 1.0,
     console: Console | None = None,
     polls: int | None = None,
@@ -251,6 +258,7 @@ def watch(
 
     Args:
         path: The workspace file.
+        experiment: The experiment to show.
         interval: Seconds between polls.
         console: Where to draw (a terminal's by default).
         polls: Stop after this many polls (None: until Ctrl-C); 1 prints one frame.
@@ -261,7 +269,7 @@ def watch(
     require_rich()
     from rich.live import Live
 
-    with WorkspaceReader(path) as reader:
+    with WorkspaceReader(path, experiment=experiment) as reader:
         try:
             with Live(
                 render(reader.poll()),

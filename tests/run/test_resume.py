@@ -192,7 +192,7 @@ def check_second_process_is_kept_out(home: Path, log: Path, pid: int) -> None:
     while not any("generation" in r for r in read_log(log)):
         assert time.monotonic() < deadline, f"no generation completed: {read_log(log)}"
         time.sleep(0.02)
-    with pytest.raises(WorkspaceLocked, match=f"process {pid} is writing"):
+    with pytest.raises(WorkspaceLocked, match=f"being written by process {pid}"):
         Workspace(home / "workspace.db", read_only=False)
     with Workspace(home / "workspace.db") as view:
         assert view.read_only and view.checkpoint() is not None

@@ -88,8 +88,8 @@ def test_an_unchanged_workspace_is_not_read_again(watched_workspace, tmp_path, m
         first, second = reader.poll(), reader.poll()
         assert len(calls) == 1 and first.cells == second.cells
         writer = Workspace(path, read_only=False)
-        unpin = {"cell": watched_workspace["pinned"]}
-        writer.append_journal([(1.0, 3, "breeding", "s1", "Selection.unpin", unpin)])
+        # The session writes the archive's marks as they are now (an unpin): the state, not a log.
+        writer.put_experiment_state({"pinned": [], "favored": [], "vetoed": []}, cleared=False)
         writer.close()
         third = reader.poll()
     assert len(calls) == 2

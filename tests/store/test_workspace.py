@@ -113,13 +113,13 @@ def test_a_second_writer_gets_a_clear_error_or_a_read_only_view(tmp_path):
     writer = Workspace(tmp_path / "w.db")
     net = network()
     Library(workspace=writer).put(net)
-    with pytest.raises(WorkspaceLocked, match=f"process {os.getpid()} is writing"):
+    with pytest.raises(WorkspaceLocked, match=f"being written by process {os.getpid()}"):
         Workspace(tmp_path / "w.db", read_only=False)
     view = Workspace(tmp_path / "w.db")
     assert view.read_only
     reader = Library(workspace=view)
     assert same(reader.get(net.id), net)
-    with pytest.raises(WorkspaceLocked, match="is writing this workspace"):
+    with pytest.raises(WorkspaceLocked, match="experiment .default. is being written by process"):
         reader.put(network())
     assert len(reader) == 1
     later = network(0.9)

@@ -13,6 +13,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,8 +22,9 @@ from typing import TypeVar
 from galapagos_nao.core.checks import describe
 from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError, WorkspaceLocked
 from galapagos_nao.store.workspace.files import check_file, check_links, salvage
-from galapagos_nao.store.workspace.lock import WriterLock
-from galapagos_nao.store.workspace.schema import check_schema, create_schema
+from galapagos_nao.store.workspace.lock import WriterLock, lock_path
+from galapagos_nao.store.workspace.names import check_experiment_name
+from galapagos_nao.store.workspace.schema import DEFAULT_EXPERIMENT, check_schema, create_schema
 
 __all__ = ["WorkspaceConnection"]
 
@@ -41,15 +43,25 @@ class WorkspaceConnection:
     SQLite errors into workspace errors naming the file.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, read_only: bool | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool | None = None,
+        experiment: str = DEFAULT_EXPERIMENT,
+    ) -> None:
         if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
             raise ValueError(f"path must be a non-empty str or os.PathLike, got {describe(path)}")
         if read_only not in (None, True, False):
             raise ValueError(f"read_only must be True, False or None, got {describe(read_only)}")
+        #: The experiment this object reads and writes (see :meth:`use_experiment`).
+        self.experiment = check_experiment_name("experiment", experiment)
+        self._asked_read_only = read_only
         self.path = Path(path).expanduser().absolute()
         self._lock = threading.RLock()
         self._writer_lock: WriterLock | None = None
         self._read_only_reason: str | None = None
+        self._holder: str | None = None  # who writes the experiment, when another process does
         #: Damage found when the file was opened (only a read-only view opens with any).
         self.problems: tuple[str, ...] = ()
         #: Test hook: called with the transaction's name inside every write
@@ -63,16 +75,9 @@ class WorkspaceConnection:
         check_links(self.path)  # before anything is created or locked
         if read_only is not True:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock = WriterLock(self.path.with_name(self.path.name + ".lock"), self.path)
-            if lock.acquire():
-                self._writer_lock = lock
-            elif read_only is False:
-                raise WorkspaceLocked(f"{self.path}: {lock.holder()} is writing this workspace")
-            else:
-                self._read_only_reason = f"{lock.holder()} is writing this workspace"
-                logger.warning(
-                    "%s: %s; this process gets a read-only view", self.path, self._read_only_reason
-                )
+            self._writer_lock, self._holder = self._lock_experiment(self.experiment, read_only)
+            if self._holder is not None:
+                self._read_only_reason = _locked_reason(self.experiment, self._holder)
         else:
             self._read_only_reason = "opened read-only"
         try:
@@ -80,6 +85,64 @@ class WorkspaceConnection:
         except BaseException:
             self._release_lock()
             raise
+
+    def _lock_experiment(
+        self, experiment: str, read_only: bool | None
+    ) -> tuple[WriterLock | None, str | None]:
+        """``(lock, None)`` when this process may now write ``experiment``, else ``(None, holder)``.
+
+        Raises:
+            WorkspaceLocked: naming the writer, when ``read_only`` is False.
+        """
+        lock = WriterLock(lock_path(self.path, experiment), self.path)
+        if lock.acquire():
+            return lock, None
+        holder = lock.holder()
+        reason = _locked_reason(experiment, holder)
+        if read_only is False:
+            raise WorkspaceLocked(f"{self.path}: {reason}", experiment=experiment, holder=holder)
+        logger.warning("%s: %s; this process gets a read-only view of it", self.path, reason)
+        return None, holder
+
+    def use_experiment(self, name: str) -> None:
+        """Reads and writes experiment ``name`` from now on, creating it at its first write.
+
+        The writer lock moves with it: this process writes ``name`` unless another
+        process does (then it gets a read-only view of it, logged), and stops
+        writing the experiment it leaves. A read-only view stays one.
+
+        Raises:
+            ValueError: if ``name`` is not a valid experiment name.
+            WorkspaceLocked: if the workspace was opened with ``read_only=False``
+                and another process writes ``name`` (nothing changes then).
+        """
+        name = check_experiment_name("name", name)
+        with self._lock:
+            if self._connection is None:
+                raise WorkspaceError(f"{self.path}: cannot switch experiments: it is closed")
+            if name == self.experiment:
+                return
+            if self._asked_read_only is True:
+                self.experiment = name
+                return
+            lock, holder = self._lock_experiment(name, self._asked_read_only)
+            was_writable = self._writer_lock is not None
+            self._release_lock()
+            self._writer_lock, self._holder, self.experiment = lock, holder, name
+            self._read_only_reason = None if holder is None else _locked_reason(name, holder)
+            if lock is not None and not was_writable:
+                # A read-only view's connection cannot write: reconnect as a writer.
+                self._connection.close()
+                self._connection = self._connect()
+            if lock is not None:
+                self._register_experiment(name)
+
+    def _register_experiment(self, name: str) -> None:
+        with self._writing("experiment") as connection:
+            connection.execute(
+                "INSERT OR IGNORE INTO experiments (name, created) VALUES (?, ?)",
+                (name, time.time()),
+            )
 
     def _connect(self) -> sqlite3.Connection:
         writable = self._writer_lock is not None
@@ -141,6 +204,11 @@ class WorkspaceConnection:
         if writable:
             with self._lock:
                 create_schema(connection, self.path)
+            if self.experiment != DEFAULT_EXPERIMENT:
+                connection.execute(
+                    "INSERT OR IGNORE INTO experiments (name, created) VALUES (?, ?)",
+                    (self.experiment, time.time()),
+                )
         else:
             check_schema(connection, self.path)
 
@@ -150,6 +218,16 @@ class WorkspaceConnection:
     def read_only(self) -> bool:
         """True for a read-only view."""
         return self._writer_lock is None
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """Why this object cannot write (another writer, opened read-only), or None."""
+        return None if self._writer_lock is not None else self._read_only_reason
+
+    @property
+    def holder(self) -> str | None:
+        """The process writing this experiment when it is not this one, where known."""
+        return None if self._writer_lock is not None else self._holder
 
     @property
     def closed(self) -> bool:
@@ -179,7 +257,7 @@ class WorkspaceConnection:
 
     def __repr__(self) -> str:
         mode = "closed" if self.closed else ("read-only" if self.read_only else "writable")
-        return f"Workspace({str(self.path)!r}, {mode})"
+        return f"Workspace({str(self.path)!r}, experiment={self.experiment!r}, {mode})"
 
     def data_version(self) -> int:
         """A number that changes whenever another connection commits (to notice outside writes)."""
@@ -205,7 +283,11 @@ class WorkspaceConnection:
             if self._connection is None:
                 raise WorkspaceError(f"{self.path}: cannot write {what}: the workspace is closed")
             if self._writer_lock is None:
-                raise WorkspaceLocked(f"{self.path}: cannot write {what}: {self._read_only_reason}")
+                raise WorkspaceLocked(
+                    f"{self.path}: cannot write {what}: {self._read_only_reason}",
+                    experiment=self.experiment,
+                    holder=self._holder,
+                )
             connection = self._connection
             connection.execute("BEGIN IMMEDIATE")
             try:
@@ -219,3 +301,7 @@ class WorkspaceConnection:
                 if isinstance(error, sqlite3.Error):
                     raise WorkspaceError(f"{self.path}: could not write {what}: {error}") from error
                 raise
+
+
+def _locked_reason(experiment: str, holder: str) -> str:
+    return f"experiment {experiment!r} is being written by {holder}"

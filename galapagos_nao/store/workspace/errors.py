@@ -12,7 +12,17 @@ class WorkspaceError(RuntimeError):
 
 
 class WorkspaceLocked(WorkspaceError):
-    """Another process is writing the workspace."""
+    """Another process is writing the experiment (or this is a read-only view).
+
+    Attributes:
+        experiment: The experiment that could not be written, when known.
+        holder: Who writes it (``process 123 (ipython)``), when known.
+    """
+
+    def __init__(self, message: str, *, experiment: str | None = None, holder: str | None = None):
+        super().__init__(message)
+        self.experiment = experiment
+        self.holder = holder
 
 
 class WorkspaceCorrupt(CorruptFileError):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from galapagos_nao.store.workspace.connection import WorkspaceConnection
+from galapagos_nao.store.workspace.runs import experiment_filter
 from galapagos_nao.store.workspace.schema import has_column, has_table
 
 __all__ = ["JournalRow", "JournalTable", "journal_entry"]
@@ -18,26 +19,32 @@ JournalRow = tuple[float, int, str | None, str | None, str, dict[str, Any]]
 class JournalTable(WorkspaceConnection):
     """Appends and reads journal rows: a part of :class:`.Workspace`."""
 
-    def append_journal(self, rows: list[JournalRow]) -> None:
-        """Appends rows (see :data:`JournalRow`) in one transaction.
+    def append_journal(self, rows: list[JournalRow], *, experiment: str | None = None) -> None:
+        """Appends rows (see :data:`JournalRow`) to an experiment's journal in one transaction.
+
+        Args:
+            rows: The rows.
+            experiment: Whose journal; the current experiment when None.
 
         Raises:
             WorkspaceLocked: on a read-only view.
             WorkspaceError: if the write fails.
         """
+        name = self.experiment if experiment is None else experiment
         encoded = [
-            (t, g, action, json.dumps(arguments), phase, session)
+            (t, g, action, json.dumps(arguments), phase, session, name)
             for t, g, phase, session, action, arguments in rows
         ]
         with self._writing("journal entries") as connection:
             connection.executemany(
-                "INSERT INTO journal (time, generation, action, arguments, phase, session) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO journal "
+                "(time, generation, action, arguments, phase, session, experiment) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 encoded,
             )
 
     def journal_rows(self) -> list[dict[str, Any]]:
-        """Every row, oldest first, as plain values; the arguments are untrusted JSON.
+        """Every row of the current experiment, oldest first; the arguments are untrusted JSON.
 
         A row whose arguments do not parse comes back with ``{"unreadable": text}``.
         """
@@ -46,8 +53,11 @@ class JournalTable(WorkspaceConnection):
                 return []  # a read-only view of a file older than the journal
             # A read-only view of a schema 3 or 4 file lacks the boundary columns.
             more = ", phase, session" if has_column(connection, "journal", "session") else ""
+            where = experiment_filter(connection, "journal", "journal")
             rows = connection.execute(
-                f"SELECT seq, time, generation, action, arguments{more} FROM journal ORDER BY seq"
+                f"SELECT seq, time, generation, action, arguments{more} FROM journal "
+                f"WHERE {where} ORDER BY seq",
+                (self.experiment,),
             ).fetchall()
         return [journal_entry(row) for row in rows]
 

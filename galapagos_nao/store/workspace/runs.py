@@ -22,7 +22,14 @@ from galapagos_nao.store.workspace.connection import WorkspaceConnection
 from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError
 from galapagos_nao.store.workspace.schema import has_column
 
-__all__ = ["Checkpoint", "RunInfo", "RunTables", "cell_from_json", "history_entry"]
+__all__ = [
+    "Checkpoint",
+    "RunInfo",
+    "RunTables",
+    "cell_from_json",
+    "experiment_filter",
+    "history_entry",
+]
 
 # Named for the package, not the module: every workspace record comes from one logger.
 logger = logging.getLogger("galapagos_nao.store.workspace")
@@ -162,7 +169,8 @@ class RunTables(WorkspaceConnection):
         with self._writing("checkpoint") as connection:
             if run_id is None:
                 cursor = connection.execute(
-                    "INSERT INTO runs (started, seed) VALUES (?, ?)", (now, seed)
+                    "INSERT INTO runs (started, seed, experiment) VALUES (?, ?, ?)",
+                    (now, seed, self.experiment),
                 )
                 run_id = int(cursor.lastrowid or 0)
             last = connection.execute(
@@ -211,16 +219,18 @@ class RunTables(WorkspaceConnection):
         return run_id
 
     def runs(self) -> list[RunInfo]:
-        """Every run with a checkpoint, oldest first."""
+        """Every run of the current experiment with a checkpoint, oldest first."""
         with self._reading("runs") as connection:
             rows = connection.execute(
                 "SELECT r.id, r.started, r.seed, c.generation, c.written FROM runs r "
-                "JOIN checkpoints c ON c.run_id = r.id ORDER BY r.id"
+                f"JOIN checkpoints c ON c.run_id = r.id WHERE {experiment_filter(connection)} "
+                "ORDER BY r.id",
+                (self.experiment,),
             ).fetchall()
         return [RunInfo(*row) for row in rows]
 
     def last_run(self) -> RunInfo | None:
-        """The most recently started run with a checkpoint, or None."""
+        """The current experiment's most recently started run with a checkpoint, or None."""
         runs = self.runs()
         return runs[-1] if runs else None
 
@@ -332,6 +342,17 @@ class RunTables(WorkspaceConnection):
                 (run_id,),
             ).fetchall()
         return [history_entry(row) for row in rows]
+
+
+def experiment_filter(connection: sqlite3.Connection, table: str = "runs", alias: str = "r") -> str:
+    """A WHERE clause matching one experiment (``?``) on ``table``'s rows.
+
+    A read-only view of a file older than experiments matches its rows for
+    ``default`` only, as an upgrade would name them.
+    """
+    if has_column(connection, table, "experiment"):
+        return f"{alias}.experiment = ?"
+    return "? = 'default'"
 
 
 def history_entry(row: Sequence[Any]) -> dict[str, Any]:

@@ -3,23 +3,40 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError
 
-__all__ = ["SCHEMA_VERSION", "check_schema", "create_schema", "has_column", "has_table"]
+__all__ = [
+    "DEFAULT_EXPERIMENT",
+    "SCHEMA_VERSION",
+    "check_schema",
+    "create_schema",
+    "has_column",
+    "has_table",
+]
 
 #: Layout version written in the ``meta`` table; newer files are refused, older ones
 #: upgraded when opened for writing (2 added ``history.archive``, 3 the ``journal``,
 #: 4 ``checkpoints.stream``, 5 ``journal.phase``, ``journal.session`` and
-#: ``checkpoints.curation``; each is detected, not inferred from the number).
-SCHEMA_VERSION = 5
+#: ``checkpoints.curation``, 6 the ``experiments`` table and ``runs.experiment``,
+#: ``journal.experiment``: the rows of older files become experiment ``default``;
+#: each is detected, not inferred from the number).
+SCHEMA_VERSION = 6
+
+#: The experiment every workspace starts with, and the one older files' rows belong to.
+DEFAULT_EXPERIMENT = "default"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS library (id TEXT PRIMARY KEY, added REAL NOT NULL, blob BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS experiments (
+    name TEXT PRIMARY KEY, created REAL NOT NULL, task TEXT, state TEXT
+);
 CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, seed INTEGER
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, seed INTEGER,
+    experiment TEXT NOT NULL DEFAULT 'default'
 );
 CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, blob BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -56,7 +73,8 @@ CREATE TABLE IF NOT EXISTS journal (
     action TEXT NOT NULL,
     arguments TEXT NOT NULL,
     phase TEXT,
-    session TEXT
+    session TEXT,
+    experiment TEXT NOT NULL DEFAULT 'default'
 );
 """
 
@@ -64,14 +82,35 @@ CREATE TABLE IF NOT EXISTS journal (
 def create_schema(connection: sqlite3.Connection, path: Path) -> None:
     """Creates the tables a writable workspace needs, upgrading an older layout in place.
 
+    One IMMEDIATE transaction: processes writing other experiments of the same
+    file may open it at once, and only one of them upgrades it.
+
     Raises:
         WorkspaceError: if the file was written by a newer schema.
         WorkspaceCorrupt: if its ``meta`` table cannot be read.
     """
-    connection.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
-    check_schema(connection, path)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        check_schema(connection, path)
+        _upgrade(connection)
+        connection.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def _upgrade(connection: sqlite3.Connection) -> None:
+    """Adds what older files lack; every row they hold is kept."""
     # Older files gain the tables they lack (the journal: schema 3) from CREATE IF NOT
-    # EXISTS above. Schema 1 files predate the history's archive column: add it, keep every row.
+    # EXISTS above. Schema 1 files predate the history's archive column.
     if not has_column(connection, "history", "archive"):
         connection.execute("ALTER TABLE history ADD COLUMN archive TEXT")
     # Files before schema 4 predate task streams: their runs had none (NULL).
@@ -86,9 +125,19 @@ def create_schema(connection: sqlite3.Connection, path: Path) -> None:
     ):
         if not has_column(connection, table, column):
             connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+    # Files before schema 6 held one implicit experiment: its rows become "default".
+    for table in ("runs", "journal"):
+        if not has_column(connection, table, "experiment"):
+            connection.execute(
+                f"ALTER TABLE {table} ADD COLUMN experiment TEXT NOT NULL DEFAULT 'default'"
+            )
+        connection.execute(
+            f"CREATE INDEX IF NOT EXISTS {table}_by_experiment ON {table} (experiment)"
+        )
     connection.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-        (str(SCHEMA_VERSION),),
+        "INSERT OR IGNORE INTO experiments (name, created) "
+        "SELECT 'default', COALESCE(MIN(started), ?) FROM runs",
+        (time.time(),),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from galapagos_nao.core.network import Network
 from galapagos_nao.store.codec import CorruptFileError, from_bytes
+from galapagos_nao.store.workspace.experiments import ExperimentTables
 from galapagos_nao.store.workspace.journal_table import JournalTable
 from galapagos_nao.store.workspace.runs import RunTables
 from galapagos_nao.store.workspace.summary import SummaryTables
@@ -20,8 +21,13 @@ __all__ = ["Workspace"]
 logger = logging.getLogger("galapagos_nao.store.workspace")
 
 
-class Workspace(RunTables, JournalTable, SummaryTables):
-    """One workspace file, open for writing or as a read-only view. Thread-safe.
+class Workspace(RunTables, JournalTable, SummaryTables, ExperimentTables):
+    """One workspace file, open for writing or as a read-only view of one experiment. Thread-safe.
+
+    The file holds named experiments (:meth:`experiments`); this object reads
+    and writes one of them at a time (:attr:`experiment`,
+    :meth:`use_experiment`), and writes it only while it holds that
+    experiment's writer lock. The Library is the whole workspace's.
 
     Most code uses :func:`~galapagos_nao.store.workspace.open` or
     :func:`~galapagos_nao.store.workspace.get` instead of building one directly.
@@ -29,12 +35,13 @@ class Workspace(RunTables, JournalTable, SummaryTables):
     Args:
         path: The SQLite file (created with its folder when opened for writing).
         read_only: False: write access or :class:`WorkspaceLocked`; True: a
-            read-only view; None: write access if no other process writes it,
-            else a read-only view (logged).
+            read-only view; None: write access if no other process writes the
+            experiment, else a read-only view (logged).
+        experiment: The experiment to read and write (``default`` when not given).
 
     Raises:
         ValueError: if ``path`` is not a path.
-        WorkspaceLocked: when ``read_only=False`` and another process writes it.
+        WorkspaceLocked: when ``read_only=False`` and another process writes the experiment.
         WorkspaceCorrupt: naming the file and the damage, when opening a damaged
             file for writing (a read-only view opens and lists the damage in
             :attr:`problems`).
