@@ -42,7 +42,16 @@ from typing import Any
 from benchmarks import REPO, default_data_root
 
 #: Sections ``--sections`` may name.
-SECTIONS = ("throughput", "policy", "grouped", "responsiveness", "memory", "ray", "population")
+SECTIONS = (
+    "throughput",
+    "conv",
+    "policy",
+    "grouped",
+    "responsiveness",
+    "memory",
+    "ray",
+    "population",
+)
 #: Sections run without ``--sections``: the population rows need a GPU to finish in minutes.
 DEFAULT_SECTIONS = tuple(name for name in SECTIONS if name != "population")
 #: Training samples of ``--quick``: a smoke test of the sections, not a measurement.
@@ -144,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # Runs through the shared singletons checkpoint into the workspace: keep it out of the user's.
     os.environ["GN_HOME"] = tempfile.mkdtemp(prefix="gn-bench-")
-    from benchmarks import grouped, population, report, sections
+    from benchmarks import conv_bench, grouped, population, report, sections
 
     started = time.perf_counter()
     wanted = args.sections.split(",")
@@ -166,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "throughput": (
             "peak matmul rate, then our engine and the seed pipeline on each genome",
             lambda: sections.throughput(task, args.data, args.device, args.seed, args.generations),
+        ),
+        "conv": (
+            "the conv seed: ours against a plain PyTorch loop, CPU ms per candidate-epoch",
+            lambda: conv_bench.conv_row(task, args.seed),
         ),
         "policy": (
             "thread policy and batch size",

@@ -194,6 +194,42 @@ def _population_lines(population: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _conv_lines(conv: Mapping[str, Any]) -> list[str]:
+    rows = [
+        [
+            "plain PyTorch loop",
+            conv["plain_cpu_ms"],
+            conv["plain_wall_s"],
+            conv["plain_test_acc"],
+            "",
+        ],
+        [
+            "ours: fit",
+            conv["fit_cpu_ms"],
+            conv["fit_wall_s"],
+            conv["fit_test_acc"],
+            100 * conv["overhead"],
+        ],
+    ]
+    if "evolve_cpu_ms" in conv:
+        rows.append(
+            [
+                "ours: through evolve",
+                conv["evolve_cpu_ms"],
+                float("nan"),
+                conv["evolve_test_acc"],
+                100 * conv["evolve_overhead"],
+            ]
+        )
+    return [
+        f"Conv seed (gn.example.conv_layers(), {conv['mmacs_per_sample']:.2f} M multiply-adds "
+        f"per sample): {conv['epochs']} epoch on {conv['train_split']} samples, batch "
+        f"{conv['batch_size']}, {conv['optimizer']}, 1 thread, median of {conv['repeats']}",
+        *_grid(["path", "CPU ms/cand-epoch", "wall s", "test acc", "overhead %"], rows),
+        "",
+    ]
+
+
 def _latency_line(latency: Mapping[str, Any]) -> str:
     return (
         f"Responsiveness while a run trains ({latency['samples']} samples, "
@@ -233,6 +269,8 @@ def format_table(figures: Mapping[str, Any]) -> str:
     ]
     if figures.get("throughput"):
         lines += _throughput_lines(figures["throughput"], figures["seed"])
+    if figures.get("conv"):
+        lines += _conv_lines(figures["conv"])
     if figures.get("policy"):
         lines += _policy_lines(figures["policy"])
     if figures.get("grouped"):

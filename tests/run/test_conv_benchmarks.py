@@ -1,0 +1,42 @@
+"""Smoke tests of the conv benchmarks on tiny data: they run and report sane figures.
+
+The figures themselves (overhead, accuracy within a budget) are measured by the
+benchmarks on full MNIST, never asserted here.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from galapagos_nao.core import datasets
+
+# The benchmark package sits at the repository root, beside the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks import report  # noqa: E402
+from benchmarks.conv_bench import conv_row  # noqa: E402
+from benchmarks.sections import targets  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_task(small_mnist: datasets.Task) -> datasets.Task:
+    """300 real MNIST training images: a conv epoch takes a fraction of a second."""
+    return datasets.subset(small_mnist, 300, 100, seed=2)
+
+
+def test_the_conv_row_times_ours_and_the_plain_loop_on_the_same_network(
+    tiny_task: datasets.Task,
+) -> None:
+    row = conv_row(tiny_task, seed=3, repeats=1, evolve_path=True)
+    assert row["plain_cpu_ms"] > 0 and row["fit_cpu_ms"] > 0 and row["evolve_cpu_ms"] > 0
+    assert row["overhead"] == pytest.approx(row["fit_cpu_ms"] / row["plain_cpu_ms"] - 1)
+    assert row["train_split"] == 270  # the same validation split as fit's
+    assert all(0.0 <= row[key] <= 1.0 for key in ("plain_test_acc", "fit_test_acc"))
+    table = report.format_table(
+        {"machine": {"summary": "test", "load_start": "0"}, "seed": 3, "conv": row}
+    )
+    assert "ours: through evolve" in table and "plain PyTorch loop" in table
+    (target,) = targets({"conv": row})
+    assert target["met"] == (row["overhead"] <= 0.10)
