@@ -21,7 +21,12 @@ from galapagos_nao.core.clock import BREEDING, Stamp, holding, in_order
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.fingerprint import task_fingerprint
 from galapagos_nao.run.ancestry import Ancestry
-from galapagos_nao.run.arguments import checked_hooks, initial_networks, run_seed
+from galapagos_nao.run.arguments import (
+    checked_hooks,
+    fitted_to_task,
+    initial_networks,
+    run_seed,
+)
 from galapagos_nao.run.checkpoint import Checkpointer, ResumePoint
 from galapagos_nao.run.experiments import Experiments
 from galapagos_nao.run.hooks import default_hooks
@@ -295,6 +300,9 @@ class Session(Ancestry, Tracking, Experiments):
         if not isinstance(selection, Selection):
             raise ValueError(f"selection must be a Selection or None, got {describe(selection)}")
         nets = [] if net_or_nets is None else initial_networks(net_or_nets)
+        first_task = stream.tasks[0] if stream is not None else task
+        if isinstance(first_task, Task):  # a bad task is named where the run checks it
+            nets = fitted_to_task(nets, first_task.input_shape)
         if not nets and not len(selection):
             raise ValueError(
                 "net_or_nets is None and the Selection is empty: give a network to start from"

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import genome
 from galapagos_nao.core.checks import describe
 from galapagos_nao.core.network import Network
 
-__all__ = ["checked_hooks", "fresh_seed", "initial_networks", "run_seed"]
+__all__ = ["checked_hooks", "fitted_to_task", "fresh_seed", "initial_networks", "run_seed"]
 
 
 def fresh_seed() -> int:
@@ -66,6 +67,31 @@ def initial_networks(net_or_nets: Any) -> list[Network]:
     raise ValueError(
         f"net_or_nets must be a Network, a genome or a list of them, got {describe(net_or_nets)}"
     )
+
+
+def fitted_to_task(nets: list[Network], input_shape: Sequence[int]) -> list[Network]:
+    """The starting networks, each checked against the task's sample shape.
+
+    A genome given as a list becomes a network for MNIST's shape; an untrained
+    one takes the task's shape instead, so that breeding sees the shapes
+    training will.
+
+    Raises:
+        ValueError: naming the list index and the layer that cannot take the
+            task's shape (a convolution on flat features).
+    """
+    fitted = []
+    for index, net in enumerate(nets):
+        try:
+            genome.validate(net.layers, input_shape)
+        except ValueError as error:
+            where = "net_or_nets" if len(nets) == 1 else f"net_or_nets[{index}]"
+            raise ValueError(f"{where}: {error}") from None
+        untrained = net.weights is None and net.fitness is None
+        if untrained and net.input_shape != tuple(input_shape):
+            net = net.replace(input_shape=tuple(input_shape))
+        fitted.append(net)
+    return fitted
 
 
 def checked_hooks(name: str, hooks: Iterable[Any]) -> list[Any]:

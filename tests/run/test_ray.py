@@ -223,6 +223,24 @@ def test_short_evolution_on_ray_trains_on_the_workers_and_logs_here(
     assert ray_cluster.is_initialized()  # a Ray it did not start is left running
 
 
+def test_a_cnn_evolves_on_ray_workers_like_on_threads(ray_cluster, small_mnist):
+    cnn = [("conv2d", [4, 3, "relu"]), ("max_pool", [2]), ("dense", [16, "relu"])]
+    archives = {}
+    for backend in ("threads", "ray"):
+        parameters = Parameters()
+        parameters.put(gn.orchestration, {"backend": backend, "threads_per_worker": 1})
+        parameters.put("evolution", {"mutation_rate": 0.05})  # children keep their conv layer
+        selection = Selection(parameters=parameters)
+        run = gn.evolve(cnn, 1, small_mnist, selection=selection, seed=9)
+        assert run.join(PATIENCE) and run.status().state == "finished"
+        archives[backend] = selection.elites()
+    assert archives["ray"] and sorted(archives["ray"]) == sorted(archives["threads"])
+    for level, network in archives["ray"].items():
+        local = archives["threads"][level]
+        assert (network.layers, network.val_acc) == (local.layers, local.val_acc)
+        assert any(w.dim() == 4 for w in network.weights.values())  # conv kernels came back
+
+
 def test_a_seeded_run_gives_the_same_archive_with_either_backend(ray_cluster, small_mnist):
     archives = {}
     for backend in ("threads", "ray"):
