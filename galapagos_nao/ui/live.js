@@ -138,7 +138,7 @@ function grid(state) {
     table.append(head, row);
   } else if (state.levels.length === 2 && state.cells.length === state.levels[0] * state.levels[1]) {
     const head = node("tr");
-    head.append(node("th", "", `${state.measures[0]} ↓ ${state.measures[1]} →`));
+    head.append(node("th", "", `${state.measures[0]} ↑ · ${state.measures[1]} →`));
     for (let c = 1; c <= state.levels[1]; c++) head.append(node("th", "", String(c)));
     table.append(head);
     for (let r = state.levels[0]; r >= 1; r--) { // highest level on top, as in the heatmap

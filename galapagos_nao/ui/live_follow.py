@@ -16,7 +16,7 @@ from typing import Any
 
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.run.loop import Run
-from galapagos_nao.ui.live_state import EventFeed, live_state
+from galapagos_nao.ui.live_state import EVENTS, EventFeed, live_state
 from galapagos_nao.ui.logs import BackgroundDiversion
 
 __all__ = ["POLL_SECONDS", "REFRESH_SECONDS", "Follower", "follow_target"]
@@ -63,6 +63,7 @@ class Follower:
     ) -> None:
         self.selection, self.run, self.title = follow_target(obj)
         self.feed = EventFeed()
+        self.feed.recall(self.selection.history()[-EVENTS:])  # what came before the view
         self._publish = publish
         self._refresh = refresh
         self._stopped = threading.Event()

@@ -16,10 +16,11 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from galapagos_nao.archive.history import HistoryEntry
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.core.network import Network
 from galapagos_nao.run.loop import GenerationReport, Run
@@ -38,7 +39,7 @@ MAX_CELLS = 400
 
 @dataclass(frozen=True)
 class _Event:
-    time: float
+    time: float | None  # None: recalled from the archive's history, time not kept
     kind: str  # new, replaced, failed, steer or log
     text: str
 
@@ -66,6 +67,17 @@ class EventFeed:
             self._events.append(_Event(time.time(), kind, text))
         self.changed.set()
 
+    def recall(self, entries: Sequence[HistoryEntry]) -> None:
+        """Starts with the cell changes of earlier generations (an archive's history)."""
+        with self._lock:
+            for entry in entries:
+                generation = entry.stats.generation
+                for change in entry.changes:
+                    kind, text = _change_event(
+                        generation, change.cell, change.old_fitness, change.new_fitness
+                    )
+                    self._events.append(_Event(None, kind, text))
+
     def on_outcome(self, outcome: Outcome) -> None:
         """Candidate hook: counts the generation's candidates; a failure is an event."""
         with self._lock:
@@ -79,13 +91,8 @@ class EventFeed:
         with self._lock:
             self._in_generation = 0
         for change in report.changes:
-            kind = "new" if change.old is None else "replaced"
-            was = "" if change.old is None else f" (was {_number(change.old.val_acc)})"
-            self.add(
-                kind,
-                f"generation {report.generation + 1}: cell {_cell_text(change.level)} "
-                f"{kind}, {METRIC} {_number(change.new.val_acc)}{was}",
-            )
+            old = None if change.old is None else change.old.val_acc
+            self.add(*_change_event(report.generation, change.level, old, change.new.val_acc))
         self.changed.set()
 
     def steering(self, source: str) -> Any:
@@ -109,8 +116,23 @@ class EventFeed:
         return [_event_json(event) for event in kept]
 
 
+def _change_event(
+    generation: int | None, cell: Any, old: float | None, new: float | None
+) -> tuple[str, str]:
+    """``(kind, text)`` of a cell whose elite changed in (0-based) ``generation``."""
+    kind = "new" if old is None else "replaced"
+    was = "" if old is None else f" (was {_number(old)})"
+    number = "-" if generation is None else str(generation + 1)
+    return (
+        kind,
+        f"generation {number}: cell {_cell_text(cell)} {kind}, {METRIC} {_number(new)}{was}",
+    )
+
+
 def _event_json(event: _Event) -> dict[str, str]:
-    clock = time.strftime("%H:%M:%S", time.localtime(event.time))
+    clock = (
+        "earlier" if event.time is None else time.strftime("%H:%M:%S", time.localtime(event.time))
+    )
     return {"time": clock, "kind": event.kind, "text": event.text}
 
 

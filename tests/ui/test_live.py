@@ -178,7 +178,28 @@ def test_a_finished_run_and_a_selection_without_a_run_show_once_without_a_thread
     for obj in (run, selection):
         widget = live.view(obj)
         assert not widget.following and widget.state["state"] == "finished"
+        # Events from the archive's history: the view began after them.
+        recalled = [e for e in widget.state["events"] if e["time"] == "earlier"]
+        assert recalled and recalled[0]["text"].startswith("generation 1: cell ")
     assert not live_threads()
+
+
+def test_a_two_measure_archive_shows_every_cell_of_its_grid(tiny_task):
+    selection = fresh_selection(generation_size=4)
+    selection.parameters.put(selection, {"measures": ["layers", "params"], "complexity_levels": 3})
+    run = evolve(LAYERS, 2, tiny_task, selection=selection, seed=8)
+    assert run.wait(120)
+    state = live.view(run).state
+    grid = selection.grid()
+    assert state["measures"] == list(grid.measures) == ["layers", "params"]
+    assert state["levels"] == list(grid.levels)
+    assert [c["cell"] for c in state["cells"]] == [
+        [row, column]
+        for row in range(1, grid.levels[0] + 1)
+        for column in range(1, grid.levels[1] + 1)
+    ]
+    shown = {tuple(c["cell"]): c["fitness"] for c in state["cells"] if c["fitness"] is not None}
+    assert shown == {cell: net.val_acc for cell, net in selection.elites().items()}
 
 
 def test_a_view_of_anything_else_is_refused_naming_it():
