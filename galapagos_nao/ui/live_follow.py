@@ -8,6 +8,7 @@ that stopped leaves nothing behind. Free of any widget library: the widget
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -20,6 +21,8 @@ from galapagos_nao.ui.live_state import EVENTS, EventFeed, live_state
 from galapagos_nao.ui.logs import BackgroundDiversion
 
 __all__ = ["POLL_SECONDS", "REFRESH_SECONDS", "Follower", "follow_target"]
+
+logger = logging.getLogger("galapagos_nao.ui")
 
 #: Seconds between refreshes when nothing wakes the view earlier.
 REFRESH_SECONDS = 1.0
@@ -125,18 +128,24 @@ class Follower:
     def _main(self) -> None:
         run = self.run
         assert run is not None  # started only for a run
-        published = -math.inf
         try:
-            while not self._stopped.is_set():
-                # Short waits: the run's end is seen within one, even if nothing else happens.
-                woken = self.feed.changed.wait(POLL_SECONDS)
-                self.feed.changed.clear()
-                ended = run.done()
-                if woken or ended or time.monotonic() - published >= self._refresh:
-                    self._diversion.attach()  # a console handler switched on meanwhile
-                    self._publish(self.state())
-                    published = time.monotonic()
-                if ended:
-                    return  # the state just published is the run's last
-        finally:
+            self._follow(run)
+        except Exception as error:  # noqa: BLE001 - a view that fails must not touch the run
+            self._detach(run)  # first: the line below must reach the console, not this view
+            logger.warning("the live view of %r stopped: %s", run, error)
+        else:
             self._detach(run)
+
+    def _follow(self, run: Run) -> None:
+        published = -math.inf
+        while not self._stopped.is_set():
+            # Short waits: the run's end is seen within one, even if nothing else happens.
+            woken = self.feed.changed.wait(POLL_SECONDS)
+            self.feed.changed.clear()
+            ended = run.done()
+            if woken or ended or time.monotonic() - published >= self._refresh:
+                self._diversion.attach()  # a console handler switched on meanwhile
+                self._publish(self.state())
+                published = time.monotonic()
+            if ended:
+                return  # the state just published is the run's last

@@ -202,6 +202,32 @@ def test_a_two_measure_archive_shows_every_cell_of_its_grid(tiny_task):
     assert shown == {cell: net.val_acc for cell, net in selection.elites().items()}
 
 
+def test_a_view_that_fails_stops_alone_and_says_so_while_the_run_goes_on(tiny_task, caplog):
+    from galapagos_nao.ui.live_follow import Follower
+
+    selection = fresh_selection()
+    run = evolve_continual(LAYERS, tiny_task, selection=selection, seed=9)
+    published: list[dict] = []
+
+    def publish(state: dict) -> None:  # a front end that breaks after its first state
+        if published:
+            raise ConnectionError("the front end went away")
+        published.append(state)
+
+    try:
+        hooks = list(run.hooks)
+        follower = Follower(run, publish, refresh=0.05)
+        follower.start()
+        wait_until(lambda: not follower.following, timeout=10)
+        assert run.hooks == hooks and not diverted_handlers()
+        assert "the live view of <Run" in caplog.text and "the front end went away" in caplog.text
+        generation = run.status().generation
+        wait_until(lambda: run.status().generation > generation)  # the run went on
+    finally:
+        run.stop()
+        run.join()
+
+
 def test_a_view_of_anything_else_is_refused_naming_it():
     with pytest.raises(ValueError, match="obj must be a Run or a Selection, got dict"):
         live.view({})
