@@ -5,6 +5,8 @@ Usage (the README's transcripts come from this, unedited):
     GN_DATA_DIR=../shared/data .venv/bin/python tools/terminal_session.py > session.txt
     GN_DATA_DIR=../shared/data .venv/bin/python tools/terminal_session.py steering > steer.txt
 
+    GN_DATA_DIR=../shared/data .venv/bin/python tools/terminal_session.py conv > conv.txt
+
 The second types the "Steering a run" session, in a scratch ``GN_HOME`` so that
 its workspace and journal start empty.
 
@@ -83,6 +85,32 @@ STEERING_CELLS: list[tuple[str, float, float | None]] = [
 ]
 
 
+#: The README's image genomes: a CNN evolves, the archive binned by compute (flops).
+CONV_CELLS: list[tuple[str, float, float | None]] = [
+    ("import galapagos_nao as gn; gn.log_level('quiet')", 0, None),
+    ("task = gn.datasets.subset(gn.datasets.mnist(), 3000, 1000)", 0, None),
+    ("gn.example.conv_layers()", 0, None),
+    (
+        'gn.Parameters.put(gn.Selection, {"measures": ["flops"], "measure_levels": {"flops": 3}})',
+        0,
+        None,
+    ),
+    (
+        'gn.Parameters.put(gn.evolution, {"layer_types": {"conv2d": [16, 3, "relu"], '
+        '"max_pool": [2], "dense": [64, "relu"], "dropout": [0.25]}})',
+        0,
+        None,
+    ),
+    ("run = gn.example.conv_example(task, generations=4); run.wait(progress=True)", 0, None),
+    ("gn.Selection", 0, None),
+    ("best = max(gn.Selection.elites().values(), key=lambda n: n.val_acc); best.flops", 0, None),
+    ("best", 0, None),
+    ('gn.validate([("dense", [64, "relu"]), ("conv2d", [8, 3, "relu"])], (1, 28, 28))', 0, None),
+    ("best.predict(task.x_test[:8]), task.y_test[:8]", 0, None),
+    ('gn.plot.archive().savefig("conv_archive.png")', 0, None),
+]
+
+
 def tmux(*args: str) -> str:
     """Runs one tmux command and returns what it printed."""
     return subprocess.run(
@@ -107,8 +135,8 @@ def wait_for_prompt(number: int, timeout: float = 900) -> None:
 
 def main(argv: list[str]) -> int:
     """Starts IPython in tmux, types every cell, prints the final screen."""
-    steering = argv == ["steering"]
-    cells = STEERING_CELLS if steering else CELLS
+    steering = argv in (["steering"], ["conv"])
+    cells = {"steering": STEERING_CELLS, "conv": CONV_CELLS}.get(argv[0] if argv else "", CELLS)
     ipython = REPO / ".venv" / "bin" / "ipython"
     env = f"GN_DATA_DIR={shlex.quote(os.environ.get('GN_DATA_DIR', ''))}"
     folder = shlex.quote(str(REPO))

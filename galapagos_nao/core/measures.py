@@ -34,7 +34,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from galapagos_nao.core import genome
 from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.network import Network, build, count_parameters
 from galapagos_nao.core.typing import CellKey
@@ -113,7 +112,7 @@ def _params_value(net: Network) -> float:
 
 def _flops_value(net: Network) -> float:
     # Read off the layers' shape rules: no model is built.
-    return float(genome.macs(net.layers, net.input_shape, net.n_classes))
+    return float(net.flops)
 
 
 def _log_edges(values: Sequence[float], levels: int) -> list[float]:

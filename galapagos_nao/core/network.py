@@ -337,6 +337,11 @@ class Network(Viewable):
         return genome.complexity(self.layers)
 
     @property
+    def flops(self) -> int:
+        """Compute per sample: multiply-adds of one forward pass (the ``flops`` measure)."""
+        return genome.macs(self.layers, self.input_shape, self.n_classes)
+
+    @property
     def genome(self) -> list[Layer]:
         """The genome as a fresh, editable list of ``(type, [params])`` tuples."""
         return [(type_name, list(params)) for type_name, params in self.layers]

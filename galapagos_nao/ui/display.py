@@ -113,6 +113,14 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _compact(count: int) -> str:
+    """``4127616`` as ``4.1M``: multiply-adds span orders of magnitude."""
+    for limit, suffix in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if count >= limit:
+            return f"{count / limit:.1f}{suffix}"
+    return str(count)
+
+
 def _short_id(id: str | None) -> str:  # noqa: A002
     return "-" if id is None else id[:8]
 
@@ -182,7 +190,9 @@ def _network_lines(net: Network) -> list[str]:
     if net.mutations:
         origin += " · mutations: " + "; ".join(net.mutations)
     total = sum(r.n_params for r in layer_rows(net))
-    size = f"{net.complexity} layers · {total:,} parameters"
+    size = (
+        f"{net.complexity} layers · {total:,} parameters · {net.flops:,} multiply-adds per sample"
+    )
     return [metrics, size, origin]
 
 
@@ -210,6 +220,7 @@ _CELL_HEADERS = (
     "curation",
     "layers",
     "parameters",
+    "flops",
     "val_acc",
     "test_acc",
     "generation",
@@ -236,6 +247,7 @@ def _cell_rows(selection: Selection) -> list[tuple[str, ...]]:
                 "-" if queued else _curation_mark(key, curation.pinned, curation.favored),
                 str(net.complexity),
                 "-" if net.n_params is None else f"{net.n_params:,}",
+                _compact(net.flops),
                 _number(net.val_acc),
                 _number(net.test_acc),
                 "-" if net.generation is None else str(net.generation),
