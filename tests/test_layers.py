@@ -28,6 +28,8 @@ ORDER: tuple[str, ...] = (
     "core.listeners",
     "core.clock",
     "core.transform",
+    "core.layer_spec",
+    "core.builtin_layers",
     "core.genome",
     "core.network",
     "core.record_checks",
