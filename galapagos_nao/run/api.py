@@ -16,6 +16,7 @@ from typing import Any
 from galapagos_nao.archive.lineage import LineageRegistry
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.config.setting_checks import optional_seed
 from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.clock import BREEDING, Stamp, holding, in_order
 from galapagos_nao.core.datasets import Task
@@ -356,8 +357,7 @@ class Session(Ancestry, Tracking, Experiments):
         """
         if task is not None and not isinstance(task, Task):
             raise ValueError(f"task must be a datasets.Task or None, got {describe(task)}")
-        if seed is not None:
-            check_int("seed", seed, minimum=0)
+        optional_seed("seed", seed)  # the training.seed setting's check: it must fit a checkpoint
         run_parameters = selection.parameters if parameters is None else parameters
         if resume_from is None:
             seed = run_seed(seed, run_parameters)

@@ -22,6 +22,7 @@ import numpy as np
 from galapagos_nao.archive.curation import CurationState
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.config.setting_checks import optional_seed
 from galapagos_nao.config.settings import SECTIONS
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.network import Network
@@ -147,18 +148,22 @@ class ResumePoint:
             stream = TaskStream.from_state(checkpoint.stream, tasks)
         elif tasks is not None:
             raise ValueError("resume: tasks given but the checkpointed run had no task stream")
-        curation = None
-        if checkpoint.curation is not None:
-            try:
+        damaged = f"{into.path}: checkpoint of run {checkpoint.run_id} is damaged on disk"
+        try:  # the checkpoint's digest matched: what still does not fit was written damaged
+            curation = None
+            if checkpoint.curation is not None:
                 curation = CurationState.from_dict(checkpoint.curation)
-            except ValueError as error:
-                raise WorkspaceCorrupt(f"{into.path}: checkpoint: {error}") from None
+            rng = generator_from_state(checkpoint.rng_state)
+            seed = next(info.seed for info in into.runs() if info.id == checkpoint.run_id)
+            optional_seed("seed", seed)
+        except (ValueError, StopIteration) as error:
+            raise WorkspaceCorrupt(f"{damaged}: {error}") from None
         return cls(
             workspace=into,
             checkpoint=checkpoint,
-            rng=generator_from_state(checkpoint.rng_state),
+            rng=rng,
             settings=loadable_parameters(checkpoint.parameters),
-            seed=next(info.seed for info in into.runs() if info.id == checkpoint.run_id),
+            seed=seed,
             stream=stream,
             curation=curation,
         )
@@ -183,15 +188,15 @@ def generator_from_state(state: Mapping[str, Any]) -> np.random.Generator:
             f"rng_state: unknown bit generator {name!r}; known: {list(_BIT_GENERATORS)}"
         )
     bit_generator = getattr(np.random, name)()
-    restored = dict(state)
-    if name == "MT19937":
-        inner = dict(restored["state"])
-        inner["key"] = np.asarray(inner["key"], dtype=np.uint32)
-        restored["state"] = inner
     try:
+        restored = dict(state)
+        if name == "MT19937":
+            inner = dict(restored["state"])
+            inner["key"] = np.asarray(inner["key"], dtype=np.uint32)
+            restored["state"] = inner
         bit_generator.state = restored
-    except (TypeError, ValueError, KeyError) as error:
-        raise ValueError(f"rng_state: cannot restore {name} state: {error}") from None
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
+        raise ValueError(f"rng_state: cannot restore {name} state: {error!r}") from None
     return np.random.Generator(bit_generator)
 
 

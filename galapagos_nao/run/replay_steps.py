@@ -119,7 +119,9 @@ class StepApplier:
             "Selection.clear_vetoes": lambda a: o.selection.clear_vetoes(),
             "Library.put": lambda a: o.library.put(find(a["net"])),
             "Library.remove": self._library_remove,
-            "Library.import_": lambda a: o.library.import_(a["directory"]),
+            "Library.import_": lambda a: o.library.import_(
+                a["directory"], replace=a.get("replace") is True
+            ),
             "breed": self._breed,
             "Run.stop": self._stop,
             "Run.switch_task": self._switch_task,

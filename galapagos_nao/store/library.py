@@ -186,21 +186,46 @@ class Library(Viewable):
         """
         return persistence.export_networks(self.get_all().values(), directory)
 
-    def import_(self, directory: str | os.PathLike[str]) -> list[str]:
+    def import_(self, directory: str | os.PathLike[str], *, replace: bool = False) -> list[str]:
         """Puts every network file of ``directory`` into the Library, all or none.
+
+        Args:
+            directory: The folder of ``*.safetensors`` network files.
+            replace: True lets a file replace the entry with the same id; by
+                default such an id is refused, so an import never silently
+                changes what is stored.
 
         Returns:
             The ids imported.
 
         Raises:
-            ValueError: if ``directory`` holds no network files.
+            ValueError: if ``directory`` holds no network files, two of them
+                hold the same id, or (unless ``replace``) an id is already
+                in the Library; nothing is imported then.
             FileNotFoundError: if it is not a folder.
             CorruptFileError: naming each damaged file (nothing is imported then).
         """
+        if not isinstance(replace, bool):
+            raise ValueError(f"replace must be True or False, got {describe(replace)}")
         nets = persistence.read_networks(directory)
+        ids = [net.id for net in nets]
+        twice = sorted({net_id for net_id in ids if ids.count(net_id) > 1})
+        if twice:
+            raise ValueError(f"directory: several files hold the network id(s) {twice}")
+        if not replace:
+            self._sync()
+            with self._lock:
+                present = [
+                    net_id for net_id in ids if net_id in self._nets or net_id in self._broken
+                ]
+            if present:
+                raise ValueError(
+                    f"directory: the Library already holds {present}; nothing was imported "
+                    "(import_(directory, replace=True) replaces them)"
+                )
         self._store(nets)
-        self.listeners.notify("import_", {"directory": directory, "nets": nets})
-        return [net.id for net in nets]
+        self.listeners.notify("import_", {"directory": directory, "nets": nets, "replace": replace})
+        return ids
 
     def __len__(self) -> int:
         self._sync()

@@ -27,6 +27,7 @@ from galapagos_nao.core.network import Network
 from galapagos_nao.run.checkpoint import Checkpointer, generator_from_state
 from galapagos_nao.run.loop import GenerationReport
 from galapagos_nao.store.workspace import Workspace, WorkspaceLocked
+from galapagos_nao.store.workspace.row_digest import seal_rows
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
@@ -397,6 +398,12 @@ def test_a_checkpoint_with_damaged_curation_is_refused_naming_it(tiny_task, tmp_
     with sqlite3.connect(store.path) as other:  # as a file someone else wrote
         other.execute("UPDATE checkpoints SET curation = ?", ('{"pinned": ["one"]}',))
     later = fresh_selection(store)
-    with pytest.raises(gn.workspace.WorkspaceCorrupt, match=r"curation\.pinned\[0\]"):
+    with pytest.raises(gn.workspace.WorkspaceCorrupt, match=r"run 1 is damaged on disk: its val"):
+        gn.evolve_continual(task=tiny_task, selection=later, resume=True)  # the row's digest
+    with sqlite3.connect(store.path) as other:  # re-sealed, as a forger would
+        seal_rows(other, "checkpoints")
+    with pytest.raises(
+        gn.workspace.WorkspaceCorrupt, match=r"damaged on disk: curation\.pinned\[0\]"
+    ):
         gn.evolve_continual(task=tiny_task, selection=later, resume=True)
     assert len(later) == 0 and later.curation().pinned == ()

@@ -11,7 +11,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,16 @@ from galapagos_nao.core.network import Network
 from galapagos_nao.store.codec import CorruptFileError, from_bytes
 from galapagos_nao.store.workspace.connection import WorkspaceConnection
 from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError
+from galapagos_nao.store.workspace.row_digest import (
+    DIGEST_COLUMN,
+    checkpoint_values,
+    on_disk,
+    row_problem,
+    seal_checkpoint,
+    seal_rows,
+    skip_damaged,
+)
+from galapagos_nao.store.workspace.run_rows import cell_from_json, checkpoint_json, history_entry
 from galapagos_nao.store.workspace.schema import has_column
 
 __all__ = [
@@ -92,12 +102,6 @@ class Checkpoint:
 def _cell_to_json(cell: Any) -> str:
     # Cells are ints for one measure and tuples of ints for several; JSON keeps both.
     return json.dumps(list(cell) if isinstance(cell, tuple) else cell)
-
-
-def cell_from_json(text: str) -> Any:
-    """A cell key stored as JSON: an int, or a tuple of ints (stored as a list)."""
-    value = json.loads(text)
-    return tuple(value) if isinstance(value, list) else value
 
 
 def _cell_order(cell: Any) -> tuple[int, ...]:
@@ -212,6 +216,9 @@ class RunTables(WorkspaceConnection):
                     None if history.get("archive") is None else json.dumps(history["archive"]),
                 ),
             )
+            where = "WHERE run_id = ? AND generation = ?"
+            seal_rows(connection, "history", where, run_id, generation)
+            seal_checkpoint(connection, run_id)
             # Archive networks no checkpoint refers to any more go with the same commit.
             connection.execute(
                 "DELETE FROM networks WHERE id NOT IN (SELECT network_id FROM cells)"
@@ -253,32 +260,28 @@ class RunTables(WorkspaceConnection):
         if run_id is None:
             return None
         with self._reading(f"checkpoint of run {run_id}") as connection:
-            # A read-only view of a schema 2 file has no stream column: its runs had none.
-            stream = "stream" if has_column(connection, "checkpoints", "stream") else "NULL"
-            curation = "curation" if has_column(connection, "checkpoints", "curation") else "NULL"
-            row = connection.execute(
-                f"SELECT generation, written, parameters, rng_state, {stream}, {curation} "
-                "FROM checkpoints WHERE run_id = ?",
-                (run_id,),
-            ).fetchone()
-            if row is None:
+            # The values its digest covers are the values read: nothing unchecked is used.
+            # (A read-only view of an older file lacks columns: they read as NULL.)
+            values = checkpoint_values(connection, run_id)
+            if values is None:
                 return None
-            cells = connection.execute(
-                "SELECT kind, cell, network_id FROM cells WHERE run_id = ?", (run_id,)
-            ).fetchall()
-        generation, written, params_json, rng_json, stream_json, curation_json = row
-        try:
-            parameters, rng_state = json.loads(params_json), json.loads(rng_json)
-            stream_state = None if stream_json is None else json.loads(stream_json)
-            if stream_state is not None and not isinstance(stream_state, dict):
-                raise json.JSONDecodeError("the stream state is not an object", stream_json, 0)
-            curation_state = None if curation_json is None else json.loads(curation_json)
-            if curation_state is not None and not isinstance(curation_state, dict):
-                raise json.JSONDecodeError("the curation is not an object", curation_json, 0)
-        except json.JSONDecodeError as error:
+            if has_column(connection, "checkpoints", DIGEST_COLUMN):
+                (digest,) = connection.execute(
+                    f"SELECT {DIGEST_COLUMN} FROM checkpoints WHERE run_id = ?", (run_id,)
+                ).fetchone()
+                problem = row_problem("checkpoints", values, digest)
+                if problem is not None:
+                    raise WorkspaceCorrupt(f"{self.path}: checkpoint of run {run_id} is {problem}")
+        generation, written = values[1], values[2]
+        if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
             raise WorkspaceCorrupt(
-                f"{self.path}: checkpoint of run {run_id} is unreadable ({error})"
-            ) from None
+                f"{self.path}: checkpoint of run {run_id} is damaged on disk: "
+                f"generation {describe(generation)}"
+            )
+        cells = [tuple(cell) for cell in values[-1]]
+        parameters, rng_state, stream_state, curation_state = checkpoint_json(
+            f"{self.path}: checkpoint of run {run_id}", values[3:7]
+        )
         elites, queue, problems = self._cell_networks(cells)
         return Checkpoint(
             run_id,
@@ -312,10 +315,14 @@ class RunTables(WorkspaceConnection):
                 if net.id != net_id:
                     raise CorruptFileError(f"{source}: holds network {net.id}, not {net_id}")
             except CorruptFileError as error:
-                problems.append(str(error))
+                problems.append(on_disk(error))
                 logger.error("%s", error)
                 continue
-            cell = cell_from_json(cell_json)
+            try:
+                cell = cell_from_json(cell_json)
+            except WorkspaceCorrupt as error:
+                problems.append(f"{source}: its cell {describe(cell_json)} is {error}")
+                continue
             (elites if kind == "elite" else queue)[cell] = net
         elites = dict(sorted(elites.items(), key=lambda item: _cell_order(item[0])))
         queue = dict(sorted(queue.items(), reverse=True))  # -1, -2, … : the order they were queued
@@ -335,13 +342,24 @@ class RunTables(WorkspaceConnection):
         with self._reading(f"history of run {run_id}") as connection:
             # A read-only view of a schema 1 file has no archive column.
             archive = "archive" if has_column(connection, "history", "archive") else "NULL"
+            sealed = has_column(connection, "history", DIGEST_COLUMN)
             rows = connection.execute(
-                "SELECT generation, started, seconds, evaluated, failed, best, "
-                f"{archive} FROM history "
+                "SELECT run_id, generation, started, seconds, evaluated, failed, best, "
+                f"{archive}, {DIGEST_COLUMN if sealed else 'NULL'} FROM history "
                 "WHERE run_id = ? ORDER BY generation",
                 (run_id,),
             ).fetchall()
-        return [history_entry(row) for row in rows]
+        entries = []
+        for row in rows:
+            problem = row_problem("history", row[:-1], row[-1]) if sealed else None
+            try:
+                if problem is None:
+                    entries.append(history_entry(row[1:-1]))
+                    continue
+            except WorkspaceCorrupt as error:
+                problem = str(error)
+            skip_damaged(self.path, f"history row of generation {describe(row[1])}", problem)
+        return entries
 
 
 def experiment_filter(connection: sqlite3.Connection, table: str = "runs", alias: str = "r") -> str:
@@ -353,27 +371,6 @@ def experiment_filter(connection: sqlite3.Connection, table: str = "runs", alias
     if has_column(connection, table, "experiment"):
         return f"{alias}.experiment = ?"
     return "? = 'default'"
-
-
-def history_entry(row: Sequence[Any]) -> dict[str, Any]:
-    """A ``history`` row (generation, started, seconds, evaluated, failed, best, archive) as a dict.
-
-    The form :meth:`RunTables.history` documents; ``best`` and ``archive`` are JSON text.
-    """
-    generation, started, seconds, evaluated, failed, best_json, archive = row
-    best = {
-        (tuple(cell) if isinstance(cell, list) else cell): {"val_acc": val, "test_acc": test}
-        for cell, val, test in json.loads(best_json)
-    }
-    return {
-        "generation": generation,
-        "started": started,
-        "seconds": seconds,
-        "evaluated": evaluated,
-        "failed": failed,
-        "best": best,
-        "archive": None if archive is None else json.loads(archive),
-    }
 
 
 def _json_array(value: Any) -> Any:

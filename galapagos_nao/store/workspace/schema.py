@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from galapagos_nao.store.workspace.errors import WorkspaceCorrupt, WorkspaceError
+from galapagos_nao.store.workspace.row_digest import DIGEST_COLUMN, DIGESTED_TABLES, seal_rows
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -22,8 +23,10 @@ __all__ = [
 #: 4 ``checkpoints.stream``, 5 ``journal.phase``, ``journal.session`` and
 #: ``checkpoints.curation``, 6 the ``experiments`` table and ``runs.experiment``,
 #: ``journal.experiment``: the rows of older files become experiment ``default``;
-#: each is detected, not inferred from the number).
-SCHEMA_VERSION = 6
+#: 7 a ``digest`` column in ``journal``, ``history`` and ``checkpoints`` (see
+#: :mod:`.row_digest`): the rows of older files are sealed as they are; each is
+#: detected, not inferred from the number).
+SCHEMA_VERSION = 7
 
 #: The experiment every workspace starts with, and the one older files' rows belong to.
 DEFAULT_EXPERIMENT = "default"
@@ -134,6 +137,13 @@ def _upgrade(connection: sqlite3.Connection) -> None:
         connection.execute(
             f"CREATE INDEX IF NOT EXISTS {table}_by_experiment ON {table} (experiment)"
         )
+    # Files before schema 7: rows without digests, sealed as they are now (this
+    # transaction: a file is upgraded whole or not at all). After the columns above,
+    # which the digests cover.
+    for table in DIGESTED_TABLES:
+        if not has_column(connection, table, DIGEST_COLUMN):
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {DIGEST_COLUMN} TEXT")
+            seal_rows(connection, table)
     connection.execute(
         "INSERT OR IGNORE INTO experiments (name, created) "
         "SELECT 'default', COALESCE(MIN(started), ?) FROM runs",

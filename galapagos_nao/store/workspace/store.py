@@ -12,6 +12,7 @@ from galapagos_nao.core.network import Network
 from galapagos_nao.store.codec import CorruptFileError, from_bytes
 from galapagos_nao.store.workspace.experiments import ExperimentTables
 from galapagos_nao.store.workspace.journal_table import JournalTable
+from galapagos_nao.store.workspace.row_digest import on_disk
 from galapagos_nao.store.workspace.runs import RunTables
 from galapagos_nao.store.workspace.summary import SummaryTables
 
@@ -92,7 +93,7 @@ class Workspace(RunTables, JournalTable, SummaryTables, ExperimentTables):
                     raise CorruptFileError(f"{source}: holds network {net.id}, not {net_id}")
                 found.append((added, net))
             except CorruptFileError as error:
-                problems[net_id] = str(error)
+                problems[net_id] = on_disk(error)
                 logger.error("%s", error)
         found.sort(key=lambda item: item[0])
         return {net.id: net for _, net in found}, problems

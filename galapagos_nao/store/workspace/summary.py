@@ -13,13 +13,17 @@ wins.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from galapagos_nao.store.workspace.connection import WorkspaceConnection
+from galapagos_nao.store.workspace.errors import WorkspaceCorrupt
 from galapagos_nao.store.workspace.journal_table import journal_entry
-from galapagos_nao.store.workspace.runs import cell_from_json, experiment_filter, history_entry
+from galapagos_nao.store.workspace.run_rows import cell_from_json, history_entry
+from galapagos_nao.store.workspace.runs import experiment_filter
 from galapagos_nao.store.workspace.schema import has_column, has_table
 
 __all__ = ["LIFECYCLE_ACTIONS", "RunSummary", "SummaryTables"]
@@ -116,7 +120,8 @@ class SummaryTables(WorkspaceConnection):
             "SELECT kind, cell, network_id FROM cells WHERE run_id = ?", (run_id,)
         ):
             if kind == "elite":
-                elites[cell_from_json(cell)] = str(net_id)
+                with contextlib.suppress(WorkspaceCorrupt):  # a damaged cell is left out
+                    elites[cell_from_json(cell)] = str(net_id)
             else:
                 queued += 1
         archive = "archive" if has_column(connection, "history", "archive") else "NULL"
@@ -139,7 +144,7 @@ class SummaryTables(WorkspaceConnection):
             selection=_selection_section(parameters),
             elites={} if cleared else elites,
             queued=0 if cleared else queued,
-            history=[history_entry(row) for row in reversed(rows)],
+            history=_readable(history_entry, reversed(rows)),
             curation=marks,
             cleared=cleared,
             **steering,
@@ -186,10 +191,25 @@ def _journal(connection: Any, rows: int, experiment: str) -> dict[str, Any]:
         f"{columns} AND action IN ({starts}) ORDER BY seq DESC LIMIT 1",
         (experiment, *LIFECYCLE_ACTIONS),
     ).fetchone()
+    found = _readable(journal_entry, [] if lifecycle is None else [lifecycle])
     return {
-        "journal": [journal_entry(row) for row in reversed(last)],
-        "lifecycle": None if lifecycle is None else journal_entry(lifecycle),
+        "journal": _readable(journal_entry, reversed(last)),
+        "lifecycle": found[0] if found else None,
     }
+
+
+def _readable(
+    parse: Callable[[Sequence[Any]], dict[str, Any]], rows: Iterable[Sequence[Any]]
+) -> list[dict[str, Any]]:
+    """The rows ``parse`` can read; one damaged on disk is left out of a glance, unlogged.
+
+    (A watcher polls every second: the table readers are where damage is reported.)
+    """
+    parsed = []
+    for row in rows:
+        with contextlib.suppress(WorkspaceCorrupt):
+            parsed.append(parse(row))
+    return parsed
 
 
 def _selection_section(text: str) -> dict[str, Any]:
