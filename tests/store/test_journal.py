@@ -121,7 +121,7 @@ def test_a_schema_2_workspace_gains_the_journal_table(tmp_path):
         assert [row["action"] for row in store.journal_rows()] == ["Parameters.put"]
     with sqlite3.connect(path) as upgraded:
         version = upgraded.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-        assert version.fetchone()[0] == str(SCHEMA_VERSION) == "6"
+        assert version.fetchone()[0] == str(SCHEMA_VERSION) == "7"
 
 
 def test_a_schema_4_journal_gains_its_boundary_columns_and_old_rows_read_as_unknown(tmp_path):

@@ -167,7 +167,9 @@ def test_every_single_value_change_in_a_digested_row_is_detected(tmp_path, caplo
             caplog.clear()
             with Workspace(path, read_only=True) as view, caplog.at_level("WARNING"):
                 if table == "journal":
-                    named = len(view.journal_rows()) == 3 and "damaged on disk" in caplog.text
+                    named = len(view.journal_rows()) == 3 and (
+                        "damaged on disk" in caplog.text or column == "experiment"  # moved away
+                    )
                 elif table == "history":
                     named = len(view.history(1)) == 2 and (
                         "damaged on disk" in caplog.text or column == "run_id"  # moved away
@@ -243,16 +245,14 @@ def test_a_resealed_damaged_checkpoint_is_named_as_damage_on_disk(tmp_path, sql)
     assert "seed must be" not in str(caught.value).split("damaged on disk")[0]
 
 
-def test_rows_sealed_by_a_forger_read_back_as_written(tmp_path):
+def test_a_digest_covers_the_values_as_stored(tmp_path):
     path = written(tmp_path / "w.db")
+    columns = ", ".join(DIGESTED_TABLES["journal"])
     with sqlite3.connect(path) as connection:
-        row = connection.execute(
-            "SELECT seq, time, generation, action, arguments, phase, session "
-            "FROM journal WHERE seq = 1"
-        ).fetchone()
+        row = connection.execute(f"SELECT {columns} FROM journal WHERE seq = 1").fetchone()
         (digest,) = connection.execute("SELECT digest FROM journal WHERE seq = 1").fetchone()
     connection.close()
-    assert digest == row_digest("journal", row)  # the digest is over the values as stored
+    assert digest == row_digest("journal", row)
 
 
 def test_an_older_workspace_gains_digests_for_the_rows_it_holds(tmp_path):
