@@ -1,6 +1,7 @@
 # Developer entry points. Everything runs inside .venv, made with the system python3.
 #   make demo   install what the README's session uses and run the short example
-#   make test   install with the dev extras and run the test suite
+#   make test   install with the dev extras, build the docs and run the test suite
+#   make docs   build the docs site into site/ (mkdocs, warnings are errors)
 #   make bench  run the benchmarks
 #   make lint   ruff (lint + format check) and mypy
 
@@ -18,8 +19,12 @@ GN_DATA_DIR ?= $(if $(SHARED_DATA),$(abspath $(SHARED_DATA)))
 STAMP_BASE := $(VENV)/.installed
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_DEV := $(VENV)/.installed-dev
+STAMP_DOCS := $(VENV)/.installed-docs
 
-.PHONY: demo test bench lint venv
+# mkdocs 1.x prints a banner about its successor on every build; it is not a warning.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs
+
+.PHONY: demo test bench lint venv docs docs-serve
 
 # The demo is its own experiment, so it runs beside an IPython session working on
 # "default" in the same workspace. Offline, without ../shared/data, it trains on
@@ -29,7 +34,7 @@ demo: $(STAMP_DEMO)
 	@echo
 	@echo "Next: $(VENV)/bin/ipython   (then: import galapagos_nao as gn; gn?)"
 
-test: $(STAMP_DEV)
+test: $(STAMP_DEV) docs
 	$(if $(GN_DATA_DIR),GN_DATA_DIR='$(GN_DATA_DIR)') $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP_BASE)
@@ -39,6 +44,13 @@ lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy galapagos_nao gn
+
+# The site goes to site/ (git-ignored); --strict turns every warning into an error.
+docs: $(STAMP_DOCS)
+	$(MKDOCS) build --strict --site-dir site
+
+docs-serve: $(STAMP_DOCS)
+	$(MKDOCS) serve
 
 venv: $(PY)
 
@@ -64,3 +76,7 @@ $(STAMP_DEV): pyproject.toml | $(PY)
 		$(PIP) install --quiet -e '.[dev]'; \
 	fi
 	@touch $@ $(STAMP_BASE) $(STAMP_DEMO)
+
+$(STAMP_DOCS): pyproject.toml | $(PY)
+	$(PIP) install --quiet -e '.[docs]'
+	@touch $@ $(STAMP_BASE)

@@ -1,31 +1,44 @@
-"""The README stays true: its parameters table is the one the code defines."""
+"""The README is the front page: short, the two commands first, links that lead somewhere.
+
+The manual lives in ``docs/`` (its parameters table is checked by
+``tests/test_docs.py``, which also runs the README's Python block).
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _parameters_table() -> str:
-    spec = importlib.util.spec_from_file_location(
-        "parameters_table", ROOT / "tools" / "parameters_table.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.parameters_table()
-
-
-def test_readme_parameters_table_matches_the_settings():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert _parameters_table() in readme, (
-        "regenerate with: .venv/bin/python tools/parameters_table.py"
-    )
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+#: The issue's bound on a front page, with a little room.
+MOST_LINES = 250
 
 
 def test_readme_quick_start_shows_the_two_commands():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert "make demo" in quick_start and "make test" in quick_start
+
+
+def test_readme_is_a_front_page():
+    assert len(README.splitlines()) <= MOST_LINES
+    headings = re.findall(r"^## (.+)$", README, re.M)
+    assert headings[0] == "Quick start", headings  # the two commands come first
+
+
+def test_readme_links_and_pictures_lead_to_files_that_exist():
+    targets = re.findall(r"\]\(((?:docs|examples)/[^)#\s]+)", README)
+    assert len(targets) >= 10, targets
+    missing = [target for target in targets if not (ROOT / target).is_file()]
+    assert not missing, f"README links to files that do not exist: {missing}"
+
+
+def test_readme_links_every_guide_page():
+    guides = {f"docs/guide/{page.name}" for page in (ROOT / "docs" / "guide").glob("*.md")}
+    missing = sorted(page for page in guides if f"]({page}" not in README)
+    assert not missing, f"guide pages the README's table does not link: {missing}"
+
+
+def test_readme_says_why_the_docs_use_mkdocs():
+    why = README.split("**Why mkdocs.**", 1)[1].split("\n\n", 1)[0]
+    assert "Sphinx" in why and "measured" in why

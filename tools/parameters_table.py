@@ -1,12 +1,12 @@
-"""Prints the README's parameters table from the section dataclasses.
+"""Prints the docs' parameters table from the section dataclasses.
 
 Each row is one field of a section in :mod:`galapagos_nao.config.settings`:
 its default as written in the signature, the range its check accepts at
 ``put`` and its ``doc`` line.
 
-Usage: ``.venv/bin/python tools/parameters_table.py`` and paste between the
-``<!-- parameters -->`` markers of README.md; ``tests/test_readme.py`` checks
-that the README's table is this one.
+Usage: ``.venv/bin/python tools/parameters_table.py`` and paste below the
+``<!-- parameters -->`` marker of ``docs/guide/parameters.md``;
+``tests/test_docs.py`` checks that the page's table is this one.
 """
 
 from __future__ import annotations

@@ -195,7 +195,7 @@ class OrchestrationSettings(Section):
         300, positive_up_to(7 * 24 * 3600), "seconds a candidate may train before it is dropped"
     )
     workers: int | str = setting(
-        "auto", auto_or_int(1024), "candidates trained at once ('auto': see README)"
+        "auto", auto_or_int(1024), "candidates trained at once ('auto': see the Performance guide)"
     )
     threads_per_worker: int | str = setting(
         "auto", auto_or_int(256), "intra-op threads of each CPU worker"
@@ -246,7 +246,7 @@ class TrainingSettings(Section):
     batch_size: int | str = setting(
         "auto",
         auto_or_int(2**20),
-        "mini-batch size ('auto': 512, smaller on small data; see README)",
+        "mini-batch size ('auto': 512, smaller on small data; see the Performance guide)",
     )
     optimizer: str = setting("adam", one_of("adam", "adamw", "sgd"), "optimizer")
     learning_rate: float = setting(3e-3, positive_up_to(100), "optimizer learning rate")

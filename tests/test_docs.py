@@ -1,0 +1,190 @@
+"""The docs stay true: their Python examples run, and their parameters table is the code's.
+
+Every ```python block of the README and of every page under ``docs/`` is executed, page by page,
+in a fresh interpreter (blocks of one page share it, as cells of a notebook
+do), with ``GN_DATA_DIR`` pointing at a small MNIST written in torchvision's
+layout from the subset bundled in the package (3,000 training and 1,000 test
+images of the real MNIST): ``gn.datasets.mnist()`` and the default task read it
+as they read a user's copy, and the download is refused. Outputs quoted in the
+pages come from real runs on full MNIST; what is checked is that the code runs. A block preceded by
+``<!-- docs-test: needs MODULE -->`` runs only where MODULE imports (an extra).
+Transcripts and outputs go in ```text blocks, which are not run.
+
+``mkdocs build --strict`` itself runs in ``make docs`` (and so in ``make test``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from galapagos_nao.core import datasets
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
+NEEDS = re.compile(r"<!--\s*docs-test:\s*needs\s+([\w.]+)\s*-->\s*$")
+#: Run before a page's blocks: no download, figures drawn off screen.
+PROLOGUE = """
+import matplotlib
+matplotlib.use("Agg")
+import torchvision.datasets
+
+def _refuse_download(self):
+    raise RuntimeError("docs examples never reach the network")
+
+torchvision.datasets.MNIST.download = _refuse_download
+"""
+#: Run after them: a continual run a page left going is stopped before the interpreter exits.
+EPILOGUE = """
+import galapagos_nao as _gn
+_run = _gn.Selection.run
+if _run is not None:
+    _run.stop()
+    _run.join(120)
+"""
+PATIENCE = 600
+#: Training and test images of the small MNIST the pages run on.
+SMALL_MNIST = (3000, 1000)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced Python block: the line its code starts on, its code, the module it needs."""
+
+    line: int
+    code: str
+    needs: str | None
+
+
+def python_blocks(page: Path) -> list[Block]:
+    """The page's ```python blocks, in order; ``>>>`` prompts are stripped to their code."""
+    text = page.read_text(encoding="utf-8")
+    blocks = []
+    for match in FENCE.finditer(text):
+        if match.group(1) not in ("python", "py"):
+            continue
+        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        needs = NEEDS.search(before)
+        line = text.count("\n", 0, match.start(2)) + 1
+        blocks.append(Block(line, _code(match.group(2)), needs.group(1) if needs else None))
+    return blocks
+
+
+def _code(body: str) -> str:
+    """The code of a block: as it is, or only the prompt lines of a doctest-style one."""
+    lines = body.splitlines()
+    if not any(line.startswith(">>>") for line in lines):
+        return body
+    # Output lines become blank lines so that tracebacks keep the page's line numbers.
+    return "\n".join(
+        line[4:] if line.startswith((">>> ", "... ")) else "" if line not in (">>>", "...") else ""
+        for line in lines
+    )
+
+
+def page_script(page: Path, blocks: list[Block]) -> str:
+    """One script running the page's blocks in order, each compiled with its page and line."""
+    parts = [PROLOGUE]
+    for block in blocks:
+        if block.needs and importlib.util.find_spec(block.needs) is None:
+            continue
+        source = "\n" * (block.line - 1) + block.code
+        parts.append(f"exec(compile({source!r}, {str(page)!r}, 'exec'), globals())")
+    parts.append(EPILOGUE)
+    return "\n".join(parts)
+
+
+PAGES_WITH_CODE = [page for page in PAGES if python_blocks(page)]
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Writes a uint8 array as an IDX file, the format MNIST ships in."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(size).to_bytes(4, "big") for size in array.shape
+    )
+    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def small_mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset root holding ``MNIST/raw/``: the first images of the bundled subset."""
+    root = tmp_path_factory.mktemp("small_mnist")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    bundled = resources.files("galapagos_nao").joinpath("data", "mnist_subset.npz")
+    n_train, n_test = SMALL_MNIST
+    with bundled.open("rb") as handle, np.load(handle, allow_pickle=False) as arrays:
+        write_idx(raw / "train-images-idx3-ubyte", arrays["x_train"][:n_train])
+        write_idx(raw / "train-labels-idx1-ubyte", arrays["y_train"][:n_train])
+        write_idx(raw / "t10k-images-idx3-ubyte", arrays["x_test"][:n_test])
+        write_idx(raw / "t10k-labels-idx1-ubyte", arrays["y_test"][:n_test])
+    return root
+
+
+def test_the_small_mnist_loads_as_a_users_copy_would(small_mnist_root: Path):
+    task = datasets.mnist(small_mnist_root, download=False)
+    assert (task.n_train, task.n_test) == SMALL_MNIST
+    assert task.input_shape == (1, 28, 28) and set(task.y_train.tolist()) == set(range(10))
+
+
+def test_the_docs_have_python_examples_to_run():
+    assert len(PAGES_WITH_CODE) >= 8, [p.name for p in PAGES_WITH_CODE]
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_python_example_on_the_page_runs(
+    page: Path, tmp_path: Path, small_mnist_root: Path
+) -> None:
+    blocks = python_blocks(page)
+    script = tmp_path / "page.py"
+    script.write_text(page_script(page, blocks), encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    env.update(GN_HOME=str(tmp_path / "gn_home"), GN_DATA_DIR=str(small_mnist_root))
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env.pop("RAY_ADDRESS", None)  # a page that uses Ray starts a local one
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+    )
+    assert result.returncode == 0, (
+        f"a Python example in {page.relative_to(ROOT)} failed (the traceback names its line; "
+        f"outputs and transcripts belong in ```text blocks):\n{result.stderr[-6000:]}"
+    )
+
+
+def test_doctest_style_blocks_run_their_prompt_lines_only():
+    code = _code(">>> x = 1 + 1\n>>> x\n2\n>>> for i in range(2):\n...     x += i\n")
+    assert code.splitlines() == ["x = 1 + 1", "x", "", "for i in range(2):", "    x += i"]
+
+
+def _parameters_table() -> str:
+    spec = importlib.util.spec_from_file_location(
+        "parameters_table", ROOT / "tools" / "parameters_table.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.parameters_table()
+
+
+def test_parameters_page_has_the_table_the_settings_define():
+    page = (DOCS / "guide" / "parameters.md").read_text(encoding="utf-8")
+    assert _parameters_table() in page, (
+        "regenerate with: .venv/bin/python tools/parameters_table.py "
+        "(paste it below the marker in docs/guide/parameters.md)"
+    )
