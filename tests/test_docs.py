@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
+#: An output line that names an exception: the statement before it must raise it.
+ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Locked|Corrupt)):")
 NEEDS = re.compile(r"<!--\s*docs-test:\s*needs\s+([\w.]+)\s*-->\s*$")
 #: Run before a page's blocks: no download, figures drawn off screen.
 PROLOGUE = """
@@ -44,6 +47,15 @@ def _refuse_download(self):
     raise RuntimeError("docs examples never reach the network")
 
 torchvision.datasets.MNIST.download = _refuse_download
+
+def _expect_error(name, source, namespace):
+    try:
+        exec(compile(source, "<docs example>", "exec"), namespace)
+    except BaseException as error:
+        if name not in {cls.__name__ for cls in type(error).__mro__}:
+            raise
+        return
+    raise AssertionError(f"the docs show {name} from {source!r}, but nothing was raised")
 """
 #: Run after them: a continual run a page left going is stopped before the interpreter exits.
 EPILOGUE = """
@@ -82,15 +94,37 @@ def python_blocks(page: Path) -> list[Block]:
 
 
 def _code(body: str) -> str:
-    """The code of a block: as it is, or only the prompt lines of a doctest-style one."""
+    """The code of a block: as it is, or the statements of a doctest-style one.
+
+    In a ``>>>`` block, output lines become blank lines (so tracebacks keep the
+    page's line numbers) and are not compared, except that a statement whose
+    output names an exception (``ShapeError: ...``) must raise one of that name.
+    """
     lines = body.splitlines()
     if not any(line.startswith(">>>") for line in lines):
         return body
-    # Output lines become blank lines so that tracebacks keep the page's line numbers.
-    return "\n".join(
-        line[4:] if line.startswith((">>> ", "... ")) else "" if line not in (">>>", "...") else ""
-        for line in lines
-    )
+    code = [""] * len(lines)
+    index = 0
+    while index < len(lines):
+        if not lines[index].startswith(">>>"):
+            index += 1
+            continue
+        start, statement = index, [lines[index][4:]]
+        index += 1
+        while index < len(lines) and lines[index].startswith("..."):
+            statement.append(lines[index][4:])
+            index += 1
+        output = []
+        while index < len(lines) and not lines[index].startswith(">>>"):
+            output.append(lines[index])
+            index += 1
+        error = next((m.group(1) for m in map(ERROR_LINE.match, output) if m), None)
+        if error is None:
+            code[start : start + len(statement)] = statement
+        else:
+            source = "\n".join(statement)
+            code[start] = f"_expect_error({error.rsplit('.', 1)[-1]!r}, {source!r}, globals())"
+    return "\n".join(code)
 
 
 def page_script(page: Path, blocks: list[Block]) -> str:
@@ -170,6 +204,36 @@ def test_every_python_example_on_the_page_runs(
 def test_doctest_style_blocks_run_their_prompt_lines_only():
     code = _code(">>> x = 1 + 1\n>>> x\n2\n>>> for i in range(2):\n...     x += i\n")
     assert code.splitlines() == ["x = 1 + 1", "x", "", "for i in range(2):", "    x += i"]
+
+
+def test_a_doctest_statement_shown_raising_must_raise_that_error():
+    code = _code(">>> int('x')\nValueError: invalid literal\n>>> y = 2\n")
+    assert code.splitlines()[0].startswith("_expect_error('ValueError', ")
+    namespace: dict = {}
+    exec(PROLOGUE.split("import matplotlib", 1)[0] + _expect_error_source(), namespace)
+    exec(code, namespace)
+    assert namespace["y"] == 2
+    with pytest.raises(AssertionError, match="nothing was raised"):
+        exec(_code(">>> z = 1\nValueError: shown but not raised\n"), namespace)
+
+
+def _expect_error_source() -> str:
+    return "def _expect_error" + PROLOGUE.split("def _expect_error", 1)[1]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_test_builds_the_docs_with_warnings_as_errors(tmp_path: Path):
+    """``make -n test`` in a fresh copy (no .venv yet) installs the docs extra and builds."""
+    for name in ("Makefile", "pyproject.toml"):
+        (tmp_path / name).write_text((ROOT / name).read_text(encoding="utf-8"), encoding="utf-8")
+    commands = subprocess.run(
+        ["make", "-n", "test"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
+    assert "pip install --quiet -e '.[docs]'" in commands
+    build = commands.index("mkdocs build --strict")
+    assert build < commands.index("-m pytest")  # a broken site fails before the suite runs
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+    assert "site/" in ignored
 
 
 def _parameters_table() -> str:
