@@ -7,7 +7,7 @@ keeps per generation shows up quickly. After a warm-up (allocator pools,
 torch's kernels, the history and lineage windows filling up), the resident set
 is sampled after every generation; the figure is the slope of a least-squares
 line through those samples, in MiB per 1,000 generations. It prints one JSON
-object; the README's Performance section quotes it (target: at most 5 MiB).
+object; docs/guide/performance.md quotes it (target: at most 5 MiB).
 """
 
 from __future__ import annotations

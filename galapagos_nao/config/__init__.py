@@ -3,7 +3,7 @@
 - :mod:`~galapagos_nao.config.settings`: one frozen dataclass per section
   (:class:`SelectionSettings`, :class:`OrchestrationSettings`,
   :class:`EvolutionSettings`, :class:`TrainingSettings`), the one source of each
-  default, check and README line, and :class:`Settings`, all sections typed.
+  default, check and parameters-table line, and :class:`Settings`, all sections typed.
 - :mod:`~galapagos_nao.config.parameters`: the thread-safe :class:`Parameters`
   store (``gn.Parameters``) that checks with them.
 

@@ -4,7 +4,7 @@ Every check is ``(name, value) -> normalised value`` and raises ValueError
 naming ``name`` and the value. Numeric settings all have a ceiling as well as a
 floor (:func:`int_in`, :func:`positive_up_to`, ...): ``generation_size=10**9``
 or ``complexity_levels=10**8`` would wedge or exhaust the machine. A check's
-``range`` attribute is the text the README's parameters table shows.
+``range`` attribute is the text the docs' parameters table shows.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ MAX_GPUS = 64
 
 
 def ranged(check: Check, text: str) -> Check:
-    """Attaches ``text``, the range the README shows, to ``check``; returns ``check``."""
-    # The range shown in the README travels with the check that enforces it.
+    """Attaches ``text``, the range the docs show, to ``check``; returns ``check``."""
+    # The range shown in the docs travels with the check that enforces it.
     check.range = text  # type: ignore[attr-defined]
     return check
 

@@ -2,7 +2,7 @@
 
 Each section (``selection``, ``orchestration``, ``evolution``, ``training``) is a
 frozen, keyword-only dataclass. A field carries its default in the signature and,
-in its metadata, the check a new value must pass and the line the README's
+in its metadata, the check a new value must pass and the line the docs'
 parameters table shows (:func:`setting`). :class:`~galapagos_nao.config.parameters.Parameters`
 checks values with :meth:`Section.check`, takes its defaults from
 :meth:`Section.defaults`, and hands a generation a typed :class:`Settings` record.
@@ -67,14 +67,14 @@ _S = TypeVar("_S", bound="Section")
 
 
 def setting(default: Any, check: Check, doc: str) -> Any:
-    """A section field: its default, how a new value is checked, and its README line.
+    """A section field: its default, how a new value is checked, and its parameters-table line.
 
     Args:
         default: Value before any ``put``; lists and dicts are copied per instance.
         check: ``(name, value) -> normalised value``, raising ValueError naming ``name``;
-            its ``range`` attribute, if any, is the README's range (see
+            its ``range`` attribute, if any, is the range the docs show (see
             :func:`~galapagos_nao.config.setting_checks.ranged`).
-        doc: What the setting means, one line (the README's parameters table).
+        doc: What the setting means, one line (the docs' parameters table).
     """
     metadata = {"default": default, "check": check, "doc": doc}
     metadata["range"] = getattr(check, "range", "")
@@ -119,7 +119,7 @@ class Section:
 
     @classmethod
     def ranges(cls) -> dict[str, str]:
-        """Each setting's accepted range as the README shows it ('' where the doc says it)."""
+        """Each setting's accepted range as the docs show it ('' where the doc says it)."""
         return {f.name: f.metadata["range"] for f in fields(cls)}
 
     @classmethod
@@ -292,7 +292,7 @@ class TrainingSettings(Section):
         )
 
 
-#: Every section by name, in the order the README lists them.
+#: Every section by name, in the order the docs' parameters table lists them.
 SECTIONS: dict[str, type[Section]] = {
     section.NAME: section
     for section in (SelectionSettings, OrchestrationSettings, EvolutionSettings, TrainingSettings)

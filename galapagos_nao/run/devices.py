@@ -48,7 +48,7 @@ def plan_cpu_workers(
     which one thread runs no slower than two, while two candidates on two cores
     do twice the work; oversubscribing the cores only adds context switches and
     OpenMP spin-waits. ``make bench`` measures this choice against the
-    alternatives (see the README, "Performance"). The thread count is applied
+    alternatives (see docs/guide/performance.md). The thread count is applied
     inside each worker thread, since torch's intra-op setting is per thread.
     """
     cores = usable_cores()
