@@ -105,6 +105,14 @@ def test_own_tensors(tmp_path: Path):
     assert len(classes) == 3 and set(classes) <= {"0", "1", "2"}
 
 
+def test_image_genomes(tmp_path: Path):
+    out = run_example("image_genomes.py", tmp_path)
+    assert "refused: layers[1] ('conv2d'" in out and "place it before layer 0" in out
+    assert "<Run finished: generation 2/2" in out
+    cells = re.findall(r"cell \((\d), (\d)\): ([\d,]+) multiply-adds", out)
+    assert cells and all(int(flops.replace(",", "")) > 0 for _, _, flops in cells)
+
+
 def test_save_load_onnx(tmp_path: Path):
     skip_without_extra("save_load_onnx.py")
     out = run_example("save_load_onnx.py", tmp_path)
