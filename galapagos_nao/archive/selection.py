@@ -16,6 +16,7 @@ generation the archive's metrics and changes go to its :meth:`Selection.history`
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ class RunClaim(Protocol):
 
 __all__ = ["AddStatus", "Change", "Selection"]
 
+logger = logging.getLogger("galapagos_nao.archive.selection")
+
 
 class AddStatus(enum.IntEnum):
     """What :meth:`Selection.put` did."""
@@ -86,13 +89,14 @@ def _check_network(name: str, net: Any) -> Network:
     return net
 
 
-def _check_kept(name: str, net: Any) -> Network:
-    """A network the archive keeps: what a checkpoint could not write back is refused now."""
-    _check_network(name, net)
+def _storable(net: Network) -> bool:
+    """False, logging why, for a network a checkpoint could not read back: dropped, not raised."""
     try:
-        return check_record(net)
+        check_record(net)
     except ValueError as error:
-        raise ValueError(f"{name} {net.id!r}: {error}") from None
+        logger.warning("Selection: network %s is not kept: %s", net.id, error)
+        return False
+    return True
 
 
 def _cell_order(item: tuple[CellKey, Network]) -> tuple[int, ...]:
@@ -186,7 +190,7 @@ class Selection(Curated, Recorded, Viewable):
                 back (see :func:`~galapagos_nao.core.record_checks.check_record`).
         """
         check_cell("level", level)
-        _check_kept("net", net)
+        check_record(net, "net")
         if net.fitness is None:
             raise ValueError(
                 f"net {net.id!r} has no val_acc; use put_unevaluated() for untrained networks"
@@ -212,13 +216,11 @@ class Selection(Curated, Recorded, Viewable):
 
         Raises:
             ValueError: if ``net`` is neither a Network nor a valid genome, holds
-                what a checkpoint could not read back (a metric out of range, a
-                genome past the limits, weights that do not fit it: see
-                :func:`~galapagos_nao.core.record_checks.check_record`), or its
-                genome is vetoed (see :meth:`veto`).
+                what a checkpoint could not read back (see ``check_record``), or
+                its genome is vetoed (see :meth:`veto`).
         """
         record = net if isinstance(net, Network) else Network(net)  # type: ignore[arg-type]
-        _check_kept("net", record)
+        check_record(record, "net")
         with self._parameters.clock:
             with self._lock:
                 self._refuse_vetoed("net", record)
@@ -270,9 +272,9 @@ class Selection(Curated, Recorded, Viewable):
         """
         for level, net in elites.items():
             check_cell("level", level)
-            _check_kept(f"elites[{level}]", net)
+            check_record(net, f"elites[{level}]")
         for key, net in (queue or {}).items():
-            _check_kept(f"queue[{key}]", net)
+            check_record(net, f"queue[{key}]")
         with self._lock:
             self._elites = dict(elites)
             if curation is not None:
@@ -308,7 +310,8 @@ class Selection(Curated, Recorded, Viewable):
         """Re-buckets the elites with ``nets`` and keeps the fittest per cell.
 
         Args:
-            nets: Evaluated networks; unevaluated ones are ignored.
+            nets: Evaluated networks; unevaluated ones are ignored, and so are
+                ones a checkpoint could not read back (logged: an evaluator's bug).
             complexity_levels: Levels of the ``layers`` measure; overrides
                 ``settings`` and Parameters when given.
             consumed: Queue keys whose networks this generation has bred from;
@@ -320,7 +323,7 @@ class Selection(Curated, Recorded, Viewable):
             The cells whose elite changed to one of ``nets``.
         """
         newcomers = [_check_network(f"nets[{i}]", n) for i, n in enumerate(nets)]
-        newcomers = [n for n in newcomers if n.fitness is not None]
+        newcomers = [n for n in newcomers if n.fitness is not None and _storable(n)]
         names, levels, ranges = self._axes(complexity_levels, settings)
         with self._lock:
             # A vetoed genome never re-enters, even bred again or queued before the veto.

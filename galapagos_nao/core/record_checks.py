@@ -193,11 +193,13 @@ def _check_tensors(weights: Mapping[str, torch.Tensor]) -> None:
             raise ValueError(f"weights[{name!r}] is {tensor.layout}; files hold dense tensors")
 
 
-def check_record(net: Any) -> Network:
+def check_record(net: Any, name: str | None = None) -> Network:
     """Everything a reader checks, run on a record before it is written or kept.
 
     Args:
         net: The record.
+        name: What the caller calls it (``"net"``, ``"elites[3]"``); messages
+            then start with the name and the network's id.
 
     Returns:
         ``net``.
@@ -208,7 +210,16 @@ def check_record(net: Any) -> Network:
             would refuse; nothing has been written.
     """
     if not isinstance(net, Network):
-        raise ValueError(f"net must be a Network, got {describe(net)}")
+        raise ValueError(f"{name or 'net'} must be a Network, got {describe(net)}")
+    if name is None:
+        return _check_fields(net)
+    try:
+        return _check_fields(net)
+    except ValueError as error:
+        raise ValueError(f"{name} {describe(net.id)}: {error}") from None
+
+
+def _check_fields(net: Network) -> Network:
     check_id("id", net.id)
     if net.parent_id is not None:
         check_id("parent_id", net.parent_id)

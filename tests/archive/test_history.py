@@ -13,12 +13,14 @@ from galapagos_nao.example import seed_layers
 
 
 def net(n_layers: int, val_acc: float, n_params: int | None = None) -> Network:
-    return Network(
-        [("dense", [8, "relu"])] * n_layers,
-        val_acc=val_acc,
-        test_acc=val_acc - 0.1,
-        n_params=n_params,
-    )
+    fields = {"val_acc": val_acc, "test_acc": val_acc - 0.1}
+    if n_params is None:
+        return Network([("dense", [8, "relu"])] * n_layers, **fields)
+    # A real genome with exactly n_params (the archive checks the count): one-unit layers
+    # after an input of the remaining features, 2 classes.
+    shape = (n_params - 2 * n_layers - 3,)
+    layers = [("dense", [1, "relu"])] * n_layers
+    return Network(layers, input_shape=shape, n_classes=2, n_params=n_params, **fields)
 
 
 @pytest.fixture

@@ -14,7 +14,18 @@ def net(
     n_layers: int, val_acc: float = 0.5, units: int = 8, n_params: int | None = None
 ) -> Network:
     layers = [("dense", [units, "relu"])] * n_layers
-    return Network(layers, val_acc=val_acc, test_acc=val_acc, n_params=n_params)
+    if n_params is not None:  # a real genome with exactly that count: the archive checks it
+        return counted(n_layers, n_params, val_acc=val_acc, test_acc=val_acc)
+    return Network(layers, val_acc=val_acc, test_acc=val_acc)
+
+
+def counted(n_layers: int, n_params: int, **fields) -> Network:
+    """One-unit layers after an input of the remaining features, 2 classes: n_params in all."""
+    shape = (n_params - 2 * n_layers - 3,)  # (k + 1) + 2 per further layer + a 4-number head
+    layers = [("dense", [1, "relu"])] * n_layers
+    made = Network(layers, input_shape=shape, n_classes=2, n_params=n_params, **fields)
+    assert count_parameters(made.model()) == n_params
+    return made
 
 
 @pytest.fixture

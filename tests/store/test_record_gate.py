@@ -19,8 +19,11 @@ from typing import Any
 import pytest
 import torch
 
+import galapagos_nao as gn
 from galapagos_nao.archive.selection import Selection
+from galapagos_nao.core import datasets
 from galapagos_nao.core.network import Network, build
+from galapagos_nao.run.local import LocalEvaluator
 from galapagos_nao.store import codec, persistence
 from galapagos_nao.store.library import Library
 from galapagos_nao.store.persistence import CorruptFileError
@@ -199,3 +202,42 @@ def test_a_parameter_count_is_recomputed_not_trusted(crafter, tiny, tmp_path):
     with pytest.raises(ValueError, match=f"but the genome has {counted} trainable"):
         Selection().put(1, tiny(n_params=10**12, val_acc=0.99))
     assert codec.from_bytes(persistence.to_bytes(tiny(n_params=counted))).n_params == counted
+
+
+class LyingEvaluator:
+    """A real local evaluator whose results then claim impossible metrics (a buggy evaluator).
+
+    The first candidate of each generation claims ``val_acc`` 7.0, the second
+    ``"x"``, the third ``n_params`` 10**12.
+    """
+
+    def __init__(self) -> None:
+        self.inner = LocalEvaluator()
+        self.lies = 0
+
+    def evaluate(self, candidates, job):
+        for outcome in self.inner.evaluate(candidates, job):
+            net, index = outcome.network, outcome.candidate.index
+            if net is not None and index < 3:
+                lie = [{"val_acc": 7.0}, {"val_acc": "x"}, {"n_params": 10**12}][index]
+                outcome = dataclasses.replace(outcome, network=dataclasses.replace(net, **lie))
+                self.lies += 1
+            yield outcome
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_run_whose_evaluator_lies_keeps_running_and_no_lie_takes_a_cell(small_mnist, caplog):
+    task = datasets.subset(small_mnist, 300, 100, seed=0)
+    selection = Selection()
+    selection.parameters.put("training", {"epochs": 1})
+    evaluator = LyingEvaluator()
+    with caplog.at_level("WARNING", logger="galapagos_nao.archive.selection"):
+        run = gn.evolve(
+            [("dense", [8, "relu"])], 2, task, selection=selection, seed=1, evaluator=evaluator
+        )
+        elites = run.result(300).values()  # re-raises what would have killed the run
+    assert evaluator.lies >= 3
+    assert elites and all(0 <= net.val_acc <= 1 and net.n_params < 10**6 for net in elites)
+    assert "is not kept: val_acc must be a number in [0, 1], got 7.0" in caplog.text

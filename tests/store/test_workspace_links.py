@@ -7,6 +7,7 @@ These tests plant real links and check that nothing outside is touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -93,3 +94,51 @@ def test_a_symlinked_sqlite_side_file_is_refused(tmp_path, suffix):
     with sqlite3.connect(tmp_path / "w.db") as connection:
         assert connection.execute("PRAGMA quick_check").fetchone() == ("ok",)
     connection.close()
+
+
+#: Every name a workspace writes under, for the sweep below.
+NAMES = ("w.db", "w.db.lock", "w.db-wal", "w.db-shm", "w.db-journal", "w.db.exp.lock")
+
+
+def plant(folder: Path, name: str, kind: str, victim: Path) -> None:
+    """Puts a link of ``kind`` under ``name``, where a real file may have been."""
+    planted = folder / name
+    if planted.exists() or planted.is_symlink():
+        planted.unlink()
+    if kind == "hard link":
+        os.link(victim, planted)
+    else:
+        planted.symlink_to(victim if kind == "symlink" else folder.parent / "made-by-it")
+
+
+def use(path: Path, read_only: bool | None, experiment: str) -> None:
+    """What a session does with a workspace: open it, write an entry and a journal row, read."""
+    with Workspace(path, read_only=read_only, experiment=experiment) as store:
+        if not store.read_only:
+            store.append_journal([(1.0, 0, None, None, "evolve", {})])
+            store.put_library({})
+        store.journal_rows()
+
+
+def test_no_link_under_any_workspace_name_lets_a_write_escape(tmp_path):
+    """Each name x link kind x open mode: nothing outside the folder is created or changed."""
+    escapes, tried = [], 0
+    for name in NAMES:
+        for kind in ("symlink", "hard link", "dangling symlink"):
+            for read_only in (None, False, True):
+                root = tmp_path / f"{len(os.listdir(tmp_path))}"
+                root.mkdir()
+                victim = outside(root)
+                folder = root / "ws"
+                use(folder / "w.db", None, "exp")  # a real workspace with both experiments
+                use(folder / "w.db", None, "default")
+                plant(folder, name, kind, victim)
+                tried += 1
+                experiment = "exp" if name == "w.db.exp.lock" else "default"
+                with contextlib.suppress(WorkspaceError):  # refused, as it should be
+                    use(folder / "w.db", read_only, experiment)
+                outside_now = sorted(p.name for p in root.iterdir() if p.name != "ws")
+                if victim.read_bytes() != PRECIOUS or outside_now != ["elsewhere"]:
+                    escapes.append((name, kind, read_only))
+    assert tried == len(NAMES) * 3 * 3
+    assert escapes == []

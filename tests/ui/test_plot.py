@@ -30,8 +30,12 @@ if THIRD_MEASURE not in measures.measure_names():
 
 
 def net(n_layers: int, val_acc: float, n_params: int) -> Network:
+    # A real genome with exactly n_params (the archive checks the count): one-unit layers
+    # after an input of the remaining features, 2 classes.
+    shape = (n_params - 2 * n_layers - 3,)
+    layers = [("dense", [1, "relu"])] * n_layers
     return Network(
-        [("dense", [8, "relu"])] * n_layers, val_acc=val_acc, test_acc=val_acc, n_params=n_params
+        layers, input_shape=shape, n_classes=2, val_acc=val_acc, test_acc=val_acc, n_params=n_params
     )
 
 
@@ -59,7 +63,7 @@ def archive_of(kind: str, measure_names: list[str]) -> Selection:
     nets = {
         "empty": [],
         "one": [net(4, 0.7, 1000)],
-        "full": [net(1, 0.5, 10), net(2, 0.6, 1000), net(4, 0.7, 10), net(3, 0.8, 1000)],
+        "full": [net(1, 0.5, 12), net(2, 0.6, 1000), net(4, 0.7, 12), net(3, 0.8, 1000)],
     }[kind]
     selection.select(nets)
     return selection
@@ -100,7 +104,7 @@ def test_archive_bars_show_fitness_per_level():
 def test_history_renders_empty_and_filled():
     selection = archive_of("empty", ["layers"])
     assert_non_trivial(pixels(plot.history(selection)))
-    for generation, nets in enumerate([[net(1, 0.5, 10)], [net(4, 0.7, 10)], [net(4, 0.9, 10)]]):
+    for generation, nets in enumerate([[net(1, 0.5, 12)], [net(4, 0.7, 12)], [net(4, 0.9, 12)]]):
         changes = selection.select(nets)
         selection.record_generation(
             generation, changes, evaluated=1, failed=0, seconds=1.0 + generation
