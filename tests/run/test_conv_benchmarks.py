@@ -40,3 +40,31 @@ def test_the_conv_row_times_ours_and_the_plain_loop_on_the_same_network(
     assert "ours: through evolve" in table and "plain PyTorch loop" in table
     (target,) = targets({"conv": row})
     assert target["met"] == (row["overhead"] <= 0.10)
+
+
+def test_a_budgeted_quality_run_reports_every_level_s_elite_and_the_best(
+    tiny_task: datasets.Task,
+) -> None:
+    from benchmarks.quality import format_report, run_quality, targets
+
+    figures = run_quality(
+        tiny_task,
+        "conv",
+        0.05,
+        levels=2,
+        run_seed=4,
+        overrides={"orchestration": {"generation_size": 2}},
+    )
+    assert figures["generations"] >= 1 and figures["candidates"] >= 2
+    assert figures["seconds"] < 60  # the budget stops a continual run
+    levels = [row["level"] for row in figures["elites"]]
+    assert levels and set(levels) <= {1, 2}
+    best = figures["best"]
+    assert best["val_acc"] == max(row["val_acc"] for row in figures["elites"])
+    figures.update(task="tiny", machine="test", load_start="0", load_end="0", training="t")
+    text = format_report(figures, 2)
+    assert f"test_acc {best['test_acc']:.4f}" in text
+    assert [met for _, met, _ in targets(figures, 2)] == [
+        best["test_acc"] >= 0.99,
+        len(levels) == 2 and min(r["test_acc"] for r in figures["elites"]) >= 0.98,
+    ]
