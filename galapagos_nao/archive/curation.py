@@ -32,6 +32,7 @@ from galapagos_nao.archive.curation_state import (
     CurationState,
     GenomeKey,
     Vetoed,
+    beats,
     check_cell,
     rank,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "Curation",
     "CurationState",
     "Vetoed",
+    "beats",
     "check_cell",
     "choose_elites",
     "rank",
@@ -114,8 +116,11 @@ def choose_elites(
 ) -> tuple[dict[Any, Network], list[HeldBack]]:
     """The fittest network per cell, pinned cells keeping their elite.
 
+    Of equally fit networks the smallest wins (see :func:`beats`); of equally
+    fit and equally large ones, the first in ``pool``.
+
     Args:
-        pool: Incumbents first (they win ties), then newcomers.
+        pool: Incumbents first (they win ties of fitness and size), then newcomers.
         cells: The cell of each network of ``pool``.
         old: The elites before this selection, by cell.
         pins: Pinned cells.
@@ -131,12 +136,12 @@ def choose_elites(
     for net, cell in zip(pool, cells, strict=True):
         if id(net) in pinned_ids:
             continue  # a pinned elite stays where it is, even if re-binning moved it
-        if cell not in best or rank(net) > rank(best[cell]):
+        if cell not in best or beats(net, best[cell]):
             best[cell] = net
     held_back = []
     for cell, elite in sorted(pinned.items(), key=lambda item: _order(item[0])):
         rival = best.get(cell)
-        if rival is not None and id(rival) not in incumbents and rank(rival) > rank(elite):
+        if rival is not None and id(rival) not in incumbents and beats(rival, elite):
             held_back.append(HeldBack(cell, elite.id, elite.fitness, rival.id, rival.fitness))
         best[cell] = elite
     return best, held_back

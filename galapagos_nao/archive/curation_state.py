@@ -17,7 +17,7 @@ from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.network import Network, fitness_or
 from galapagos_nao.core.typing import CellKey, Layer
 
-__all__ = ["CurationState", "GenomeKey", "Vetoed", "check_cell", "rank"]
+__all__ = ["CurationState", "GenomeKey", "Vetoed", "beats", "check_cell", "rank", "size"]
 
 #: A genome in the hashable form the veto list compares (``Network.layers``).
 GenomeKey = tuple[Layer, ...]
@@ -26,6 +26,24 @@ GenomeKey = tuple[Layer, ...]
 def rank(net: Network) -> float:
     """What cells compare; an unevaluated network loses to any evaluated one."""
     return fitness_or(net, float("-inf"))
+
+
+def size(net: Network) -> tuple[float, float]:
+    """How large a network is, as cells break ties: its layers, then its parameters."""
+    # An untrained record has no count yet: it ranks as the largest of its length.
+    return float(net.complexity), math.inf if net.n_params is None else float(net.n_params)
+
+
+def beats(challenger: Network, holder: Network) -> bool:
+    """Whether ``challenger`` takes ``holder``'s cell.
+
+    It must be fitter, or as fit and smaller (fewer layers, then fewer
+    parameters): on small validation sets accuracies tie often, and letting the
+    smaller network win a tie is what keeps elites from growing without need.
+    As fit and as large, the holder stays.
+    """
+    ours, theirs = rank(challenger), rank(holder)
+    return ours > theirs or (ours == theirs and size(challenger) < size(holder))
 
 
 def check_cell(name: str, cell: Any) -> CellKey:

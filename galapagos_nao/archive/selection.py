@@ -1,11 +1,13 @@
 """The archive: MAP-Elites along complexity, and the queue of unevaluated networks.
 
 Cutoffs split ``[0, max complexity]`` into ``complexity_levels`` equal intervals
-(4 layers, 2 levels → ``[2, 4]``); a network belongs to the first level (1-based)
-whose cutoff is ≥ its complexity and becomes that level's elite when its fitness
-(validation accuracy) is higher. Each :meth:`Selection.select` re-buckets the
-current elites together with the newcomers, so a change of ``complexity_levels``
-or of the complexity range keeps every elite that still wins its level.
+(4 layers, 2 levels → ``[2, 4]``), the max capped at ``evolution.max_layers``
+(16 by default; children are never bred past it); a network belongs to the first
+level (1-based) whose cutoff is ≥ its complexity and becomes that level's elite
+when its fitness (validation accuracy) is higher, or equal and its network smaller.
+Each :meth:`Selection.select` re-buckets the current elites together with the
+newcomers, so a change of ``complexity_levels`` or of the complexity range keeps
+every elite that still wins its level.
 
 The axes are the behaviour measures named in Parameters (``selection.measures``,
 ``["layers"]`` by default: the seed's complexity; see :mod:`~galapagos_nao.core.measures`).
@@ -26,6 +28,7 @@ from galapagos_nao.archive.curation import (
     Curated,
     Curation,
     CurationState,
+    beats,
     check_cell,
     choose_elites,
     rank,
@@ -36,7 +39,7 @@ from galapagos_nao.archive.history import (
 )
 from galapagos_nao.archive.recording import Recorded
 from galapagos_nao.config.parameters import Parameters
-from galapagos_nao.config.settings import SelectionSettings
+from galapagos_nao.config.settings import Settings
 from galapagos_nao.core import measures
 from galapagos_nao.core.bindings import Viewable
 from galapagos_nao.core.checks import check_int, describe
@@ -63,7 +66,7 @@ logger = logging.getLogger("galapagos_nao.archive.selection")
 class AddStatus(enum.IntEnum):
     """What :meth:`Selection.put` did."""
 
-    NOT_ADDED = 0  #: the level's elite is at least as fit
+    NOT_ADDED = 0  #: the level's elite is fitter, or as fit and no larger
     IMPROVE_EXISTING = 1  #: replaced a less fit elite
     NEW = 2  #: filled an empty level
 
@@ -182,7 +185,10 @@ class Selection(Curated, Recorded, Viewable):
     # -- writing -------------------------------------------------------------
 
     def put(self, level: CellKey, net: Network) -> AddStatus:
-        """Makes ``net`` the elite of ``level`` if it is fitter than the current one.
+        """Makes ``net`` the elite of ``level`` if it beats the current one.
+
+        It beats it by being fitter, or as fit and smaller (fewer layers, then
+        fewer parameters).
 
         Raises:
             ValueError: if ``level`` is not an int ≥ 1 (or a tuple of them) or
@@ -199,7 +205,7 @@ class Selection(Curated, Recorded, Viewable):
             with self._lock:
                 self._refuse_vetoed("net", net)
                 old = self._elites.get(level)
-                if old is not None and rank(old) >= rank(net):
+                if old is not None and not beats(net, old):
                     return AddStatus.NOT_ADDED
                 self._elites[level] = net
             self.listeners.notify("put", {"level": level, "net": net})
@@ -287,9 +293,15 @@ class Selection(Curated, Recorded, Viewable):
     # -- the generation's view -------------------------------------------------
 
     def cutoffs(self, nets: Iterable[Network], complexity_levels: int | None = None) -> list[float]:
-        """The seed's cutoffs: ``max complexity * i / levels`` for ``i`` in ``1..levels``."""
+        """The seed's cutoffs: ``max complexity * i / levels`` for ``i`` in ``1..levels``.
+
+        The max is capped at ``evolution.max_layers`` (None: no cap), as :meth:`select` caps it.
+        """
         levels = self._levels(complexity_levels)
-        maximum = max((net.complexity for net in nets), default=0)
+        maximum = float(max((net.complexity for net in nets), default=0))
+        cap = self._parameters.get("evolution", "max_layers")
+        if cap is not None:
+            maximum = min(maximum, float(cap))
         return [maximum * i / levels for i in range(1, levels + 1)]
 
     def level_of(self, net: Network, cutoffs: Sequence[float]) -> int:
@@ -305,7 +317,7 @@ class Selection(Curated, Recorded, Viewable):
         *,
         complexity_levels: int | None = None,
         consumed: Iterable[int] = (),
-        settings: SelectionSettings | None = None,
+        settings: Settings | None = None,
     ) -> list[Change]:
         """Re-buckets the elites with ``nets`` and keeps the fittest per cell.
 
@@ -316,21 +328,22 @@ class Selection(Curated, Recorded, Viewable):
                 ``settings`` and Parameters when given.
             consumed: Queue keys whose networks this generation has bred from;
                 they leave the queue.
-            settings: The ``selection`` section to use (a run passes its
-                generation's); read from Parameters when None.
+            settings: The settings to use (a run passes its generation's):
+                the ``selection`` section, and ``evolution.max_layers``, which
+                caps the ``layers`` axis; read from Parameters when None.
 
         Returns:
             The cells whose elite changed to one of ``nets``.
         """
         newcomers = [_check_network(f"nets[{i}]", n) for i, n in enumerate(nets)]
         newcomers = [n for n in newcomers if n.fitness is not None and _storable(n)]
-        names, levels, ranges = self._axes(complexity_levels, settings)
+        names, levels, ranges, caps = self._axes(complexity_levels, settings)
         with self._lock:
             # A vetoed genome never re-enters, even bred again or queued before the veto.
             newcomers = [n for n in newcomers if not self._curation.is_vetoed(n)]
             old = dict(self._elites)
-            pool = [*old.values(), *newcomers]  # incumbents first: they win ties
-            grid, cells = measures.bin_networks(pool, names, levels, ranges)
+            pool = [*old.values(), *newcomers]  # incumbents first: they win full ties
+            grid, cells = measures.bin_networks(pool, names, levels, ranges, caps)
             best, held_back = choose_elites(pool, cells, old, self._curation.pins)
             self._held_back.extend(held_back)
             self._elites = _sorted_cells(best)
@@ -350,31 +363,41 @@ class Selection(Curated, Recorded, Viewable):
         return check_int("complexity_levels", complexity_levels, minimum=1)
 
     def _axes(
-        self, complexity_levels: int | None, settings: SelectionSettings | None = None
-    ) -> tuple[list[str], tuple[int, ...], dict[str, list[float]]]:
-        """The measure names, the levels and fixed ranges of each, from one read of the settings."""
+        self, complexity_levels: int | None, settings: Settings | None = None
+    ) -> tuple[list[str], tuple[int, ...], dict[str, list[float]], dict[str, float]]:
+        """The measure names, their levels, fixed ranges and caps, from one read of the settings."""
         if settings is None:
-            settings = SelectionSettings.from_mapping(self._parameters.get(self))
+            settings = self._parameters.settings()
+        selecting = settings.selection
         chosen = {
             measures.LEVELS_SETTING: self._levels(
-                settings.complexity_levels if complexity_levels is None else complexity_levels
+                selecting.complexity_levels if complexity_levels is None else complexity_levels
             ),
-            "measure_levels": settings.measure_levels,
-            "measure_ranges": settings.measure_ranges,
+            "measure_levels": selecting.measure_levels,
+            "measure_ranges": selecting.measure_ranges,
         }
-        names = list(settings.measures)
-        return names, measures.resolve_levels(names, chosen), measures.resolve_ranges(names, chosen)
+        names = list(selecting.measures)
+        # Children never grow past max_layers, so neither does the complexity axis.
+        cap = settings.evolution.max_layers
+        caps = {} if cap is None else {"layers": float(cap)}
+        return (
+            names,
+            measures.resolve_levels(names, chosen),
+            measures.resolve_ranges(names, chosen),
+            caps,
+        )
 
     def grid(self) -> Grid:
         """The cells as the last selection drew them (measures, levels, edges).
 
         Before any selection, the grid the current settings draw over the elites.
         """
-        names, levels, ranges = self._axes(None)
+        names, levels, ranges, caps = self._axes(None)
         with self._lock:
             if self._grid is not None:
                 return self._grid
-            return measures.bin_networks(list(self._elites.values()), names, levels, ranges)[0]
+            elites = list(self._elites.values())
+            return measures.bin_networks(elites, names, levels, ranges, caps)[0]
 
     # -- run ownership -------------------------------------------------------
 

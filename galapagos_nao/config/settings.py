@@ -51,6 +51,7 @@ from galapagos_nao.core.measures import (
 from galapagos_nao.core.training import TrainSettings
 
 __all__ = [
+    "DEFAULT_MAX_LAYERS",
     "check_device_available",
     "SECTIONS",
     "EvolutionSettings",
@@ -64,6 +65,12 @@ __all__ = [
 ]
 
 _S = TypeVar("_S", bound="Section")
+
+#: Default ``evolution.max_layers``: without a ceiling a continual run's genomes
+#: grow without bound (elites of 3 to 422 layers after 1,000 generations of a
+#: small task), each generation slower than the last; 16 leaves room above the
+#: starting genomes (the seed's has 8 layers, the seed CNN 5). docs/guide/growth.md.
+DEFAULT_MAX_LAYERS = 16
 
 
 def setting(default: Any, check: Check, doc: str) -> Any:
@@ -231,7 +238,9 @@ class EvolutionSettings(Section):
         True, boolean, "children start from their parent's trained weights"
     )
     max_layers: int | None = setting(
-        None, optional_max_layers, "most layers a child may have (None: no limit)"
+        DEFAULT_MAX_LAYERS,
+        optional_max_layers,
+        "most layers a child may have; also the top of the complexity axis (None: no limit)",
     )
     forbid: list[str] = setting([], forbidden_names, "layer types and activations no child may use")
 

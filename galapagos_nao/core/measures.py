@@ -10,7 +10,9 @@ Built in:
 
 - ``layers``: the seed's complexity (number of layers); edges
   ``max * i / levels`` over ``[0, max]`` (4 layers, 2 levels → ``[2, 4]``);
-  its levels are the seed's ``complexity_levels`` setting.
+  its levels are the seed's ``complexity_levels`` setting. The archive caps
+  ``max`` at ``evolution.max_layers`` (see ``caps`` of :func:`bin_networks`),
+  so the grid stops stretching where children stop growing.
 - ``params``: trainable parameter count; log-spaced edges, because sizes spread
   over orders of magnitude: between fixed bounds set in ``measure_ranges``
   (MNIST defaults), or between the pool's smallest and largest count when the
@@ -331,6 +333,7 @@ def bin_networks(
     names: Sequence[str],
     levels: Sequence[int],
     ranges: Mapping[str, Sequence[float]] | None = None,
+    caps: Mapping[str, float] | None = None,
 ) -> tuple[Grid, list[CellKey]]:
     """Draws the grid from ``nets`` and places each of them in a cell.
 
@@ -341,6 +344,10 @@ def bin_networks(
         ranges: Fixed ``[low, high]`` per measure name: its edges split that
             range (as they would a pool holding just ``low`` and ``high``)
             instead of the pool's; values outside fall in the end levels.
+        caps: Most a measure's edges may reach, per measure name: its pool's
+            values are clipped to the cap before its edges are drawn, so the
+            grid follows the pool up to the cap and no further; larger values
+            fall in the last level.
 
     Returns:
         The grid, and the cell of each net in order.
@@ -348,8 +355,15 @@ def bin_networks(
     chosen = [measure(name) for name in names]
     values = [[m.value(net) for m in chosen] for net in nets]
     ranges = ranges or {}
+    caps = caps or {}
+
+    def pool(axis: int, name: str) -> list[float]:
+        column = [row[axis] for row in values]
+        cap = caps.get(name)
+        return column if cap is None else [min(value, cap) for value in column]
+
     edges = tuple(
-        tuple(m.edges(list(ranges.get(m.name, [row[axis] for row in values])), count))
+        tuple(m.edges(list(ranges.get(m.name, pool(axis, m.name))), count))
         for axis, (m, count) in enumerate(zip(chosen, levels, strict=True))
     )
     grid = Grid(tuple(names), tuple(levels), edges)

@@ -362,7 +362,7 @@ class Run(Viewable):
                 # Queued networks that already carry metrics compete as they are.
                 pool = [o.network for o in outcomes if o.network is not None]
                 pool += [n for n in queued.values() if n.fitness is not None]
-                changes = self.selection.select(pool, settings=settings.selection, consumed=queued)
+                changes = self.selection.select(pool, settings=settings, consumed=queued)
         if failed_entirely:
             self._retry_after_failed_generation(generation, outcomes, settings)
             return  # not selected: the parents and the queue stay for the next try

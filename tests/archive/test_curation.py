@@ -7,6 +7,7 @@ import pytest
 
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.config.settings import DEFAULT_MAX_LAYERS
 from galapagos_nao.core import evolution
 from galapagos_nao.core.network import Network
 from galapagos_nao.run.generation import breed, parent_order
@@ -146,7 +147,7 @@ def test_constraints_are_checked_as_settings():
         settings.put("evolution", {"max_layers": 0})
     assert (
         settings.get("evolution", "forbid") == []
-        and settings.get("evolution", "max_layers") is None
+        and settings.get("evolution", "max_layers") == DEFAULT_MAX_LAYERS
     )
 
 

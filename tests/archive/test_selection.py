@@ -45,6 +45,54 @@ def test_ties_keep_the_incumbent(selection):
     assert selection.elites() == {2: incumbent}  # max complexity 4: cutoffs [2, 4]
 
 
+def test_ties_go_to_the_smaller_network(selection):
+    incumbent = net(4, 0.7)
+    selection.select([incumbent])
+    smaller = net(3, 0.7)  # same level: max complexity 4, cutoffs [2, 4]
+    changes = selection.select([smaller])
+    assert selection.elites() == {2: smaller}
+    assert [(c.level, c.old, c.new) for c in changes] == [(2, incumbent, smaller)]
+    assert selection.select([net(4, 0.7)]) == []  # a larger twin in fitness stays out
+
+
+def test_among_newcomers_a_tie_goes_to_the_smaller_whatever_the_order(selection):
+    for order in (1, -1):
+        selection.clear()
+        large, small = net(4, 0.7), net(3, 0.7)
+        selection.select([large, small][::order])
+        assert selection.elites()[2] is small
+
+
+def test_ties_of_equal_length_go_to_fewer_parameters(selection):
+    wide = Network([("dense", [64, "relu"])] * 2, val_acc=0.7, n_params=5000)
+    narrow = Network([("dense", [8, "relu"])] * 2, val_acc=0.7, n_params=300)
+    selection.select([wide])
+    selection.select([narrow])
+    assert selection.get(2) is narrow
+    assert selection.put(2, wide) is AddStatus.NOT_ADDED
+
+
+def test_put_lets_a_smaller_network_of_equal_fitness_in(selection):
+    assert selection.put(1, net(4, 0.7)) is AddStatus.NEW
+    assert selection.put(1, net(4, 0.7)) is AddStatus.NOT_ADDED
+    smaller = net(2, 0.7)
+    assert selection.put(1, smaller) is AddStatus.IMPROVE_EXISTING
+    assert selection.get(1) is smaller
+
+
+def test_cutoffs_stop_at_max_layers(selection):
+    selection.parameters.put("evolution", {"max_layers": 8})
+    assert selection.cutoffs([net(20), net(2)]) == [4, 8]
+    small, large = net(5, 0.6), net(20, 0.7)  # large was queued by hand, over the range
+    selection.select([small, large])
+    assert selection.grid().edges == ((4.0, 8.0),)
+    assert selection.elites() == {2: large}  # over the top: the last level, beside small
+    selection.parameters.put("evolution", {"max_layers": None})  # no range: the seed's cutoffs
+    assert selection.cutoffs([net(20), net(2)]) == [10, 20]
+    selection.select([small])
+    assert selection.elites() == {1: small, 2: large}
+
+
 def test_put_unevaluated_lands_at_a_negative_key_until_its_generation(selection):
     queued = Network([("dense", [4, "relu"])])
     key = selection.put_unevaluated(queued)
@@ -132,7 +180,7 @@ def test_restore_replaces_the_archive(selection):
 
 
 def test_select_uses_the_settings_it_is_given_over_live_parameters(selection):
-    settings = selection.parameters.settings().selection
+    settings = selection.parameters.settings()
     selection.parameters.put(selection, {"measures": ["layers", "params"], "complexity_levels": 4})
     selection.select([net(1, 0.5), net(4, 0.6)], settings=settings)
     assert set(selection.elites()) == {1, 2}  # the snapshot's one measure, two levels
