@@ -53,6 +53,7 @@ ORDER: tuple[str, ...] = (
     "config.parameters",
     "config",
     # archive: the archive and what it remembers
+    "archive.axes",
     "archive.history",
     "archive.curation_state",
     "archive.curation",

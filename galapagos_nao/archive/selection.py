@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from galapagos_nao.archive.axes import Axes, seed_cutoffs
 from galapagos_nao.archive.curation import (
     Curated,
     Curation,
@@ -40,7 +41,6 @@ from galapagos_nao.archive.history import (
 from galapagos_nao.archive.recording import Recorded
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.config.settings import Settings
-from galapagos_nao.core import measures
 from galapagos_nao.core.bindings import Viewable
 from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.listeners import Listeners
@@ -297,12 +297,9 @@ class Selection(Curated, Recorded, Viewable):
 
         The max is capped at ``evolution.max_layers`` (None: no cap), as :meth:`select` caps it.
         """
-        levels = self._levels(complexity_levels)
-        maximum = float(max((net.complexity for net in nets), default=0))
+        complexities = (net.complexity for net in nets)
         cap = self._parameters.get("evolution", "max_layers")
-        if cap is not None:
-            maximum = min(maximum, float(cap))
-        return [maximum * i / levels for i in range(1, levels + 1)]
+        return seed_cutoffs(complexities, self._levels(complexity_levels), cap)
 
     def level_of(self, net: Network, cutoffs: Sequence[float]) -> int:
         """The first level (1-based) whose cutoff is ≥ the net's complexity."""
@@ -337,13 +334,15 @@ class Selection(Curated, Recorded, Viewable):
         """
         newcomers = [_check_network(f"nets[{i}]", n) for i, n in enumerate(nets)]
         newcomers = [n for n in newcomers if n.fitness is not None and _storable(n)]
-        names, levels, ranges, caps = self._axes(complexity_levels, settings)
+        axes = Axes.read(
+            self._parameters.settings() if settings is None else settings, complexity_levels
+        )
         with self._lock:
             # A vetoed genome never re-enters, even bred again or queued before the veto.
             newcomers = [n for n in newcomers if not self._curation.is_vetoed(n)]
             old = dict(self._elites)
             pool = [*old.values(), *newcomers]  # incumbents first: they win full ties
-            grid, cells = measures.bin_networks(pool, names, levels, ranges, caps)
+            grid, cells = axes.bin(pool)
             best, held_back = choose_elites(pool, cells, old, self._curation.pins)
             self._held_back.extend(held_back)
             self._elites = _sorted_cells(best)
@@ -362,42 +361,16 @@ class Selection(Curated, Recorded, Viewable):
             return int(self._parameters.get(self, "complexity_levels"))
         return check_int("complexity_levels", complexity_levels, minimum=1)
 
-    def _axes(
-        self, complexity_levels: int | None, settings: Settings | None = None
-    ) -> tuple[list[str], tuple[int, ...], dict[str, list[float]], dict[str, float]]:
-        """The measure names, their levels, fixed ranges and caps, from one read of the settings."""
-        if settings is None:
-            settings = self._parameters.settings()
-        selecting = settings.selection
-        chosen = {
-            measures.LEVELS_SETTING: self._levels(
-                selecting.complexity_levels if complexity_levels is None else complexity_levels
-            ),
-            "measure_levels": selecting.measure_levels,
-            "measure_ranges": selecting.measure_ranges,
-        }
-        names = list(selecting.measures)
-        # Children never grow past max_layers, so neither does the complexity axis.
-        cap = settings.evolution.max_layers
-        caps = {} if cap is None else {"layers": float(cap)}
-        return (
-            names,
-            measures.resolve_levels(names, chosen),
-            measures.resolve_ranges(names, chosen),
-            caps,
-        )
-
     def grid(self) -> Grid:
         """The cells as the last selection drew them (measures, levels, edges).
 
         Before any selection, the grid the current settings draw over the elites.
         """
-        names, levels, ranges, caps = self._axes(None)
+        axes = Axes.read(self._parameters.settings())
         with self._lock:
             if self._grid is not None:
                 return self._grid
-            elites = list(self._elites.values())
-            return measures.bin_networks(elites, names, levels, ranges, caps)[0]
+            return axes.bin(list(self._elites.values()))[0]
 
     # -- run ownership -------------------------------------------------------
 

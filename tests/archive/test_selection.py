@@ -4,7 +4,7 @@ import pytest
 
 from galapagos_nao.archive.selection import AddStatus, Selection
 from galapagos_nao.config.parameters import Parameters
-from galapagos_nao.core.network import Network
+from galapagos_nao.core.network import Network, build, count_parameters
 
 
 def net(n_layers: int, val_acc: float | None = 0.5) -> Network:
@@ -64,8 +64,12 @@ def test_among_newcomers_a_tie_goes_to_the_smaller_whatever_the_order(selection)
 
 
 def test_ties_of_equal_length_go_to_fewer_parameters(selection):
-    wide = Network([("dense", [64, "relu"])] * 2, val_acc=0.7, n_params=5000)
-    narrow = Network([("dense", [8, "relu"])] * 2, val_acc=0.7, n_params=300)
+    def trained(units: int) -> Network:
+        layers = [("dense", [units, "relu"])] * 2
+        n_params = count_parameters(build(layers, (4,), 2))
+        return Network(layers, (4,), 2, val_acc=0.7, n_params=n_params)
+
+    wide, narrow = trained(64), trained(8)
     selection.select([wide])
     selection.select([narrow])
     assert selection.get(2) is narrow
