@@ -135,6 +135,8 @@ class ResumePoint:
             WorkspaceCorrupt: naming the file and the damaged entries.
         """
         checkpoint = into.checkpoint()
+        if checkpoint is None and into.damaged_checkpoints():
+            raise WorkspaceCorrupt("; ".join(into.damaged_checkpoints()))
         if checkpoint is None:
             raise ValueError(
                 f"resume: {into.path} holds no run with a completed generation to resume"

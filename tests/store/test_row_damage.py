@@ -27,7 +27,7 @@ from galapagos_nao.run.checkpoint import ResumePoint
 from galapagos_nao.store import persistence
 from galapagos_nao.store.journal import Journal
 from galapagos_nao.store.library import Library
-from galapagos_nao.store.workspace import Workspace, WorkspaceCorrupt
+from galapagos_nao.store.workspace import Workspace, WorkspaceCorrupt, WorkspaceError
 from galapagos_nao.store.workspace.row_digest import DIGESTED_TABLES, row_digest, seal_rows
 
 LAYERS = [("dense", [4, "relu"])]
@@ -298,3 +298,59 @@ def test_evolve_refuses_a_seed_no_checkpoint_can_hold_up_front(small_mnist, seed
     assert selection.run is None and len(selection) == 0  # nothing started, nothing queued
     with pytest.raises(ValueError, match="seed must be"):  # the setting says the same
         optional_seed("seed", seed)
+
+
+#: Values a damaged or hand-edited cell of any column may hold.
+HOSTILE_CELLS: list[Any] = ["{", "[1]", "null", "x", b"\x00\xff", -1, 2**63 - 1, 1.5, None]
+#: Every column a session reads back, by table.
+READ_COLUMNS = {
+    **DIGESTED_TABLES,
+    "runs": ("started", "seed", "experiment"),
+    "cells": ("kind", "cell", "network_id"),
+    "library": ("id", "added", "blob"),
+    "networks": ("id", "blob"),
+    "meta": ("value",),
+}
+
+
+def read_everything(path: Path) -> None:
+    """What sessions, resumes and watchers read from a workspace."""
+    with Workspace(path, read_only=True) as view:
+        view.journal_rows()
+        view.runs()
+        view.history()
+        view.summary()
+        view.load_library()
+        view.checkpoint()
+        ResumePoint.read(view, None)
+
+
+def test_no_tampered_value_raises_anything_but_workspace_corrupt(tmp_path):
+    """Each column x hostile value, as written and re-sealed: damage, never a raw error."""
+    original = written(tmp_path / "w.db")
+    with Workspace(original) as store:
+        Library(workspace=store).put(network(0.5))
+    raw, tried = [], 0
+    for table, columns in READ_COLUMNS.items():
+        for column in columns:
+            for value in HOSTILE_CELLS:
+                for resealed in (False, True) if table in DIGESTED_TABLES else (False,):
+                    path = tmp_path / f"case{tried}.db"
+                    path.write_bytes(original.read_bytes())
+                    try:
+                        tamper(path, f"UPDATE {table} SET {column} = ?", value)
+                    except sqlite3.IntegrityError:
+                        continue  # NOT NULL or a key: SQLite itself keeps it out
+                    if resealed:
+                        reseal(path, table)
+                    tried += 1
+                    try:
+                        read_everything(path)
+                    except WorkspaceCorrupt:
+                        pass
+                    except WorkspaceError as error:  # the library's own word, not a raw error
+                        assert "newer galapagos_nao" in str(error), error
+                    except Exception as error:  # noqa: BLE001 - what the test counts
+                        raw.append(f"{table}.{column}={value!r} sealed={resealed}: {error!r}")
+    assert tried > 200
+    assert raw == [], "\n".join(raw)

@@ -296,6 +296,26 @@ class RunTables(WorkspaceConnection):
             curation_state,
         )
 
+    def damaged_checkpoints(self) -> list[str]:
+        """Why each checkpoint of any experiment does not read back.
+
+        One whose run row changed (its id or experiment) is missing from
+        :meth:`runs`: this names it as damage on disk, not as "no run".
+        """
+        with self._reading("checkpoints") as connection:
+            if not has_column(connection, "checkpoints", DIGEST_COLUMN):
+                return []
+            rows = connection.execute(f"SELECT run_id, {DIGEST_COLUMN} FROM checkpoints").fetchall()
+            found = []
+            for run_id, digest in rows:
+                values = checkpoint_values(connection, run_id) or []
+                problem = row_problem("checkpoints", values, digest)
+                if problem is None and values[-4] is None:  # runs.started is NOT NULL
+                    problem = "damaged on disk: its run is missing"
+                if problem is not None:
+                    found.append(f"{self.path}: checkpoint of run {describe(run_id)} is {problem}")
+        return found
+
     def _cell_networks(
         self, cells: list[tuple[str, str, str]]
     ) -> tuple[dict[Any, Network], dict[int, Network], list[str]]:
@@ -309,9 +329,9 @@ class RunTables(WorkspaceConnection):
                     row = connection.execute(
                         "SELECT blob FROM networks WHERE id = ?", (net_id,)
                     ).fetchone()
-                if row is None:
+                if row is None or not isinstance(row[0], bytes):
                     raise CorruptFileError(f"{source}: missing")
-                net = from_bytes(bytes(row[0]), source)
+                net = from_bytes(row[0], source)
                 if net.id != net_id:
                     raise CorruptFileError(f"{source}: holds network {net.id}, not {net_id}")
             except CorruptFileError as error:

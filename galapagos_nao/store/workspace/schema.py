@@ -164,10 +164,15 @@ def check_schema(connection: sqlite3.Connection, path: Path) -> None:
         row = None  # a file that was never a workspace, or a fresh one seen read-only
     except sqlite3.DatabaseError as error:
         raise WorkspaceCorrupt(f"{path}: damaged ({error})") from None
-    if row is not None and int(row[0]) > SCHEMA_VERSION:
+    if row is None:
+        return
+    version = row[0]
+    if not isinstance(version, (str, int)) or not str(version).isdigit():
+        raise WorkspaceCorrupt(f"{path}: damaged on disk: schema_version is {version!r}")
+    if int(version) > SCHEMA_VERSION:
         raise WorkspaceError(
             f"{path}: written by a newer galapagos_nao "
-            f"(schema {row[0]}, this one reads {SCHEMA_VERSION})"
+            f"(schema {version}, this one reads {SCHEMA_VERSION})"
         )
 
 

@@ -85,10 +85,13 @@ class Workspace(RunTables, JournalTable, SummaryTables, ExperimentTables):
             source = f"{self.path} (library entry {net_id})"
             try:
                 with self._reading(f"library entry {net_id}") as connection:
-                    added, blob = connection.execute(
+                    row = connection.execute(
                         "SELECT added, blob FROM library WHERE id = ?", (net_id,)
                     ).fetchone()
-                net = from_bytes(bytes(blob), source)
+                added, blob = (None, None) if row is None else row
+                if not isinstance(blob, bytes) or not isinstance(added, (int, float)):
+                    raise CorruptFileError(f"{source}: its row is not a Library entry's")
+                net = from_bytes(blob, source)
                 if net.id != net_id:  # the key is what get/remove use: it must be the net's
                     raise CorruptFileError(f"{source}: holds network {net.id}, not {net_id}")
                 found.append((added, net))
