@@ -31,7 +31,7 @@ def main() -> None:
     )
     try:
         run = gn.example.short_example(task)
-        run.wait()
+        run.result()  # waits, and re-raises what stopped the run if it failed
         print(run)
         for level, net in gn.Selection.get_all().items():
             print(f"level {level}: {net!r}")
