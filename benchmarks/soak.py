@@ -58,7 +58,13 @@ def _rate(times: Sequence[tuple[int, float]]) -> float:
 
 
 def soak(
-    generations: int, warmup: int, seed: int, *, workspace: Path | None, window: int = 500
+    generations: int,
+    warmup: int,
+    seed: int,
+    *,
+    workspace: Path | None,
+    window: int = 500,
+    progress_every: int = 0,
 ) -> dict[str, Any]:
     """Runs ``warmup + generations`` generations and measures what grows after the warm-up.
 
@@ -68,6 +74,8 @@ def soak(
         seed: The run's seed.
         workspace: The workspace file that tracks the run; None runs untracked.
         window: Generations over which the start and end rates are read.
+        progress_every: Prints a line to stderr every this many generations (0: never),
+            so that a run cut short still tells how far it got.
     """
     import torch
 
@@ -100,6 +108,14 @@ def soak(
         if report.generation >= warmup:
             samples.append((report.generation, _rss_bytes()))
             times.append((report.generation, time.perf_counter()))
+        if progress_every and report.generation % progress_every == 0:
+            print(
+                f"generation {report.generation}: {_rss_bytes() / MIB:.1f} MiB, "
+                f"{time.perf_counter() - started:.0f} s, elites of "
+                f"{sorted(net.complexity for net in report.elites.values())} layers",
+                file=sys.stderr,
+                flush=True,
+            )
         if report.generation in (warmup, total - 1):
             key = "start" if report.generation == warmup else "end"
             layers[key] = sorted(net.complexity for net in report.elites.values())
@@ -146,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=500, help="generations a rate is read over")
     parser.add_argument("--target", type=float, default=5.0, help="MiB per 1,000 generations")
     parser.add_argument(
+        "--progress", type=int, default=0, help="a line to stderr every N generations (0: none)"
+    )
+    parser.add_argument(
         "--no-workspace",
         action="store_true",
         help="run untracked (no checkpoints, no history rows)",
@@ -154,7 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gn-soak-") as folder:
         workspace = None if args.no_workspace else Path(folder) / "soak.db"
         result = soak(
-            args.generations, args.warmup, args.seed, workspace=workspace, window=args.window
+            args.generations,
+            args.warmup,
+            args.seed,
+            workspace=workspace,
+            window=args.window,
+            progress_every=args.progress,
         )
     result["target_mib_per_1000_generations"] = args.target
     print(json.dumps(result, indent=2))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,8 +14,11 @@ from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.config.settings import DEFAULT_MAX_LAYERS
 from galapagos_nao.core.network import Network
+from galapagos_nao.run.api import Session
 from galapagos_nao.run.generation import breed
 from galapagos_nao.run.records import Outcome
+from galapagos_nao.store.library import Library
+from galapagos_nao.store.workspace import Workspace
 
 
 @pytest.fixture
@@ -61,3 +67,36 @@ def test_children_stay_inside_the_range_over_many_generations(tiny_task):
     assert max(lengths) == 3  # the top is bred, never passed
     assert all(n.complexity <= 3 for n in selection.elites().values())
     assert selection.grid().edges[0][-1] <= 3.0
+
+
+def ctypes_array_types() -> int:
+    gc.collect()
+    return sum(type(o).__name__ == "PyCArrayType" for o in gc.get_objects())
+
+
+def test_a_tracked_run_keeps_nothing_per_tensor_size_it_checkpoints(tiny_task, tmp_path: Path):
+    # Widths mutate every generation, so checkpoints meet ever-new tensor sizes;
+    # safetensors' torch writer kept a ctypes type for each, for good.
+    store = Workspace(tmp_path / "w.db")
+    parameters = Parameters()
+    selection = Selection(parameters=parameters)
+    session = Session(parameters=parameters, selection=selection, library=Library(workspace=store))
+    session.track(selection, store)
+    parameters.put("evolution", {"layer_types": {"dense": [8, "relu"]}, "std_dev": 6})
+    parameters.put("orchestration", {"generation_size": 4, "workers": 1})
+    parameters.put("training", {"device": "cpu", "batch_size": 32})
+    parameters.put("selection", {"complexity_levels": 3})
+    sizes: set[int] = set()
+
+    def collect(outcome: Outcome) -> None:
+        if outcome.network is not None and outcome.network.weights is not None:
+            sizes.update(t.numel() * t.element_size() for t in outcome.network.weights.values())
+
+    session.evolve([("dense", [8, "relu"])] * 2, 1, tiny_task, seed=5).result(timeout=300)
+    before, seen = ctypes_array_types(), len(sizes)
+    run = session.evolve(None, 8, tiny_task, seed=6, candidate_hooks=[collect])
+    run.result(timeout=300)
+    assert store.last_run() is not None and run.status().failed == 0
+    assert len(sizes) - seen >= 10  # the run did meet many new sizes
+    assert ctypes_array_types() - before == 0, "ctypes types made while checkpointing"
+    store.close()
