@@ -51,6 +51,7 @@ class EngineMeasure:
         by_genome: Genome → (training seconds, test accuracy) of each of its candidates.
         failures: Reasons of candidates that failed (expected empty).
         group_sizes: Size of the group each measured candidate trained in (1: alone).
+        padded_shares: Share of its group's multiply-adds spent on padding, per candidate.
     """
 
     workers: int
@@ -65,6 +66,12 @@ class EngineMeasure:
     by_genome: dict[tuple[Any, ...], list[tuple[float, float]]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     group_sizes: list[int] = field(default_factory=list)
+    padded_shares: list[float] = field(default_factory=list)
+
+    @property
+    def padded_share(self) -> float:
+        """Mean over candidates of the padded share of their group's multiply-adds."""
+        return statistics.fmean(self.padded_shares) if self.padded_shares else float("nan")
 
     @property
     def mean_group_size(self) -> float:
@@ -225,6 +232,7 @@ def _summarise(recorder: _Recorder, parameters: Parameters, generation_size: int
         intervals.append((arrived - outcome.seconds, arrived))
         measure.fit_seconds += outcome.seconds
         measure.group_sizes.append(outcome.group_size)
+        measure.padded_shares.append(outcome.padded_share)
         if outcome.network is None:
             measure.failures.append(outcome.failure or "stopped")
             continue

@@ -1,59 +1,58 @@
-"""How often do mutated children share a shape, so that they can train as one group?
+"""How many mutated children train together, and what padding their groups cost.
 
 Usage: ``python -m benchmarks.group_shapes [--size 1024] [--mutation-rate 0.25]``
 
-Breeds one generation from the seed genome (no training, no data) and counts the
-distinct group signatures (:func:`~galapagos_nao.core.grouped.group_signature`),
-then the same under two looser keys a future grouped path could use: ignoring
-the activation kinds, and keeping only the sequence of layers. The
-member-weighted mean group is the group a random child lands in, on average:
-the number that bounds what grouping can buy at that generation size.
+Breeds one generation from the seed genome (no training, no data) and forms
+groups of at most ``--group-size`` the way the evaluator does
+(:func:`~galapagos_nao.core.group_plan.partition`): *exact* groups (the CPU's:
+no member padded past its own canonical widths, so it computes the same bits
+as alone) and *loose* ones (the GPU's: any widths, up to half the
+multiply-adds padded). For each it prints the number of groups, the largest,
+the member-weighted mean group (the group a random child lands in, on average)
+and the padded share of all groups' multiply-adds.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from galapagos_nao.config.parameters import Parameters
-from galapagos_nao.core.grouped import group_signature
+from galapagos_nao.core.group_plan import group_macs, plan_group
+from galapagos_nao.core.grouped import Unbatchable, member_plan, partition
 from galapagos_nao.core.network import Network
 from galapagos_nao.example import seed_layers
 from galapagos_nao.run.generation import breed
 
-#: Leaf kinds that carry shapes or state; anything else in a key is an activation kind.
-_STRUCTURAL = ("linear", "batch_norm", "flatten")
 
-
-def _without_activation_kinds(signature: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(
-        (key[0], *(part for part in key[1:] if not isinstance(part, str) or part in _STRUCTURAL))
-        for key in signature
-    )
-
-
-def _layer_sequence(signature: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(key[0].split(".")[0] for key in signature)
-
-
-def summarize(keys: Sequence[Any]) -> dict[str, Any]:
-    """Distinct keys, the five largest groups and the member-weighted mean group."""
-    counts = collections.Counter(keys)
+def summarize(groups: Sequence[Sequence[int]], plans: Sequence[Any]) -> dict[str, Any]:
+    """Groups, the five largest, the member-weighted mean group and the padded share."""
+    sizes = sorted((len(g) for g in groups), reverse=True)
+    real = padded = 0
+    for group in groups:
+        members = [plans[i] for i in group]
+        if any(m is None for m in members):
+            continue
+        own, stacked = group_macs(plan_group(members), 784)
+        real, padded = real + own, padded + stacked
     return {
-        "distinct": len(counts),
-        "largest": sorted(counts.values(), reverse=True)[:5],
-        "mean_group": sum(n * n for n in counts.values()) / len(keys),
+        "groups": len(groups),
+        "largest": sizes[:5],
+        "mean_group": sum(n * n for n in sizes) / max(1, sum(sizes)),
+        "padded_share": 1.0 - real / padded if padded else 0.0,
     }
 
 
 def main() -> None:
-    """Prints one line per key."""
+    """Prints one line per way of grouping."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--group-size", type=int, default=256)
     parser.add_argument("--mutation-rate", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -62,18 +61,26 @@ def main() -> None:
     parameters.put("evolution", {"mutation_rate": args.mutation_rate})
     rng = np.random.default_rng(args.seed)
     children = breed([Network(seed_layers())], rng, parameters.settings(), 0)
-    signatures = [group_signature(c.layers, (1, 28, 28), 10) for c in children]
-    keys: dict[str, Callable[[Sequence[Any]], Any]] = {
-        "signature (today)": tuple,
-        "without activation kinds": _without_activation_kinds,
-        "layer sequence only": _layer_sequence,
-    }
-    print(f"{len(children)} children, mutation rate {args.mutation_rate}")
-    for label, key in keys.items():
-        found = summarize([key(s) for s in signatures])
+    plans: list[Any] = []
+    for child in children:
+        try:
+            plans.append(member_plan(child.layers, (1, 28, 28), 10))
+        except Unbatchable:
+            plans.append(None)
+    kinds = collections.Counter(len(p) for p in plans if p is not None)
+    print(
+        f"{len(children)} children, mutation rate {args.mutation_rate}, "
+        f"groups of at most {args.group_size}; leaves per child {dict(sorted(kinds.items()))}"
+    )
+    for label, exact in (("exact (CPU)", True), ("loose (GPU)", False)):
+        began = time.perf_counter()
+        groups = partition(plans, args.group_size, 784, exact=exact)
+        seconds = time.perf_counter() - began
+        found = summarize(groups, plans)
         print(
-            f"{label:<26} distinct {found['distinct']:>5}  largest {found['largest']}  "
-            f"mean group {found['mean_group']:.1f}"
+            f"{label:<12} groups {found['groups']:>5}  largest {found['largest']}  "
+            f"mean group {found['mean_group']:.1f}  padded {found['padded_share']:.1%}  "
+            f"planned in {seconds:.2f}s"
         )
 
 

@@ -4,7 +4,8 @@ For the seed genome at each generation size (16, 64, 256, 1,024 on a GPU), with
 mutation off (every child has the seed's shapes) and on (real, heterogeneous
 children at the default mutation rate): candidate-epochs per minute through
 ``evolve`` with ``group_size="auto"``, the share of the float32 matmul peak,
-the mean group size and the ratio to today's per-candidate path
+the mean group size, the share of its multiply-adds a group spends on padding,
+and the ratio to today's per-candidate path
 (``group_size=1``, measured in the same run at the smallest size: at 1,024 it
 would take minutes). ``--quick`` (CPU smoke test) uses sizes 4 and 8.
 """
@@ -78,6 +79,7 @@ def population_rows(
                 # Mutated children differ in size: the seed genome's FLOPs are nominal there.
                 "percent_of_peak": 100 * flops * n_train * measure.per_minute / 60 / peak,
                 "mean_group_size": measure.mean_group_size,
+                "padded_share": measure.padded_share,
                 "ratio": measure.per_minute / baseline.per_minute,
                 "overhead": measure.overhead,
                 "test_acc": measure.test_acc,

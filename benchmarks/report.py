@@ -163,6 +163,7 @@ POPULATION_COLUMNS = [
     ("cand/min", "per_minute"),
     ("% of peak", "percent_of_peak"),
     ("mean group", "mean_group_size"),
+    ("padded", "padded_share"),
     ("vs per-candidate", "ratio"),
     ("overhead", "overhead"),
     ("test acc", "test_acc"),
@@ -188,7 +189,10 @@ def _population_lines(population: Mapping[str, Any]) -> list[str]:
         f"{base['generation_size']}: {base['per_minute']:,.0f} cand/min",
         *_grid(
             [header for header, _ in POPULATION_COLUMNS],
-            [[row[key] for _, key in POPULATION_COLUMNS] for row in population["rows"]],
+            [
+                [row.get(key, float("nan")) for _, key in POPULATION_COLUMNS]
+                for row in population["rows"]
+            ],
         ),
         "",
     ]

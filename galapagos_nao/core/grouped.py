@@ -1,33 +1,39 @@
-"""Training several candidates together as one stacked model, each as if it trained alone.
+"""Training candidates together as one stacked model; a candidate alone is a group of one.
 
-:func:`fit_group` is :func:`~galapagos_nao.core.training.fit` for a group of
-candidates whose networks share a bucketed shape signature
-(:func:`group_signature`): one forward and backward per batch for all of them,
-batched matmuls instead of one small kernel sequence each. The contract is
-equivalence: every member draws its init, its data order and its dropout masks
-from its own seeded generator in the same order as ``fit`` does, keeps its own
-batch-norm statistics and optimizer state, and so ends with the same weights
-and metrics as when trained alone (within float tolerance). A member whose loss
-goes non-finite fails alone; the others go on.
+:func:`fit_group` trains any members whose layers line up
+(:func:`~galapagos_nao.core.group_plan.plan_group`: widths, depths, activation
+kinds and dropout rates may all differ) with one forward and backward per batch
+for all of them. :func:`~galapagos_nao.core.training.fit` trains a candidate
+alone by calling it with one member, so "the same as alone" holds by
+construction:
+
+- every random draw (init, data order, dropout) is a hash of the member's seed,
+  the step and the position (:mod:`~galapagos_nao.core.counter_rng`), computed
+  for all members at once and the same whatever the group;
+- every member's arithmetic is the same kernels on the same numbers: widths
+  are padded to a canonical multiple first, and on the CPU each product runs
+  on one thread (how a multi-threaded product splits its sums depends on how
+  many members share the call). Parallelism on the CPU comes from training
+  several candidates or groups at once, as the engine does.
+
+A member keeps its own batch-norm statistics and optimizer state; one whose
+loss goes non-finite fails alone, the others go on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-from torch import nn
 from torch.nn import functional
 
+from galapagos_nao.core import counter_rng
 from galapagos_nao.core.device_data import DeviceData
-from galapagos_nao.core.network import build, count_parameters, inherit_weights, seed_init
-from galapagos_nao.core.stacked import StackedModel, Unbatchable, shape_signature
-from galapagos_nao.core.training import (
-    EVAL_BATCH,
+from galapagos_nao.core.fit_records import (
     FINITE_CHECK_EVERY,
     CandidateFailure,
     CandidateStopped,
@@ -37,12 +43,34 @@ from galapagos_nao.core.training import (
     TrainSettings,
     autocast_for,
     batch_size_for,
+    hit_rates,
     make_optimizer,
     never,
 )
+from galapagos_nao.core.group_plan import (
+    Leaf,
+    Unbatchable,
+    member_leaves,
+    partition,
+    plan_group,
+)
+from galapagos_nao.core.network import build, inherit_weights
+from galapagos_nao.core.stacked import StackedModel
 from galapagos_nao.core.typing import Genome
 
-__all__ = ["GroupMember", "Unbatchable", "fit_group", "group_signature", "partition"]
+__all__ = [
+    "EVAL_CHUNK",
+    "GroupMember",
+    "Unbatchable",
+    "batched_rows",
+    "fit_group",
+    "member_plan",
+    "partition",
+    "single_thread_on_cpu",
+]
+
+#: Samples per evaluation forward, the same for every group size.
+EVAL_CHUNK = 2048
 
 
 @dataclass(frozen=True)
@@ -51,7 +79,7 @@ class GroupMember:
 
     Attributes:
         layers: The genome.
-        seed: Seeds its init, data order and dropout, exactly as in ``fit``.
+        seed: Keys its init, data order and dropout, exactly as in ``fit``.
         parent_weights: A parent's state dict to inherit from (with ``origins``).
         origins: Parent-layer index of each layer.
     """
@@ -62,10 +90,8 @@ class GroupMember:
     origins: Sequence[int | None] | None = None
 
 
-def group_signature(layers: Genome, input_shape: Sequence[int], n_classes: int) -> Any:
-    """The key that candidates must share to train in one group.
-
-    Built on the meta device: no memory, no random draws.
+def member_plan(layers: Genome, input_shape: Sequence[int], n_classes: int) -> list[Leaf]:
+    """The leaves a genome's network computes, read from a model on the meta device.
 
     Raises:
         Unbatchable: naming the module that has no batched form.
@@ -73,57 +99,60 @@ def group_signature(layers: Genome, input_shape: Sequence[int], n_classes: int) 
     """
     with torch.device("meta"):
         model = build(layers, input_shape, n_classes)
-    return shape_signature(model)
+    return member_leaves(model, math.prod(input_shape))
 
 
-def partition(signatures: Sequence[Any], group_size: int) -> list[list[int]]:
-    """Indices grouped by equal signature, in chunks of at most ``group_size``.
-
-    Chunks of one signature are made as even as possible (9 at size 8 → 5 + 4),
-    so that no group is left with a single straggler. ``None`` signatures
-    (unbatchable) each get a group of their own.
-    """
-    by_key: dict[Any, list[int]] = {}
-    groups: list[list[int]] = []
-    for index, key in enumerate(signatures):
-        if key is None:
-            groups.append([index])
-        else:
-            by_key.setdefault(key, []).append(index)
-    for indices in by_key.values():
-        chunks = math.ceil(len(indices) / group_size)
-        groups.extend(indices[chunk::chunks] for chunk in range(chunks))
-    return groups
+@contextlib.contextmanager
+def single_thread_on_cpu(device: torch.device) -> Iterator[None]:
+    """One intra-op thread for this thread while it trains on the CPU (see the module doc)."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # a per-thread setting: other workers keep theirs
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
-def _member_model(member: GroupMember, data: DeviceData) -> tuple[nn.Module, torch.Generator, int]:
-    """The member's network initialised as ``fit`` does, its generator and inherited count."""
-    generator = torch.Generator().manual_seed(member.seed)
-    model = build(member.layers, data.input_shape, data.n_classes)
-    seed_init(model, generator)
-    inherited = 0
-    if member.parent_weights is not None and member.origins is not None:
-        inherited = inherit_weights(model, member.parent_weights, member.origins)
-    return model, generator, inherited
+def batched_rows(data: DeviceData, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Train, validation and test rows ``(n, width)``, zero-padded to the stacked input width."""
+    found = []
+    for x in (data.x_train, data.x_val, data.x_test):
+        rows = x.reshape(x.shape[0], -1)
+        if rows.shape[1] < width:
+            rows = functional.pad(rows, (0, width - rows.shape[1]))
+        found.append(rows)
+    return found[0], found[1], found[2]
 
 
-def _accuracies(
-    model: StackedModel, x: torch.Tensor, y: torch.Tensor, precision: str
-) -> list[float]:
-    """Each member's share of ``x`` classified as ``y``: every member sees the same rows."""
+def _inherit(stacked: StackedModel, index: int, member: GroupMember, data: DeviceData) -> int:
+    """Copies the member's parent's weights in, as ``inherit_weights`` does for a network."""
+    if member.parent_weights is None or member.origins is None:
+        return 0
+    with torch.device("meta"):
+        model = build(member.layers, data.input_shape, data.n_classes)
+    model = model.to_empty(device="cpu")
+    model.load_state_dict(stacked.member_state(index))
+    copied = inherit_weights(model, member.parent_weights, member.origins)
+    stacked.load_member(index, model.state_dict())
+    return copied
+
+
+def _hits(model: StackedModel, rows: torch.Tensor, y: torch.Tensor, precision: str) -> torch.Tensor:
+    """``(P, n)`` bool: which rows each member classifies right (every member sees all rows)."""
     model.eval()
-    size = model.size
-    # The activations are P times a single network's: keep a chunk's memory about constant.
-    chunk = max(256, EVAL_BATCH * 8 // size)
-    correct = torch.zeros(size, dtype=torch.int64, device=x.device)
-    rows = x.reshape(x.shape[0], -1)
-    with torch.inference_mode(), autocast_for(x.device, precision):
-        for start in range(0, rows.shape[0], chunk):
-            part = rows[start : start + chunk]
-            logits = model(part.unsqueeze(0).expand(size, -1, -1))
-            correct += (logits.argmax(dim=2) == y[start : start + chunk]).sum(dim=1)
+    hits = torch.zeros(model.size, rows.shape[0], dtype=torch.bool, device=rows.device)
+    with torch.inference_mode(), autocast_for(rows.device, precision):
+        for start in range(0, rows.shape[0], EVAL_CHUNK):
+            part = rows[start : start + EVAL_CHUNK]
+            logits = model(part.unsqueeze(0).expand(model.size, -1, -1))
+            hits[:, start : start + EVAL_CHUNK] = (
+                logits.argmax(dim=2) == y[start : start + EVAL_CHUNK]
+            )
     model.train()
-    return [count / max(1, x.shape[0]) for count in correct.tolist()]
+    return hits
 
 
 def fit_group(
@@ -137,7 +166,7 @@ def fit_group(
     """Trains the members together; each result equals what ``fit`` gives it alone.
 
     Args:
-        members: Candidates of one :func:`group_signature`.
+        members: Candidates whose layers line up (see :func:`member_plan`).
         data: The task's splits on the training device.
         settings: Training settings.
         should_stop: Polled every batch; True ends every member with CandidateStopped.
@@ -150,39 +179,84 @@ def fit_group(
 
     Raises:
         Unbatchable: If the members cannot be stacked (train them with ``fit``).
+        ValueError: If a genome is invalid.
         torch.OutOfMemoryError: If the group does not fit; split it and retry.
     """
     started = time.monotonic()
     device = data.device
-    built = [_member_model(member, data) for member in members]
-    models = [model for model, _, _ in built]
-    generators = [generator for _, generator, _ in built]
-    stacked = StackedModel(models, device)
-    # fit draws dropout masks from the CPU generator on the CPU, else from a device one.
-    stacked.generators = [
-        g if device.type == "cpu" else torch.Generator(device).manual_seed(m.seed)
-        for g, m in zip(generators, members, strict=True)
-    ]
-    optimizer = make_optimizer(settings, stacked)
-    size = len(members)
-    failures: dict[int, CandidateFailure] = {}
+    features = math.prod(data.input_shape)
+    plan = plan_group([member_plan(m.layers, data.input_shape, data.n_classes) for m in members])
+    keys = counter_rng.member_keys([m.seed for m in members], device)
+    with single_thread_on_cpu(device):
+        stacked = StackedModel(plan, features, keys, device)
+        inherited = [_inherit(stacked, i, m, data) for i, m in enumerate(members)]
+        trained = _train(stacked, keys, data, settings, should_stop, deadline, started)
+        if isinstance(trained, CandidateFailure):
+            return [trained] * len(members)
+        failures, mean_losses, train_accs = trained
+        _, x_val, x_test = batched_rows(data, stacked.input_width)
+        val = hit_rates(_hits(stacked, x_val, data.y_val, settings.precision), data.val_groups)
+        test = hit_rates(_hits(stacked, x_test, data.y_test, settings.precision), data.test_groups)
+    seconds = time.monotonic() - started
+    results: list[FitResult | CandidateFailure] = []
+    for member in range(len(members)):
+        if member in failures:
+            results.append(failures[member])
+            continue
+        weights = stacked.member_state(member)
+        n_params = sum(
+            t.numel() for name, t in weights.items() if name.endswith((".weight", ".bias"))
+        )
+        results.append(
+            FitResult(
+                weights=weights,
+                loss=mean_losses[member],
+                train_acc=train_accs[member],
+                val_acc=val[member],
+                test_acc=test[member],
+                n_params=n_params,
+                inherited=inherited[member],
+                seconds=seconds,
+            )
+        )
+    return results
 
-    n_train = data.x_train.shape[0]
+
+def _train(
+    stacked: StackedModel,
+    keys: torch.Tensor,
+    data: DeviceData,
+    settings: TrainSettings,
+    should_stop: Callable[[], bool],
+    deadline: float | None,
+    started: float,
+) -> tuple[dict[int, CandidateFailure], list[float], list[float]] | CandidateFailure:
+    """The training epochs: failures by member, mean losses and train accuracies of the last."""
+    device = data.device
+    size = stacked.size
+    optimizer = make_optimizer(settings, stacked)
+    failures: dict[int, CandidateFailure] = {}
+    x_rows, _, _ = batched_rows(data, stacked.input_width)
+    n_train = x_rows.shape[0]
     batch_size = batch_size_for(settings.batch_size, n_train)
-    x_rows = data.x_train.reshape(n_train, -1)
+    # A last batch of one sample cannot train batch_norm (no variance to normalize
+    # by); it is left out of that epoch, and the next epoch's order trains it.
+    n_batched = n_train - 1 if n_train > 1 and n_train % batch_size == 1 else n_train
     loss_sum = torch.zeros(size, device=device)
     correct = torch.zeros(size, dtype=torch.int64, device=device)
-    for _ in range(settings.epochs):
+    for epoch in range(settings.epochs):
         stacked.train()
         loss_sum.zero_()
         correct.zero_()
-        orders = torch.stack([torch.randperm(n_train, generator=g) for g in generators])
-        orders = orders.to(device)  # (P, n_train): each member's own data order
-        for step, start in enumerate(range(0, n_train, batch_size)):
+        # (P, n_train): each member's own order, all drawn at once
+        orders = counter_rng.permutations(
+            counter_rng.stream_keys(keys, counter_rng.ORDER, epoch), n_train
+        )
+        for step, start in enumerate(range(0, n_batched, batch_size)):
             failure = _interrupted(should_stop, deadline, started)
             if failure is not None:
-                return [failures.get(i, failure) for i in range(size)]
-            index = orders[:, start : start + batch_size]
+                return failure
+            index = orders[:, start : min(start + batch_size, n_batched)]
             batch = index.shape[1]
             x = x_rows.index_select(0, index.reshape(-1)).view(size, batch, -1)
             y = data.y_train.index_select(0, index.reshape(-1)).view(size, batch)
@@ -191,7 +265,8 @@ def fit_group(
                 losses = functional.cross_entropy(
                     logits.float().reshape(size * batch, -1), y.reshape(-1), reduction="none"
                 )
-                losses = losses.view(size, batch).mean(dim=1)
+                # a row sum per member rounds alike for any P (measured); so does its gradient
+                losses = losses.view(size, batch).sum(dim=1) / batch
             optimizer.zero_grad(set_to_none=True)
             # The gradient of a sum reaches each member's own loss with weight 1 whatever
             # the other terms are: a NaN member spoils only its own slice of every tensor.
@@ -202,31 +277,9 @@ def fit_group(
             if step % FINITE_CHECK_EVERY == 0:
                 _note_non_finite(loss_sum, failures, step)
     _note_non_finite(loss_sum, failures, None)
-    val_accs = _accuracies(stacked, data.x_val, data.y_val, settings.precision)
-    test_accs = _accuracies(stacked, data.x_test, data.y_test, settings.precision)
-    mean_losses = (loss_sum / n_train).tolist()
-    train_accs = [count / n_train for count in correct.tolist()]
-    seconds = time.monotonic() - started
-    results: list[FitResult | CandidateFailure] = []
-    for member, (model, _, inherited) in enumerate(built):
-        if member in failures:
-            results.append(failures[member])
-            continue
-        stacked.member_state(member, model)
-        weights = {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
-        results.append(
-            FitResult(
-                weights=weights,
-                loss=mean_losses[member],
-                train_acc=train_accs[member],
-                val_acc=val_accs[member],
-                test_acc=test_accs[member],
-                n_params=count_parameters(model),
-                inherited=inherited,
-                seconds=seconds,
-            )
-        )
-    return results
+    mean_losses = (loss_sum / n_batched).tolist()
+    train_accs = [count / n_batched for count in correct.tolist()]
+    return failures, mean_losses, train_accs
 
 
 def _interrupted(
@@ -236,7 +289,7 @@ def _interrupted(
         return CandidateStopped("the run was stopped")
     if deadline is not None and time.monotonic() > deadline:
         elapsed = time.monotonic() - started
-        return CandidateTimeout(f"its group's training exceeded the timeout after {elapsed:.1f}s")
+        return CandidateTimeout(f"training exceeded its timeout after {elapsed:.1f}s")
     return None
 
 

@@ -1,33 +1,34 @@
-"""Several compiled networks of one shape as a single stacked model.
+"""A group's networks as one stacked model: one forward for all members, any shapes.
 
-The members' parameters are stacked along a leading population axis ``P`` and
-one forward pass runs all of them with batched matmuls: activations are
-``(P, batch, features)``. Each member keeps its own dropout generator, dropout
-rate, leaky-ReLU slope and batch-norm statistics, so a member computes what its
-own ``nn.Sequential`` would.
+The members' parameters are stacked along a leading population axis ``P``; one
+forward pass runs all of them with batched matmuls on activations of shape
+``(P, batch, features)``. The slots of a :class:`~galapagos_nao.core.group_plan.GroupPlan`
+become the model's operations; what varies per member is held as tensors:
 
-Dense widths may differ inside a bucket (:data:`WIDTH_BUCKET`): narrower members
-are zero-padded to the widest, and the padded units are multiplied by zero after
-every operation that could make them non-zero. The padded weights therefore see
-zero inputs and zero gradients and stay exactly zero, and the real units compute
-exactly what the unpadded network computes (up to float summation order).
+- widths: each slot is padded to the group's widest (every flat width rounded up
+  to :data:`~galapagos_nao.core.group_plan.CANONICAL` first, alone too). Padded
+  weights see zero inputs and get zero gradients, so they stay exactly zero;
+  after an activation that maps 0 elsewhere (sigmoid, softplus) the padded units
+  are multiplied back to zero.
+- depth: a member without a layer in a slot passes its input through
+  (``torch.where``), and the slot's weights for it get no gradient;
+- activation kinds and slopes, dropout rates: ``(P, 1, 1)`` tensors.
 
-Why explicit ``bmm`` rather than ``torch.func.vmap(functional_call)``: vmap's
-``randomness="different"`` draws from torch's global generator and cannot replay
-each member's own dropout generator, which equivalence with ``fit`` needs. On the
-2-core dev VM vmap was 2-10% faster per forward+backward on a dropout-free
-five-layer seed-like network (batch 512: 4.5 against 4.5-5.3 ms at P=4, 8.2-8.4
-against 9.1-9.7 ms at P=8), a gap worth revisiting on a GPU.
+Every random draw (initial weights, dropout masks) is computed by
+:mod:`~galapagos_nao.core.counter_rng` from the member's key, the step and the
+layer's position in the member's own network, for all members at once.
 
-Only modules whose batched form is written here can be stacked; anything else
-(a user-registered layer building its own modules) raises :class:`Unbatchable`
-and the caller trains that candidate alone.
+Why explicit ``bmm`` rather than ``torch.func.vmap(functional_call)``: the
+members' padded shapes and per-member kinds are plain tensors here, and a member
+alone runs these same kernels (a group of one), which is what makes its
+arithmetic the same in a group.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,290 +36,371 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from galapagos_nao.core.genome import SeededDropout
-from galapagos_nao.core.transform import IDENTITY, Standardize
+from galapagos_nao.core import counter_rng
+from galapagos_nao.core.group_plan import (
+    ZERO_PRESERVING,
+    GroupPlan,
+    Leaf,
+    padded_widths,
+)
 
-__all__ = ["WIDTH_BUCKET", "StackedModel", "Unbatchable", "leaf_modules", "shape_signature"]
+__all__ = ["StackedModel", "per_member_sum"]
 
-#: Dense widths are grouped by ``ceil(width / WIDTH_BUCKET)``: after mutation exact
-#: widths rarely repeat, and padding to the widest of a bucket costs at most 15 units.
-WIDTH_BUCKET = 16
-
-#: Element-wise modules that map 0 to 0 and need no per-member parameter.
-_ZERO_PRESERVING: dict[type[nn.Module], Any] = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh}
-
-
-class Unbatchable(ValueError):
-    """A network holds a module the stacked model cannot run; the message says which."""
-
-
-def leaf_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """The modules ``model`` runs, in order, with their state-dict prefixes.
-
-    Raises:
-        Unbatchable: On a container other than ``nn.Sequential`` (its order of
-            execution is its own ``forward``, which cannot be read from outside).
-    """
-    for name, module in model.named_children():
-        if isinstance(module, nn.Sequential):
-            for inner, leaf in leaf_modules(module):
-                yield f"{name}.{inner}", leaf
-        elif next(module.children(), None) is not None:
-            raise Unbatchable(f"{name} is a {type(module).__name__} holding other modules")
-        else:
-            yield name, module
-
-
-def _leaf_key(module: nn.Module) -> tuple[Any, ...]:
-    """What must be equal between members for one module to be stacked."""
-    kind = type(module)
-    if kind is nn.Linear:
-        assert isinstance(module, nn.Linear)
-        return ("linear", math.ceil(module.out_features / WIDTH_BUCKET), module.bias is not None)
-    if kind is nn.BatchNorm1d:
-        assert isinstance(module, nn.BatchNorm1d)
-        if not (module.affine and module.track_running_stats and module.momentum is not None):
-            raise Unbatchable("a BatchNorm1d without affine weights or running statistics")
-        return ("batch_norm", module.eps, module.momentum)
-    if kind is nn.Flatten:
-        assert isinstance(module, nn.Flatten)
-        if (module.start_dim, module.end_dim) != (1, -1):
-            raise Unbatchable(f"a Flatten over dims {module.start_dim}..{module.end_dim}")
-        return ("flatten",)
-    if kind is Standardize:
-        assert isinstance(module, Standardize)
-        # Training feeds data transformed once, up front, so its models carry the
-        # identity: nothing to compute. A real transform only appears in model().
-        if module.transform != IDENTITY:
-            raise Unbatchable("an input transform other than the identity")
-        return ("flatten",)
-    if kind is nn.Softplus:
-        assert isinstance(module, nn.Softplus)
-        return ("softplus", module.beta, module.threshold)
-    if kind in (SeededDropout, nn.LeakyReLU, nn.Sigmoid) or kind in _ZERO_PRESERVING:
-        return (kind.__name__,)  # dropout rate and leaky slope may differ per member
-    # nn.Dropout draws from torch's global generator: its masks cannot be replayed.
-    raise Unbatchable(f"{kind.__name__} has no batched form")
-
-
-def shape_signature(model: nn.Module) -> tuple[Any, ...]:
-    """The bucketed shape signature: members with equal signatures can be stacked.
-
-    Raises:
-        Unbatchable: naming the first module that cannot be stacked.
-    """
-    keys = []
-    for name, module in leaf_modules(model):
-        try:
-            keys.append((name, *_leaf_key(module)))
-        except Unbatchable as error:
-            raise Unbatchable(f"{name}: {error}") from None
-    return tuple(keys)
+_ACTIVATIONS = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "softplus": functional.softplus,
+}
 
 
 @dataclass(frozen=True, eq=False)
-class _Op:
-    """One stacked module: its kind, its state-dict prefix and what it needs."""
+class _Slot:
+    """One stacked operation and the per-member tensors it needs."""
 
     kind: str
-    name: str
-    width: int  # padded features coming out
-    widths: tuple[int, ...]  # each member's real features coming out
-    mask: torch.Tensor | None = None  # (P, 1, width) ones on real units; None if unpadded
-    per_member: torch.Tensor | None = None  # (P, 1, 1) dropout keep scale or leaky slope
-    rates: tuple[float, ...] = ()  # dropout rates as Python floats (0 skips the draw)
-    numbers: tuple[float, ...] = ()  # batch norm (eps, momentum); softplus (beta, threshold)
+    key: str  # prefix of its parameters on the module
+    width_in: int  # padded
+    width_out: int  # padded
+    leaves: tuple[Leaf | None, ...]  # each member's leaf, None where it passes through
+    widths_out: tuple[int, ...]  # each member's real features going out
+    active: torch.Tensor | None = None  # (A,) members with a leaf; None when every member has one
+    mask: torch.Tensor | None = None  # (P, 1, width_out) ones on real units, if needed
+    # activation (kind, slope) -> its members (None: every member); the rest pass through
+    kinds: tuple[tuple[str, float, torch.Tensor | None], ...] = ()
+    rates: torch.Tensor | None = None  # (P, 1, 1) dropout rates (0 where it passes through)
+    thresholds: torch.Tensor | None = None  # (P, 1, 1) int64 keep thresholds of the rates
+    draws: bool = False  # whether some member drops anything (known up front: no device sync)
+    drawing: torch.Tensor | None = None  # (D,) members that drop, when not all of them do
+    stream: torch.Tensor | None = None  # (P,) the dropout slot's random stream keys
+    numbers: tuple[float, ...] = ()  # batch norm (eps, momentum)
 
 
 class StackedModel(nn.Module):
-    """``P`` networks of one signature, run as one model on ``(P, batch, features)``.
+    """The members of a :class:`GroupPlan`, run as one model on ``(P, batch, features)``.
 
     Args:
-        models: The members' compiled networks (``build()``), already initialised.
+        plan: The members' aligned leaves.
+        input_features: Features of one sample (the rows arrive padded to the
+            first slot's width).
+        keys: ``(P,)`` member keys (:func:`counter_rng.member_keys`): the
+            parameters are initialised from them, as each member alone would be.
         device: Where the stacked parameters live.
 
     Attributes:
-        generators: Each member's dropout generator (set by the trainer).
-
-    Raises:
-        Unbatchable: If a module cannot be stacked or the signatures differ.
+        steps: Training forwards so far: the step word of each dropout draw, and
+            each batch norm's ``num_batches_tracked``.
     """
 
-    def __init__(self, models: Sequence[nn.Module], device: torch.device) -> None:
+    def __init__(
+        self, plan: GroupPlan, input_features: int, keys: torch.Tensor, device: torch.device
+    ) -> None:
         super().__init__()
-        signatures = {shape_signature(model) for model in models}
-        if len(signatures) != 1:
-            raise Unbatchable("the members' shape signatures differ")
-        self.size = len(models)
-        self.generators: list[torch.Generator | None] = [None] * self.size
-        self.ops: list[_Op] = []
-        self.train_steps = 0  # training forwards: each BatchNorm1d's num_batches_tracked
-        members = [dict(leaf_modules(model)) for model in models]
-        widths = tuple(_in_features(m) for m in models)
-        padded = max(widths)
+        self.size = plan.size
+        self.steps = 0
+        self.input_width = padded_widths(plan, input_features)[0][0]
+        self.n_classes = plan.members[0][-1].width_out
+        self._keys = keys.to(device)
+        # (member, batch norm prefix) -> batches it had counted before (inherited)
+        self._counted_before: dict[tuple[int, str], int] = {}
+        self.slots: list[_Slot] = []
+        pads = padded_widths(plan, input_features)
         with torch.no_grad():
-            for name in members[0]:
-                modules = [m[name] for m in members]
-                widths, padded = self._add(name, modules, widths, padded, device)
+            for index, (ins, outs) in enumerate(plan.widths(input_features)):
+                leaves = tuple(plan.leaf(index, m) for m in range(self.size))
+                self.slots.append(
+                    self._slot(index, plan.kind(index), leaves, pads[index], ins, outs, device)
+                )
         self.to(device)
 
-    def _mask(self, widths: tuple[int, ...], padded: int, device: torch.device) -> torch.Tensor:
-        mask = torch.zeros(self.size, 1, padded, device=device)
-        for member, width in enumerate(widths):
-            mask[member, 0, :width] = 1.0
-        return mask
+    # -- construction ---------------------------------------------------------------
 
-    def _add(
+    def _per_member(self, values: list[float], device: torch.device) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float32, device=device).view(-1, 1, 1)
+
+    def _width_mask(
+        self, widths: tuple[int, ...], padded: int, device: torch.device
+    ) -> torch.Tensor:
+        units = torch.arange(padded, device=device).view(1, 1, -1)
+        real = torch.tensor(widths, device=device).view(-1, 1, 1)
+        return (units < real).to(torch.float32)
+
+    def _slot(
         self,
-        name: str,
-        modules: list[nn.Module],
-        widths: tuple[int, ...],
-        padded: int,
+        index: int,
+        kind: str,
+        leaves: tuple[Leaf | None, ...],
+        pads: tuple[int, int],
+        ins: list[int],
+        outs: list[int],
         device: torch.device,
-    ) -> tuple[tuple[int, ...], int]:
-        first = modules[0]
-        key = name.replace(".", "_")
-        mask = None if len(set(widths)) == 1 else self._mask(widths, padded, device)
-        op: _Op
-        if isinstance(first, nn.Linear):
-            outs: tuple[int, ...] = tuple(_each(modules, "out_features"))
-            out = max(outs)
-            weight = torch.zeros(self.size, out, padded)
-            bias = torch.zeros(self.size, out) if first.bias is not None else None
-            for member, module in enumerate(modules):
-                assert isinstance(module, nn.Linear)
-                weight[member, : module.out_features, : module.in_features] = module.weight
-                if bias is not None:
-                    bias[member, : module.out_features] = module.bias
-            self.register_parameter(f"{key}_weight", nn.Parameter(weight))
-            if bias is not None:
-                self.register_parameter(f"{key}_bias", nn.Parameter(bias))
-            widths, padded = outs, out
-            op = _Op("linear", name, out, outs)
-        elif isinstance(first, nn.BatchNorm1d):
-            # Flattened to (P * width,): F.batch_norm then keeps one channel per
-            # member and feature, which is exactly each member's own statistics.
-            for part in ("weight", "bias", "running_mean", "running_var"):
-                fill = 1.0 if part in ("weight", "running_var") else 0.0
-                stacked = torch.full((self.size, padded), fill)
-                for member, module in enumerate(modules):
-                    stacked[member, : widths[member]] = getattr(module, part)
-                flat = stacked.reshape(-1)
-                if part in ("weight", "bias"):
-                    self.register_parameter(f"{key}_{part}", nn.Parameter(flat))
-                else:
-                    self.register_buffer(f"{key}_{part}", flat)
-            numbers = (first.eps, float(first.momentum or 0.0))
-            op = _Op("batch_norm", name, padded, widths, mask, numbers=numbers)
-        elif isinstance(first, SeededDropout):
-            rates = tuple(map(float, _each(modules, "p")))
-            rate = torch.tensor(rates, device=device).view(-1, 1, 1)
-            op = _Op("dropout", name, padded, widths, per_member=1.0 - rate, rates=rates)
-        elif isinstance(first, nn.LeakyReLU):
-            slopes = list(map(float, _each(modules, "negative_slope")))
-            slope = torch.tensor(slopes, device=device).view(-1, 1, 1)
-            op = _Op("leaky_relu", name, padded, widths, per_member=slope)
-        elif isinstance(first, nn.Softplus):
-            numbers = (float(first.beta), float(first.threshold))
-            op = _Op("softplus", name, padded, widths, mask, numbers=numbers)
-        elif isinstance(first, nn.Sigmoid):
-            op = _Op("sigmoid", name, padded, widths, mask)
-        else:  # Flatten and the zero-preserving activations
-            op = _Op(type(first).__name__, name, padded, widths)
-        self.ops.append(op)
-        return widths, padded
+    ) -> _Slot:
+        key = f"s{index}"
+        width_in, width_out = pads
+        present = [leaf is not None for leaf in leaves]
+        active = None
+        if not all(present):
+            active = torch.tensor([m for m, p in enumerate(present) if p], device=device)
+        base = _Slot(kind, key, width_in, width_out, leaves, tuple(outs), active)
+        if kind in ("linear", "head"):
+            self._init_linear(key, leaves, ins, outs, pads, device)
+            return base
+        if kind == "batch_norm":
+            self._init_batch_norm(key, width_in)
+            first = next(leaf for leaf in leaves if leaf is not None)
+            return dataclasses.replace(base, numbers=first.detail)
+        if kind == "dropout":
+            rates = [leaf.detail[0] if leaf is not None else 0.0 for leaf in leaves]
+            ordinals = torch.tensor([leaf.ordinal if leaf else 0 for leaf in leaves])
+            stream = counter_rng.stream_keys(self._keys, counter_rng.DROPOUT, ordinals)
+            return dataclasses.replace(
+                base,
+                active=None,  # a member without a dropout here draws with rate 0: keeps all
+                rates=self._per_member(rates, device),
+                thresholds=counter_rng.keep_thresholds(rates, device),
+                draws=any(rate > 0 for rate in rates),
+                drawing=None
+                if all(rate > 0 for rate in rates)
+                else torch.tensor([m for m, r in enumerate(rates) if r > 0], device=device),
+                stream=stream.to(device),
+            )
+        # an activation: each member its own kind, the identity where it has none
+        details = [leaf.detail if leaf is not None else ("identity", 0.0) for leaf in leaves]
+        kinds = []
+        for name, slope in sorted(set(details)):
+            if name == "identity":
+                continue
+            members = [m for m, detail in enumerate(details) if detail == (name, slope)]
+            chosen = None if len(members) == self.size else torch.tensor(members, device=device)
+            kinds.append((name, slope, chosen))
+        outs_real = tuple(outs)
+        mask = None
+        if any(not ZERO_PRESERVING[name] for name, _, _ in kinds) and min(outs) < width_out:
+            mask = self._width_mask(outs_real, width_out, device)
+        return dataclasses.replace(base, active=None, kinds=tuple(kinds), mask=mask)
+
+    def _init_linear(
+        self,
+        key: str,
+        leaves: tuple[Leaf | None, ...],
+        ins: list[int],
+        outs: list[int],
+        pads: tuple[int, int],
+        device: torch.device,
+    ) -> None:
+        """The slot's weights drawn as ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, torch's default.
+
+        Each value is the member's hash of (its layer's position, its row and
+        column in the member's own weight): the same alone and in any group.
+        """
+        width_in, width_out = pads
+        ordinals = torch.tensor([leaf.ordinal if leaf else 0 for leaf in leaves], device=device)
+        fan_in = torch.tensor(ins, device=device).view(-1, 1, 1)
+        real_out = torch.tensor(outs, device=device).view(-1, 1, 1)
+        present = torch.tensor([leaf is not None for leaf in leaves], device=device)
+        # float32(1 / sqrt(fan_in)) from a double, as torch's uniform_(-limit, limit) takes it
+        limit = self._per_member([1.0 / math.sqrt(n) for n in ins], device)
+        rows = torch.arange(width_out, device=device).view(1, -1, 1)
+        cols = torch.arange(width_in, device=device).view(1, 1, -1)
+        keys = counter_rng.stream_keys(self._keys, counter_rng.INIT_WEIGHT, ordinals)
+        draw = counter_rng.uniform(keys, rows * fan_in + cols)
+        real = (rows < real_out) & (cols < fan_in) & present.view(-1, 1, 1)
+        weight = torch.where(real, (draw * 2.0 - 1.0) * limit, 0.0)
+        keys = counter_rng.stream_keys(self._keys, counter_rng.INIT_BIAS, ordinals)
+        units = torch.arange(width_out, device=device).view(1, -1)
+        draw = counter_rng.uniform(keys, units)  # (P, width_out)
+        real = (units < real_out[:, 0]) & present.view(-1, 1)
+        bias = torch.where(real, (draw * 2.0 - 1.0) * limit[:, 0], 0.0)
+        self.register_parameter(f"{key}_weight", nn.Parameter(weight))
+        self.register_parameter(f"{key}_bias", nn.Parameter(bias))
+
+    def _init_batch_norm(self, key: str, width: int) -> None:
+        """Torch's defaults, flattened to ``(P * width,)`` (one channel per member and unit)."""
+        for part, fill in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0)):
+            flat = torch.full((self.size * width,), fill)
+            if part == "running_mean":
+                self.register_buffer(f"{key}_{part}", flat)
+            else:
+                self.register_parameter(f"{key}_{part}", nn.Parameter(flat))
+        self.register_buffer(f"{key}_running_var", torch.ones(self.size * width))
+
+    # -- the forward pass -----------------------------------------------------------
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(P, batch, classes)`` of input ``(P, batch, features)``."""
+        """Logits ``(P, batch, classes)`` of rows ``(P, batch, input width)``.
+
+        A view of the head's padded output: callers that need it contiguous copy it.
+        """
         if self.training:
-            self.train_steps += 1
-        for op in self.ops:
-            x = self._run(op, x)
-            if op.mask is not None:
-                x = x * op.mask  # padded units back to exactly zero (and no gradient)
-        return x
+            self.steps += 1
+        for slot in self.slots:
+            if slot.active is None:
+                y = self._run(slot, x, None)
+            else:  # only the members with a leaf here compute; the others pass through
+                part = self._run(slot, x.index_select(0, slot.active), slot.active)
+                y = _resized(x, slot.width_out).index_copy(0, slot.active, part)
+            if slot.mask is not None:
+                y = y * slot.mask  # padded units back to exactly zero (and no gradient)
+            x = y
+        return x[..., : self.n_classes]
 
-    def _run(self, op: _Op, x: torch.Tensor) -> torch.Tensor:
-        key = op.name.replace(".", "_")
-        if op.kind == "linear":
-            weight = getattr(self, f"{key}_weight")
-            bias = getattr(self, f"{key}_bias", None)
-            if bias is None:
-                return torch.bmm(x, weight.transpose(1, 2))
-            return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-        if op.kind == "batch_norm":
-            size, batch, width = x.shape
-            flat = x.transpose(0, 1).reshape(batch, size * width)
-            out = functional.batch_norm(
-                flat,
-                getattr(self, f"{key}_running_mean"),
-                getattr(self, f"{key}_running_var"),
-                getattr(self, f"{key}_weight"),
-                getattr(self, f"{key}_bias"),
-                self.training,
-                op.numbers[1],
-                op.numbers[0],
+    def _run(self, slot: _Slot, x: torch.Tensor, members: torch.Tensor | None) -> torch.Tensor:
+        """The slot's operation on ``x``, the rows of ``members`` (None: every member)."""
+        if slot.kind in ("linear", "head"):
+            weight = getattr(self, f"{slot.key}_weight")
+            bias = getattr(self, f"{slot.key}_bias")
+            if members is not None:
+                weight, bias = weight.index_select(0, members), bias.index_select(0, members)
+            return _AddBias.apply(torch.bmm(x, weight.transpose(1, 2)), bias)
+        if slot.kind == "batch_norm":
+            if members is None:
+                return self._batch_norm(slot, x)
+            # every member's channels, so that the running statistics update in place
+            whole = torch.zeros(self.size, *x.shape[1:], dtype=x.dtype, device=x.device).index_copy(
+                0, members, x
             )
-            return out.view(batch, size, width).transpose(0, 1)
-        if op.kind == "dropout":
-            if not self.training:
-                return x
-            assert op.per_member is not None
-            return x * self._keep(op, x) / op.per_member
-        if op.kind == "leaky_relu":
-            assert op.per_member is not None
-            return torch.where(x > 0, x, x * op.per_member)
-        if op.kind == "softplus":
-            return functional.softplus(x, beta=op.numbers[0], threshold=op.numbers[1])
-        if op.kind == "sigmoid":
-            return torch.sigmoid(x)
-        if op.kind in ("ReLU", "Tanh"):
-            return _ZERO_PRESERVING[getattr(nn, op.kind)](x)
-        return x  # Flatten and the identity transform: rows are flat already
+            return self._batch_norm(slot, whole).index_select(0, members)
+        if slot.kind == "dropout":
+            return self._dropout(slot, x) if self.training else x
+        return self._activation(slot, x)
 
-    def _keep(self, op: _Op, x: torch.Tensor) -> torch.Tensor:
-        """Each member's keep mask, drawn from its own generator as SeededDropout draws it."""
-        widths = op.widths
+    def _batch_norm(self, slot: _Slot, x: torch.Tensor) -> torch.Tensor:
+        # Flattened to (batch, P * width): F.batch_norm then keeps one channel per
+        # member and unit, which is exactly each member's own statistics.
         size, batch, width = x.shape
-        keep = torch.ones(size, batch, width, dtype=torch.bool, device=x.device)
-        for member, (rate, generator) in enumerate(zip(op.rates, self.generators, strict=True)):
-            if rate == 0.0:
-                continue  # SeededDropout returns early without drawing
-            draw = torch.rand((batch, widths[member]), generator=generator, device=x.device)
-            keep[member, :, : widths[member]] = draw >= rate
-        return keep
+        flat = x.transpose(0, 1).reshape(batch, size * width)
+        out = functional.batch_norm(
+            flat,
+            getattr(self, f"{slot.key}_running_mean"),
+            getattr(self, f"{slot.key}_running_var"),
+            getattr(self, f"{slot.key}_weight"),
+            getattr(self, f"{slot.key}_bias"),
+            self.training,
+            slot.numbers[1],
+            slot.numbers[0],
+        )
+        return out.view(batch, size, width).transpose(0, 1)
 
-    def member_state(self, member: int, model: nn.Module) -> None:
-        """Copies member ``member``'s trained tensors into its own compiled ``model``."""
-        leaves = dict(leaf_modules(model))
+    def _dropout(self, slot: _Slot, x: torch.Tensor) -> torch.Tensor:
+        """Every member's mask in one draw: its key, the step, its layer, each element's place."""
+        assert slot.rates is not None and slot.stream is not None
+        assert slot.thresholds is not None
+        if not slot.draws:
+            return x
+        _, batch, width = x.shape
+        keys = counter_rng.stream_keys(slot.stream, self.steps)
+        rows = torch.arange(batch, device=x.device).view(1, -1, 1)
+        cols = torch.arange(width, device=x.device).view(1, 1, -1)
+        real = torch.tensor(slot.widths_out, device=x.device).view(-1, 1, 1)
+        if slot.drawing is None:
+            keep = counter_rng.keep_mask(keys, rows * real + cols, slot.thresholds)
+        else:  # hash only the members that drop: the others keep every unit
+            drawn = counter_rng.keep_mask(
+                keys[slot.drawing],
+                rows * real[slot.drawing] + cols,
+                slot.thresholds[slot.drawing],
+            )
+            keep = torch.ones(x.shape, dtype=torch.bool, device=x.device)
+            keep[slot.drawing] = drawn
+        return x * keep / (1.0 - slot.rates)
+
+    def _activation(self, slot: _Slot, x: torch.Tensor) -> torch.Tensor:
+        """Each member's own activation; members without one pass through."""
+        y = x
+        for name, slope, members in slot.kinds:
+            if members is None:
+                return _activate(name, slope, x)
+            part = _activate(name, slope, x.index_select(0, members))
+            y = y.index_copy(0, members, part)
+        return y
+
+    # -- members in and out ---------------------------------------------------------
+
+    def _member_slices(self, member: int) -> list[tuple[str, str, torch.Tensor]]:
+        """``(member's tensor name, part, the stacked slice holding it)`` for each tensor."""
+        found = []
+        for slot in self.slots:
+            leaf = slot.leaves[member]
+            if leaf is None or slot.kind not in ("linear", "head", "batch_norm"):
+                continue
+            if slot.kind == "batch_norm":
+                start = member * slot.width_in
+                stop = start + leaf.width_in
+                for part in ("weight", "bias", "running_mean", "running_var"):
+                    flat = getattr(self, f"{slot.key}_{part}")
+                    found.append((f"{leaf.name}.{part}", part, flat[start:stop]))
+                continue
+            weight = getattr(self, f"{slot.key}_weight")[member]
+            bias = getattr(self, f"{slot.key}_bias")[member]
+            found.append(
+                (f"{leaf.name}.weight", "weight", weight[: leaf.width_out, : leaf.width_in])
+            )
+            found.append((f"{leaf.name}.bias", "bias", bias[: leaf.width_out]))
+        return found
+
+    def batch_norm_names(self, member: int) -> list[str]:
+        """State-dict prefixes of ``member``'s batch norms."""
+        return [
+            slot.leaves[member].name  # type: ignore[union-attr]
+            for slot in self.slots
+            if slot.kind == "batch_norm" and slot.leaves[member] is not None
+        ]
+
+    def member_state(self, member: int) -> dict[str, torch.Tensor]:
+        """``member``'s state dict as its own compiled network names it (CPU copies)."""
+        state = {}
+        for name, part, tensor in self._member_slices(member):
+            state[name] = tensor.detach().to("cpu", copy=True)
+            if part == "running_var":  # then its count, in the order a BatchNorm1d keeps
+                prefix = name.removesuffix(".running_var")
+                counted = self._counted_before.get((member, prefix), 0) + self.steps
+                state[f"{prefix}.num_batches_tracked"] = torch.tensor(counted, dtype=torch.int64)
+        return state
+
+    def load_member(self, member: int, state: Mapping[str, torch.Tensor]) -> None:
+        """Copies ``state`` (a member's own state dict, e.g. after inheritance) into the stack."""
         with torch.no_grad():
-            for op in self.ops:
-                widths = op.widths
-                module = leaves[op.name]
-                key = op.name.replace(".", "_")
-                if isinstance(module, nn.Linear):
-                    weight = getattr(self, f"{key}_weight")[member]
-                    module.weight.copy_(weight[: module.out_features, : module.in_features])
-                    if module.bias is not None:
-                        module.bias.copy_(getattr(self, f"{key}_bias")[member, : widths[member]])
-                elif isinstance(module, nn.BatchNorm1d):
-                    start = member * op.width
-                    for part in ("weight", "bias", "running_mean", "running_var"):
-                        flat = getattr(self, f"{key}_{part}")
-                        getattr(module, part).copy_(flat[start : start + widths[member]])
-                    assert module.num_batches_tracked is not None
-                    module.num_batches_tracked.add_(
-                        self.train_steps
-                    )  # on top of any inherited count
+            for name, _, target in self._member_slices(member):
+                target.copy_(state[name])
+        for prefix in self.batch_norm_names(member):
+            counted = int(state[f"{prefix}.num_batches_tracked"]) - self.steps
+            self._counted_before[(member, prefix)] = counted
 
 
-def _each(modules: Sequence[nn.Module], attribute: str) -> list[Any]:
-    """``attribute`` of every member's module (the modules are of one type)."""
-    return [getattr(module, attribute) for module in modules]
+def _activate(name: str, slope: float, x: torch.Tensor) -> torch.Tensor:
+    if name == "leaky_relu":
+        return functional.leaky_relu(x, slope)
+    return _ACTIVATIONS[name](x)
 
 
-def _in_features(model: nn.Module) -> int:
-    for _, module in leaf_modules(model):
-        if isinstance(module, nn.Linear):
-            return module.in_features
-    raise Unbatchable("a network without a linear layer")
+class _AddBias(torch.autograd.Function):
+    """``x + bias`` per member, whose bias gradient is a batched product over the rows.
+
+    Autograd's own gradient of a broadcast add sums ``(P, batch, units)`` over
+    the batch with a reduction whose rounding depends on ``P`` (a group of one
+    is reduced as one flat block): a product sums each member's rows alone.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return x + bias.unsqueeze(1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
+        return grad, per_member_sum(grad)
+
+
+def per_member_sum(values: torch.Tensor) -> torch.Tensor:
+    """``(P, rows, n) -> (P, n)``: each member's sum over its rows, the same bits for any ``P``."""
+    ones = values.new_ones(values.shape[0], 1, values.shape[1])
+    return torch.bmm(ones, values).squeeze(1)
+
+
+def _resized(x: torch.Tensor, width: int) -> torch.Tensor:
+    """``x`` cut or zero-extended to ``width`` features (a member passing a slot through)."""
+    have = x.shape[-1]
+    if have == width:
+        return x
+    if have > width:
+        return x[..., :width]
+    return functional.pad(x, (0, width - have))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,11 +20,12 @@ from typing import Any
 
 import torch
 
+from galapagos_nao.core.group_plan import Leaf, group_macs, plan_group
 from galapagos_nao.core.grouped import (
     GroupMember,
     Unbatchable,
     fit_group,
-    group_signature,
+    member_plan,
     partition,
 )
 from galapagos_nao.core.training import CandidateFailure, TrainSettings
@@ -67,18 +69,30 @@ class Grouper:
         input_shape: Sequence[int],
         n_classes: int,
         group_size: int,
-    ) -> list[list[Candidate]]:
-        """Groups of at most ``group_size`` candidates of one signature; unbatchable ones alone."""
-        signatures = []
+        *,
+        exact: bool = True,
+    ) -> list[tuple[list[Candidate], float]]:
+        """Groups of at most ``group_size`` candidates whose layers line up; unbatchable ones alone.
+
+        Groups are formed to keep padding low
+        (:func:`~galapagos_nao.core.group_plan.partition`; ``exact`` groups pad
+        no member past its own widths, so each computes the same bits as alone);
+        each comes with the share of its multiply-adds spent on padding.
+        """
+        plans: list[list[Leaf] | None] = []
         for candidate in candidates:
             try:
-                signatures.append(group_signature(candidate.layers, input_shape, n_classes))
+                plans.append(member_plan(candidate.layers, input_shape, n_classes))
             except Unbatchable as error:
                 self._log_once(str(error))
-                signatures.append(None)
+                plans.append(None)
             except ValueError:
-                signatures.append(None)  # an invalid genome: its own training reports it
-        return [[candidates[i] for i in group] for group in partition(signatures, group_size)]
+                plans.append(None)  # an invalid genome: its own training reports it
+        features = math.prod(input_shape)
+        return [
+            ([candidates[i] for i in group], _padded_share([plans[i] for i in group], features))
+            for group in partition(plans, group_size, features, exact=exact)
+        ]
 
     def _log_once(self, reason: str) -> None:
         with self._lock:
@@ -86,6 +100,14 @@ class Grouper:
                 return
             self._logged.add(reason)
         logger.info("Trained alone, not in a group: %s", reason)
+
+
+def _padded_share(group: Sequence[Any], features: int) -> float:
+    """Share of a group's multiply-adds spent on padding (0 for an unbatchable one)."""
+    if any(leaves is None for leaves in group):
+        return 0.0
+    real, padded = group_macs(plan_group(group), features)
+    return 1.0 - real / padded if padded else 0.0
 
 
 def _member(candidate: Candidate) -> GroupMember:
@@ -123,16 +145,18 @@ def train_group(
     should_stop: Callable[[], bool],
     deadline: float | None,
     started: float,
+    padded_share: float = 0.0,
 ) -> list[Outcome]:
     """Trains one group; one outcome per candidate, in order.
 
     Args:
-        group: Candidates of one signature (a single one trains with ``fit``).
+        group: Candidates whose layers line up (a single one trains with ``fit``).
         data: The task's splits on the group's device.
         settings: Training settings.
         should_stop: Polled every batch.
         deadline: ``time.monotonic()`` after which every member still training times out.
         started: When the group started, for failures' ``seconds``.
+        padded_share: The group's share of multiply-adds spent on padding, for its outcomes.
     """
     if len(group) == 1:
         return [_alone(group[0], data, settings, should_stop, deadline, started)]
@@ -166,8 +190,10 @@ def train_group(
     outcomes = []
     for candidate, result in zip(group, results, strict=True):
         if isinstance(result, CandidateFailure):
-            failed = failed_outcome(candidate, result, _elapsed(started))
-            outcomes.append(dataclasses.replace(failed, group_size=len(group)))
+            outcome = failed_outcome(candidate, result, _elapsed(started))
         else:
-            outcomes.append(fitted_outcome(candidate, data, settings, result, len(group)))
+            outcome = fitted_outcome(candidate, data, settings, result)
+        outcomes.append(
+            dataclasses.replace(outcome, group_size=len(group), padded_share=padded_share)
+        )
     return outcomes

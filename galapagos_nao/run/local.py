@@ -189,22 +189,32 @@ class LocalEvaluator:
         """The grouped path: stacked groups of one signature, spread over the workers."""
         orchestration = job.settings.orchestration
         task = job.task
-        groups = self._grouper.plan(candidates, task.input_shape, task.n_classes, group_size)
-        groups.sort(key=len, reverse=True)  # the biggest first, as longest_first does
+        # Exact groups on the CPU: each member computes the bits it computes alone. On a
+        # GPU, looser groups of any widths: more members per launch, rounding aside.
+        planned = self._grouper.plan(
+            candidates,
+            task.input_shape,
+            task.n_classes,
+            group_size,
+            exact=devices[0].type == "cpu",
+        )
+        planned.sort(key=lambda pair: len(pair[0]), reverse=True)  # the biggest first
         logger.info(
             "Generation %d: %d candidates in groups of %s",
             candidates[0].generation if candidates else -1,
             len(candidates),
-            [len(g) for g in groups],
+            [len(g) for g, _ in planned],
         )
         workers, threads = plan_workers(
-            len(groups), devices, orchestration.workers, orchestration.threads_per_worker
+            len(planned), devices, orchestration.workers, orchestration.threads_per_worker
         )
         pool = self._executor(workers, threads)
         timeout = orchestration.timeout
         futures = [
-            pool.submit(self._train_group, group, devices[i % len(devices)], settings, job, timeout)
-            for i, group in enumerate(groups)
+            pool.submit(
+                self._train_group, group, share, devices[i % len(devices)], settings, job, timeout
+            )
+            for i, (group, share) in enumerate(planned)
         ]
         for future in concurrent.futures.as_completed(futures):
             yield from future.result()
@@ -212,6 +222,7 @@ class LocalEvaluator:
     def _train_group(
         self,
         group: list[Candidate],
+        padded_share: float,
         device: torch.device,
         settings: TrainSettings,
         job: EvaluationJob,
@@ -226,7 +237,9 @@ class LocalEvaluator:
         try:
             data = job.data_cache.get(job.task, device, settings.validation_fraction)
             with self._stream(device):
-                return train_group(group, data, settings, job.stop_event.is_set, deadline, started)
+                return train_group(
+                    group, data, settings, job.stop_event.is_set, deadline, started, padded_share
+                )
         except Exception as error:  # a failing group never stops the run
             return [failed_outcome(c, error, time.monotonic() - started) for c in group]
 

@@ -66,7 +66,8 @@ class Outcome:
     """A candidate's result: a trained network, or why it failed.
 
     ``group_size`` counts the candidates it trained together with as one stacked
-    model, itself included (1: it trained alone); ``seconds`` is then the group's time.
+    model, itself included (1: it trained alone); ``seconds`` is then the group's time,
+    and ``padded_share`` the share of the group's multiply-adds spent on padding.
     """
 
     candidate: Candidate
@@ -75,6 +76,7 @@ class Outcome:
     stopped: bool = False
     seconds: float = 0.0
     group_size: int = 1
+    padded_share: float = 0.0
 
 
 @dataclass

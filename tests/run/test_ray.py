@@ -266,6 +266,35 @@ def test_a_seeded_run_gives_the_same_archive_with_either_backend(ray_cluster, sm
         assert all(torch.equal(network.weights[k], other.weights[k]) for k in network.weights)
 
 
+def test_groups_train_as_whole_tasks_like_groups_on_threads(ray_cluster, small_mnist):
+    """With a group size above 1 each Ray task trains a stacked group (a GPU worker's job)."""
+    outcomes: dict[str, list[Outcome]] = {}
+    for backend in ("threads", "ray"):
+        parameters = Parameters()
+        parameters.put(gn.orchestration, {"backend": backend, "generation_size": 4})
+        parameters.put(gn.training, {"group_size": 2, "device": "cpu"})
+        seen: list[Outcome] = []
+        run = gn.evolve(
+            seed_layers(),
+            1,
+            small_mnist,
+            selection=Selection(parameters=parameters),
+            seed=3,
+            candidate_hooks=[seen.append],
+        )
+        assert run.join(PATIENCE) and run.status().state == "finished"
+        outcomes[backend] = sorted(seen, key=lambda o: o.candidate.index)
+    local, remote = outcomes["threads"], outcomes["ray"]
+    assert [o.group_size for o in remote] == [2, 2, 2, 2]
+    for mine, theirs in zip(local, remote, strict=True):
+        assert mine.network is not None and theirs.network is not None
+        assert theirs.padded_share == mine.padded_share
+        assert (mine.network.val_acc, mine.network.loss) == (
+            theirs.network.val_acc,
+            theirs.network.loss,
+        )
+
+
 def test_a_task_that_raises_is_retried_then_dropped_as_locally(ray_cluster, small_mnist, caplog):
     # Each dropped candidate's own line is DEBUG; the generation sums failures up at WARNING.
     caplog.set_level(logging.DEBUG, logger="galapagos_nao")

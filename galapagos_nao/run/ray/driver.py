@@ -40,6 +40,7 @@ from galapagos_nao.core.training import (
     TrainSettings,
 )
 from galapagos_nao.run.ray.connection import connect, disconnect, import_ray
+from galapagos_nao.run.ray.group_tasks import evaluate_groups, ray_group_size, run_group_task
 from galapagos_nao.run.ray.worker import (
     STARTED,
     TaskRequest,
@@ -111,6 +112,7 @@ class RayEvaluator:
         self._ray = import_ray()
         self._address = address
         self._remote: Any = None
+        self._group_remote: Any = None
         # id(task) -> (task, its ref): the task is held so its id is not reused.
         self._task_refs: dict[int, tuple[Task, Any]] = {}
 
@@ -144,6 +146,20 @@ class RayEvaluator:
         if unfit is not None:
             for candidate in candidates:
                 yield failed_outcome(candidate, CandidateFailure(unfit), 0.0)
+            return
+        group_size = ray_group_size(settings, section)
+        if group_size > 1:  # whole groups per task: what a GPU worker is for
+            if self._group_remote is None:
+                self._group_remote = self._ray.remote(max_retries=0)(run_group_task)
+            yield from evaluate_groups(
+                self._ray,
+                self._group_remote,
+                self._task_ref(job.task),
+                candidates,
+                job,
+                settings,
+                group_size,
+            )
             return
         submit = self._submitter(candidates, job, section, settings)
         pending: dict[Any, _Attempt] = {}

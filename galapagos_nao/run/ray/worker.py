@@ -33,9 +33,12 @@ __all__ = [
     "TaskRequest",
     "TaskResult",
     "custom_layer_types",
+    "data_on_worker",
+    "register_missing",
     "run_candidate_task",
     "task_arrays",
     "task_from_arrays",
+    "task_settings",
 ]
 
 #: The first item every task yields, so the driver times training, not queueing.
@@ -124,7 +127,8 @@ def custom_layer_types() -> tuple[genome.LayerType, ...]:
 _worker_data: dict[str, tuple[Task, DeviceDataCache]] = {}
 
 
-def _data_on_worker(ray: Any, task_ref: Any, settings: TrainSettings) -> DeviceData:
+def data_on_worker(ray: Any, task_ref: Any, settings: TrainSettings) -> DeviceData:
+    """The run's data on the device ``settings`` name, fetched and copied once per worker."""
     key = task_ref.hex()
     entry = _worker_data.get(key)
     if entry is None:
@@ -135,7 +139,8 @@ def _data_on_worker(ray: Any, task_ref: Any, settings: TrainSettings) -> DeviceD
     return cache.get(task, resolve_device(settings.device), settings.validation_fraction)
 
 
-def _register_missing(layer_types: Sequence[genome.LayerType]) -> None:
+def register_missing(layer_types: Sequence[genome.LayerType]) -> None:
+    """Registers the user's layer types this worker process does not know yet."""
     known = genome.layer_types()
     for layer_type in layer_types:
         if layer_type.name not in known:
@@ -159,7 +164,7 @@ class _Collect(logging.Handler):
 _cuda_visible_at_start: list[str] | None = None
 
 
-def _task_settings(settings: TrainSettings, gpu_ids: Sequence[Any]) -> TrainSettings:
+def task_settings(settings: TrainSettings, gpu_ids: Sequence[Any]) -> TrainSettings:
     """The settings with the device this task may use: the GPU Ray gave it, or the CPU.
 
     Raises:
@@ -195,9 +200,9 @@ def run_candidate_task(request: TaskRequest, shared: list[Any]) -> Iterator[Any]
     import ray  # present wherever this runs: it is a Ray worker
 
     torch.set_num_threads(request.threads)
-    _register_missing(request.layer_types)
-    settings = _task_settings(request.settings, ray.get_gpu_ids())
-    data = _data_on_worker(ray, shared[0], settings)
+    register_missing(request.layer_types)
+    settings = task_settings(request.settings, ray.get_gpu_ids())
+    data = data_on_worker(ray, shared[0], settings)
     candidate = request.candidate
     if shared[1] is not None and candidate.parent is not None:
         parent = candidate.parent.replace(weights=ray.get(shared[1]))

@@ -1,0 +1,466 @@
+"""Which candidates train together, and how their layers line up in one stacked model.
+
+A compiled network is read as a list of :class:`Leaf` records, one per module
+that computes something: a product (linear, convolution, the head), a batch
+norm, an activation, a dropout, a pool, a flatten. Members of a group need not
+be alike. Their leaves are aligned into *slots* (:class:`GroupPlan`): a slot
+holds one leaf of each member that has one there; a member without one passes
+its input through (an identity position), which products, batch norms,
+activations and dropouts allow. Pools, flattens and the head change the shape
+and must line up in every member.
+
+Widths are padded to the group's largest at each point. Every width is first
+rounded up to a multiple of :data:`CANONICAL`, alone too, so that a member's
+units sit in the same vector lanes alone and in a group (the CPU's optimizer
+and element-wise kernels round differently in the vector body and the scalar
+tail of a tensor). An *exact* group pads no member past its own canonical
+widths: then every product a member makes has the same shape alone and in the
+group, and it computes the same bits (MKL picks its kernel, and with it the
+order of each sum, by the product's shape; measured on the 2-core AVX-512
+machine, a 784-input layer of 48 units rounds differently when padded to 64).
+Members of an exact group still differ in exact widths within a bucket, in
+depth, in activation kinds and slopes and in dropout rates. A *loose* group
+pads widths freely, up to a share of wasted multiply-adds: more members per
+group on a GPU, at the price of rounding differences from alone.
+
+:func:`partition` forms either kind; :func:`padded_share` is the share of a
+group's multiply-adds spent on padding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from galapagos_nao.core.genome import SeededDropout
+from galapagos_nao.core.transform import IDENTITY, Standardize
+
+__all__ = [
+    "CANONICAL",
+    "MAX_PADDED_SHARE",
+    "GroupPlan",
+    "Leaf",
+    "Unbatchable",
+    "canonical",
+    "group_macs",
+    "is_exact",
+    "leaf_modules",
+    "member_leaves",
+    "padded_share",
+    "padded_widths",
+    "wasted_share",
+    "partition",
+    "plan_group",
+]
+
+#: Flat widths are rounded up to a multiple of this, alone and in a group (see above).
+CANONICAL = 16
+#: :func:`partition` starts a new group rather than let padding exceed this share.
+MAX_PADDED_SHARE = 0.5
+
+#: Leaf kinds a member may lack in a slot (it passes its input through), and what
+#: that costs in an alignment: a product padded for a member that skips it wastes
+#: far more than an element-wise slot.
+_PASS_COST = {"linear": 8, "batch_norm": 1, "act": 1, "dropout": 1}
+SKIPPABLE = frozenset(_PASS_COST)
+#: Groups :func:`partition` tries for each member, the most recent first.
+_OPEN_GROUPS = 8
+#: Cost of matching a leaf to a slot whose inputs have another canonical width.
+_MISFIT = 4
+#: Activation kinds a slot can mix per member, and whether each maps 0 to 0.
+ZERO_PRESERVING = {"relu": True, "tanh": True, "leaky_relu": True, "sigmoid": False}
+ZERO_PRESERVING["softplus"] = False
+
+
+class Unbatchable(ValueError):
+    """A network holds a module the stacked model cannot run; the message says which."""
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One module of one member that the stacked model computes.
+
+    Attributes:
+        kind: ``linear``, ``head``, ``batch_norm``, ``act`` or ``dropout``.
+        name: State-dict prefix of its tensors (``layer0.0``); ``""`` without any.
+        ordinal: Its position among the member's leaves: the word that makes its
+            random stream differ from the member's other layers'.
+        width_in: Real features coming in.
+        width_out: Real features going out.
+        detail: What varies per member: ``(kind, slope)`` for an activation,
+            ``(rate,)`` for dropout, ``(eps, momentum)`` for batch norm.
+    """
+
+    kind: str
+    name: str
+    ordinal: int
+    width_in: int
+    width_out: int
+    detail: tuple[Any, ...] = ()
+
+    @property
+    def token(self) -> tuple[Any, ...]:
+        """What two members' leaves must share to sit in one slot."""
+        if self.kind == "batch_norm":
+            return (self.kind, *self.detail)  # eps and momentum are the slot's
+        return (self.kind,)
+
+
+def canonical(width: int) -> int:
+    """``width`` rounded up to a multiple of :data:`CANONICAL`."""
+    return -(-width // CANONICAL) * CANONICAL
+
+
+def leaf_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """The modules ``model`` runs, in order, with their state-dict prefixes.
+
+    Raises:
+        Unbatchable: On a container other than ``nn.Sequential`` (its order of
+            execution is its own ``forward``, which cannot be read from outside).
+    """
+    for name, module in model.named_children():
+        if isinstance(module, nn.Sequential):
+            for inner, leaf in leaf_modules(module):
+                yield f"{name}.{inner}", leaf
+        elif next(module.children(), None) is not None:
+            raise Unbatchable(f"{name} is a {type(module).__name__} holding other modules")
+        else:
+            yield name, module
+
+
+def _activation(module: nn.Module) -> tuple[str, float] | None:
+    kind = type(module)
+    if kind is nn.ReLU:
+        return ("relu", 0.0)
+    if kind is nn.Tanh:
+        return ("tanh", 0.0)
+    if kind is nn.Sigmoid:
+        return ("sigmoid", 0.0)
+    if kind is nn.LeakyReLU:
+        assert isinstance(module, nn.LeakyReLU)
+        return ("leaky_relu", float(module.negative_slope))
+    if kind is nn.Softplus:
+        assert isinstance(module, nn.Softplus)
+        if (module.beta, module.threshold) != (1.0, 20.0):
+            raise Unbatchable("a Softplus with another beta or threshold than 1 and 20")
+        return ("softplus", 0.0)
+    return None
+
+
+def _leaf(name: str, module: nn.Module, ordinal: int, width: int) -> Leaf | None:
+    """The leaf of ``module`` receiving ``width`` features; None for a no-op."""
+    kind = type(module)
+    if kind is nn.Linear:
+        assert isinstance(module, nn.Linear)
+        if module.bias is None:
+            raise Unbatchable("a Linear without a bias")
+        role = "head" if name == "head" else "linear"
+        return Leaf(role, name, ordinal, module.in_features, module.out_features)
+    if kind is nn.BatchNorm1d:
+        assert isinstance(module, nn.BatchNorm1d)
+        if not (module.affine and module.track_running_stats and module.momentum is not None):
+            raise Unbatchable("a BatchNorm1d without affine weights or running statistics")
+        detail = (float(module.eps), float(module.momentum))
+        return Leaf("batch_norm", name, ordinal, width, width, detail)
+    if kind is SeededDropout:
+        assert isinstance(module, SeededDropout)
+        return Leaf("dropout", name, ordinal, width, width, (float(module.p),))
+    activation = _activation(module)
+    if activation is not None:
+        return Leaf("act", name, ordinal, width, width, activation)
+    if kind is nn.Flatten:
+        assert isinstance(module, nn.Flatten)
+        if (module.start_dim, module.end_dim) != (1, -1):
+            raise Unbatchable(f"a Flatten over dims {module.start_dim}..{module.end_dim}")
+        return None  # the rows are flat already
+    if kind is Standardize:
+        assert isinstance(module, Standardize)
+        # Training feeds data transformed once, up front, so its models carry the
+        # identity: nothing to compute. A real transform only appears in model().
+        if module.transform != IDENTITY:
+            raise Unbatchable("an input transform other than the identity")
+        return None
+    # nn.Dropout draws from torch's global generator: its masks cannot be computed.
+    raise Unbatchable(f"{kind.__name__} has no batched form")
+
+
+def member_leaves(model: nn.Module, input_features: int) -> list[Leaf]:
+    """The leaves of a compiled network (built on any device, ``meta`` included).
+
+    Raises:
+        Unbatchable: naming the first module that cannot be stacked.
+    """
+    leaves: list[Leaf] = []
+    width = input_features
+    for ordinal, (name, module) in enumerate(leaf_modules(model)):
+        try:
+            leaf = _leaf(name, module, ordinal, width)
+        except Unbatchable as error:
+            raise Unbatchable(f"{name}: {error}") from None
+        if leaf is not None:
+            if leaf.width_in != width:
+                raise Unbatchable(f"{name}: expects {leaf.width_in} features, gets {width}")
+            leaves.append(leaf)
+            width = leaf.width_out
+    if not leaves or leaves[-1].kind != "head":
+        raise Unbatchable("a network that does not end in its linear head")
+    return leaves
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """Members' leaves aligned into slots.
+
+    Attributes:
+        members: Each member's leaves.
+        slots: For each slot, each member's leaf index there, or None (it passes through).
+    """
+
+    members: tuple[tuple[Leaf, ...], ...]
+    slots: tuple[tuple[int | None, ...], ...]
+
+    @property
+    def size(self) -> int:
+        """Members."""
+        return len(self.members)
+
+    def kind(self, slot: int) -> str:
+        """The kind of the leaves in ``slot``."""
+        for member, index in enumerate(self.slots[slot]):
+            if index is not None:
+                return self.members[member][index].kind
+        raise AssertionError("a slot without leaves")
+
+    def leaf(self, slot: int, member: int) -> Leaf | None:
+        """``member``'s leaf in ``slot``, or None."""
+        index = self.slots[slot][member]
+        return None if index is None else self.members[member][index]
+
+    def widths(self, input_features: int) -> list[tuple[list[int], list[int]]]:
+        """Per slot, each member's real features coming in and going out."""
+        current = [input_features] * self.size
+        found = []
+        for slot in range(len(self.slots)):
+            out = list(current)
+            for member in range(self.size):
+                leaf = self.leaf(slot, member)
+                if leaf is not None:
+                    out[member] = leaf.width_out
+            found.append((current, out))
+            current = out
+        return found
+
+
+def _padded(widths: Sequence[int]) -> int:
+    return max(canonical(w) for w in widths)
+
+
+def padded_widths(plan: GroupPlan, input_features: int) -> list[tuple[int, int]]:
+    """Per slot, the padded features coming in and going out.
+
+    The head too is padded (its extra logits are cut off before the loss): its
+    bias of ``n_classes`` values would otherwise sit in the scalar tail of the
+    optimizer's vector loop alone and in its vector body in a group, where the
+    two round differently.
+    """
+    return [(_padded(ins), _padded(outs)) for ins, outs in plan.widths(input_features)]
+
+
+def group_macs(plan: GroupPlan, input_features: int) -> tuple[int, int]:
+    """Multiply-adds per sample of the members' own products, and of the padded group's."""
+    real = padded = 0
+    pads = padded_widths(plan, input_features)
+    for slot, (ins, outs) in enumerate(plan.widths(input_features)):
+        if plan.kind(slot) not in ("linear", "head"):
+            continue
+        padded += plan.size * pads[slot][0] * pads[slot][1]
+        for member in range(plan.size):
+            if plan.leaf(slot, member) is not None:
+                real += ins[member] * outs[member]
+    return real, padded
+
+
+def padded_share(plan: GroupPlan, input_features: int) -> float:
+    """Share of the group's multiply-adds per sample spent on padding and pass-through members."""
+    real, padded = group_macs(plan, input_features)
+    return 1.0 - real / padded if padded else 0.0
+
+
+#: Work per unit and sample of an element-wise slot, in multiply-adds of a product:
+#: measured roughly on the CPU, where an element-wise pass costs far more per
+#: element than a multiply-add inside a matrix product (a dropout hashes each unit).
+ELEMENT_WORK = {"act": 4, "batch_norm": 16, "dropout": 40}
+
+
+def wasted_share(plan: GroupPlan, input_features: int) -> float:
+    """Share of the group's work (products and element-wise slots) spent on padding.
+
+    What :func:`partition` bounds: a slot that one member in eight uses still
+    costs every member its element-wise pass.
+    """
+    real, padded = group_macs(plan, input_features)
+    pads = padded_widths(plan, input_features)
+    for slot, (ins, _) in enumerate(plan.widths(input_features)):
+        weight = ELEMENT_WORK.get(plan.kind(slot), 0)
+        if not weight:
+            continue
+        padded += weight * plan.size * pads[slot][0]
+        real += weight * sum(ins[m] for m in range(plan.size) if plan.leaf(slot, m) is not None)
+    return 1.0 - real / padded if padded else 0.0
+
+
+def is_exact(plan: GroupPlan, input_features: int) -> bool:
+    """Whether no member is padded past its own canonical width anywhere (see the module doc)."""
+    for ins, outs in plan.widths(input_features):
+        for widths in (ins, outs):
+            if len({canonical(w) for w in widths}) > 1:
+                return False
+    return True
+
+
+def _align(plan: GroupPlan, leaves: Sequence[Leaf]) -> list[tuple[int | None, int | None]] | None:
+    """The cheapest alignment of ``leaves`` to ``plan``'s slots, as (slot, leaf) pairs.
+
+    Edit distance over tokens: a slot may go without the new member's leaf, or a
+    leaf become a new slot the others pass through, only for skippable kinds;
+    each such position costs what it pads, and so does a match whose input
+    widths differ. None when no alignment exists.
+    """
+    tokens = [_slot_token(plan, s) for s in range(len(plan.slots))]
+    widths_in = [{canonical(w) for w in ins} for ins, _ in plan.widths(leaves[0].width_in)]
+    n, m = len(tokens), len(leaves)
+    inf = math.inf
+    cost = [[inf] * (m + 1) for _ in range(n + 1)]
+    move: list[list[int]] = [[0] * (m + 1) for _ in range(n + 1)]
+    cost[0][0] = 0.0
+    for i in range(n + 1):
+        for j in range(m + 1):
+            here = cost[i][j]
+            if here == inf:
+                continue
+            if i < n and j < m and tokens[i] == leaves[j].token:
+                # a leaf whose input is not as wide as the slot's pads (or is padded)
+                matched = here + (canonical(leaves[j].width_in) not in widths_in[i]) * _MISFIT
+                if matched < cost[i + 1][j + 1]:
+                    cost[i + 1][j + 1], move[i + 1][j + 1] = matched, 0
+            if i < n and tokens[i][0] in SKIPPABLE:
+                skip = here + _PASS_COST[tokens[i][0]]
+                if skip < cost[i + 1][j]:
+                    cost[i + 1][j], move[i + 1][j] = skip, 1
+            if j < m and leaves[j].kind in SKIPPABLE:
+                insert = here + plan.size * _PASS_COST[leaves[j].kind]
+                if insert < cost[i][j + 1]:
+                    cost[i][j + 1], move[i][j + 1] = insert, 2
+    if cost[n][m] == inf:
+        return None
+    pairs: list[tuple[int | None, int | None]] = []
+    i, j = n, m
+    while i or j:
+        step = move[i][j]
+        if step == 0:
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif step == 1:
+            pairs.append((i - 1, None))
+            i -= 1
+        else:
+            pairs.append((None, j - 1))
+            j -= 1
+    return pairs[::-1]
+
+
+def _slot_token(plan: GroupPlan, slot: int) -> tuple[Any, ...]:
+    for member, index in enumerate(plan.slots[slot]):
+        if index is not None:
+            return plan.members[member][index].token
+    raise AssertionError("a slot without leaves")
+
+
+def _joined(plan: GroupPlan, leaves: Sequence[Leaf]) -> GroupPlan | None:
+    """``plan`` with one more member, or None when its leaves cannot line up."""
+    if all(len(m) == len(leaves) for m in plan.members) and all(
+        a.token == b.token for a, b in zip(plan.members[0], leaves, strict=True)
+    ):
+        slots = tuple((*column, i) for i, column in enumerate(plan.slots))
+        if all(None not in column for column in plan.slots):
+            return GroupPlan((*plan.members, tuple(leaves)), slots)
+    pairs = _align(plan, leaves)
+    if pairs is None:
+        return None
+    aligned = []
+    for slot, leaf in pairs:
+        old = plan.slots[slot] if slot is not None else (None,) * plan.size
+        aligned.append((*old, leaf))
+    return GroupPlan((*plan.members, tuple(leaves)), tuple(aligned))
+
+
+def plan_group(members: Sequence[Sequence[Leaf]]) -> GroupPlan:
+    """The members' leaves aligned into one plan, in order.
+
+    Raises:
+        Unbatchable: If some member's shape-changing layers do not line up with the others'.
+    """
+    plan = GroupPlan((tuple(members[0]),), tuple((i,) for i in range(len(members[0]))))
+    for index, leaves in enumerate(members[1:], start=1):
+        joined = _joined(plan, leaves)
+        if joined is None:
+            raise Unbatchable(f"member {index}'s layers do not line up with the others'")
+        plan = joined
+    return plan
+
+
+def partition(
+    members: Sequence[Sequence[Leaf] | None],
+    group_size: int,
+    input_features: int,
+    *,
+    exact: bool = True,
+    max_padded_share: float = MAX_PADDED_SHARE,
+) -> list[list[int]]:
+    """Indices in groups of at most ``group_size``, formed so that padding wastes little.
+
+    Members are visited in an order that puts alike ones next to each other (the
+    same sequence of leaf kinds, then close widths); each joins the most recent
+    of the last :data:`_OPEN_GROUPS` groups that it lines up with, has room and
+    stays exact (if ``exact``) and within ``max_padded_share`` of wasted work
+    (:func:`wasted_share`); else it opens a new group.
+    ``None`` members (unbatchable) each get a group of their own.
+    """
+    groups: list[list[int]] = []
+    plans: list[GroupPlan] = []
+    order = sorted(
+        (i for i, m in enumerate(members) if m is not None),
+        key=lambda i: _similarity_key(members[i] or ()),
+    )
+    for index in order:
+        leaves = members[index]
+        assert leaves is not None
+        for slot in range(len(groups) - 1, max(-1, len(groups) - 1 - _OPEN_GROUPS), -1):
+            if plans[slot].size >= group_size:
+                continue
+            joined = _joined(plans[slot], leaves)
+            if (
+                joined is not None
+                and (not exact or is_exact(joined, input_features))
+                and wasted_share(joined, input_features) <= max_padded_share
+            ):
+                groups[slot].append(index)
+                plans[slot] = joined
+                break
+        else:
+            groups.append([index])
+            plans.append(GroupPlan((tuple(leaves),), tuple((i,) for i in range(len(leaves)))))
+    groups.extend([i] for i, m in enumerate(members) if m is None)
+    return groups
+
+
+def _similarity_key(leaves: Sequence[Leaf]) -> tuple[Any, ...]:
+    return (
+        len(leaves),
+        tuple(leaf.token for leaf in leaves),
+        tuple(canonical(leaf.width_out) for leaf in leaves),
+    )
