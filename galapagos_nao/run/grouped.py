@@ -159,7 +159,8 @@ def train_group(
         padded_share: The group's share of multiply-adds spent on padding, for its outcomes.
     """
     if len(group) == 1:
-        return [_alone(group[0], data, settings, should_stop, deadline, started)]
+        alone = _alone(group[0], data, settings, should_stop, deadline, started)
+        return [dataclasses.replace(alone, padded_share=padded_share)]
     try:
         results = fit_group(
             [_member(c) for c in group],

@@ -285,7 +285,8 @@ def test_groups_train_as_whole_tasks_like_groups_on_threads(ray_cluster, small_m
         assert run.join(PATIENCE) and run.status().state == "finished"
         outcomes[backend] = sorted(seen, key=lambda o: o.candidate.index)
     local, remote = outcomes["threads"], outcomes["ray"]
-    assert [o.group_size for o in remote] == [2, 2, 2, 2]
+    assert [o.group_size for o in remote] == [o.group_size for o in local]
+    assert max(o.group_size for o in remote) == 2
     for mine, theirs in zip(local, remote, strict=True):
         assert mine.network is not None and theirs.network is not None
         assert theirs.padded_share == mine.padded_share
