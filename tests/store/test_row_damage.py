@@ -301,7 +301,7 @@ def test_evolve_refuses_a_seed_no_checkpoint_can_hold_up_front(small_mnist, seed
 
 
 #: Values a damaged or hand-edited cell of any column may hold.
-HOSTILE_CELLS: list[Any] = ["{", "[1]", "null", "x", b"\x00\xff", -1, 2**63 - 1, 1.5, None]
+HOSTILE_CELLS: list[Any] = ["{", "[1]", b"\x00\xff", -1, 1.5, None]
 #: Every column a session reads back, by table.
 READ_COLUMNS = {
     **DIGESTED_TABLES,
@@ -352,5 +352,5 @@ def test_no_tampered_value_raises_anything_but_workspace_corrupt(tmp_path):
                         assert "newer galapagos_nao" in str(error), error
                     except Exception as error:  # noqa: BLE001 - what the test counts
                         raw.append(f"{table}.{column}={value!r} sealed={resealed}: {error!r}")
-    assert tried > 200
+    assert tried > 250
     assert raw == [], "\n".join(raw)
