@@ -1,5 +1,19 @@
 """Galápagos Nǎo: a playground for continual, interactive neuroevolution on PyTorch.
 
+How to start::
+
+    import galapagos_nao as gn                 # `import gn` works too
+    run = gn.example.short_example()           # returns at once; trains on a background thread
+    run                                        # generation, evaluated, best test_acc
+    gn.Selection.get_all()                     # the elites by cell, while it trains
+    run = gn.evolve_continual(None)            # go on until run.stop()
+    gn.Parameters.get_all()                    # every setting, its default and meaning
+    gn.experiment("mine")                      # a named experiment: its own archive and journal
+    gn.experiments()                           # all of them: cells, best val_acc, runs, task
+    gn.journal()                               # every steering action of this experiment
+
+In a second terminal, ``python -m galapagos_nao watch --experiment mine`` follows it.
+
 The map of the package. Six layers, each a sub-package whose modules import
 only from the layers before it (``tests/test_layers.py`` enforces it):
 
@@ -113,6 +127,41 @@ from galapagos_nao import lineage as _lineage_module  # noqa: E402, F401 - binds
 lineage = session.lineage
 
 __version__ = "0.1.0"
+
+#: What ``gn.<Tab>`` offers: the user's API. The layers and the old module names
+#: stay importable (``gn.core``, ``gn.selection``), they are just not offered.
+_USER_API = (
+    "Library",
+    "Network",
+    "Parameters",
+    "Run",
+    "Selection",
+    "breed",
+    "build",
+    "datasets",
+    "evolution",
+    "evolve",
+    "evolve_continual",
+    "example",
+    "experiment",
+    "experiments",
+    "journal",
+    "lineage",
+    "load",
+    "log_level",
+    "orchestration",
+    "plot",
+    "register_layer",
+    "training",
+    "upgrade",
+    "validate",
+    "workspace",
+)
+
+
+def __dir__() -> list[str]:
+    """The user's API (``gn.<Tab>``); see ``__all__`` for everything importable."""
+    return sorted(_USER_API)
 
 __all__ = [
     # shared instances

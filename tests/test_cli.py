@@ -31,7 +31,7 @@ def test_module_runs_the_short_example_and_prints_the_elites(mnist_root):
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("Generation 1/1: 4 evaluated, 0 failed, best val_acc 0.") == 1
     assert "Epoch 0. Loss: " not in result.stderr  # per candidate only with --log candidate
-    assert "<Run finished: generation 1/1, " in result.stdout
+    assert "<Run finished: generation 0 (this run 1/1), " in result.stdout
     assert "Elites after generation 1:" in result.stdout
     elites = [line for line in result.stdout.splitlines() if ": Network(id=" in line]
     assert elites and all("test_acc=0." in line for line in elites)

@@ -84,7 +84,7 @@ def test_readers_and_writers_while_a_run_trains(small_mnist):
         thread.start()
     try:
         deadline_generations = 3
-        while run.status().generation < deadline_generations:
+        while run.status().completed < deadline_generations:
             assert not run.done(), run.result()
             run.join(0.1)
     finally:

@@ -56,7 +56,7 @@ def test_every_example_script_is_run_here():
 
 def test_seed_session(tmp_path: Path):
     out = run_example("seed_session.py", tmp_path)
-    assert "<Run finished: generation 2/2" in out
+    assert "<Run finished: generation 1 (this run 2/2)" in out
     assert "<Run stopped:" in out
     filled = int(re.search(r"(\d) levels filled after complexity_levels=4", out).group(1))
     assert 1 <= filled <= 4
@@ -126,5 +126,5 @@ def test_save_load_onnx(tmp_path: Path):
 def test_ray_cluster(tmp_path: Path):
     skip_without_extra("ray_cluster.py")
     out = run_example("ray_cluster.py", tmp_path)
-    assert "<Run finished: generation 2/2, 8 evaluated" in out
+    assert "<Run finished: generation 1 (this run 2/2), 8 evaluated" in out
     assert "level " in out

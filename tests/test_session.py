@@ -59,7 +59,7 @@ def test_short_example_runs_two_generations_on_real_mnist(shell, mnist_task, cap
     assert run.status().evaluated + run.status().failed == 8
     err = capsys.readouterr().err
     # The examples say one line per generation; gn.log_level("candidate") adds the seed's lines.
-    assert "Generation 1/2: " in err and "Generation 2/2: " in err
+    assert "Generation 0 (this run 1/2): " in err and "Generation 1 (this run 2/2): " in err
     assert "Epoch 0. Loss:" not in err
 
 
@@ -78,16 +78,16 @@ def test_the_continual_session_of_the_seed(shell):
     cell(shell, "gn.Library.put(net)")
     assert cell(shell, "gn.Library.get(net.id)") is net
 
-    generation = run.status().generation
+    generation = run.status().completed
     cell(shell, 'gn.Parameters.put(gn.Selection, {"complexity_levels": 4})')
-    wait_until(lambda: run.status().generation >= generation + 2, what="two more generations")
+    wait_until(lambda: run.status().completed >= generation + 2, what="two more generations")
     # the most complex network always lands on the top level, so level 4 now exists
     assert max(cell(shell, "gn.Selection.get_all()")) == 4
 
     key = cell(shell, "gn.Selection.put_unevaluated(gn.Library.get(net.id))")
     assert key < 0 and cell(shell, f"gn.Selection.get_all()[{key}]") is net
-    queued_at = run.status().generation
-    wait_until(lambda: run.status().generation >= queued_at + 2, what="the queued net's generation")
+    queued_at = run.status().completed
+    wait_until(lambda: run.status().completed >= queued_at + 2, what="the queued net's generation")
     assert key not in cell(shell, "gn.Selection.get_all()")
 
     model = cell(shell, "net.model()")

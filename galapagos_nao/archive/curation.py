@@ -52,7 +52,9 @@ __all__ = [
     "beats",
     "check_cell",
     "choose_elites",
+    "in_grid",
     "rank",
+    "rebin_marks",
 ]
 
 
@@ -112,7 +114,11 @@ class Curation:
 
 
 def choose_elites(
-    pool: Sequence[Network], cells: Sequence[Any], old: Mapping[Any, Network], pins: set[Any]
+    pool: Sequence[Network],
+    cells: Sequence[Any],
+    old: Mapping[Any, Network],
+    pins: set[Any],
+    pinned_at: Mapping[Any, Network] | None = None,
 ) -> tuple[dict[Any, Network], list[HeldBack]]:
     """The fittest network per cell, pinned cells keeping their elite.
 
@@ -124,12 +130,15 @@ def choose_elites(
         cells: The cell of each network of ``pool``.
         old: The elites before this selection, by cell.
         pins: Pinned cells.
+        pinned_at: Where each pinned elite is, when re-binning moved pins
+            (:func:`rebin_marks`); ``old`` when None.
 
     Returns:
         ``(best, held_back)``: cell → elite, and the newcomers that would have
         beaten a pinned elite.
     """
-    pinned = {cell: old[cell] for cell in pins if cell in old}
+    at = old if pinned_at is None else pinned_at
+    pinned = {cell: at[cell] for cell in pins if cell in at}
     pinned_ids = {id(net) for net in pinned.values()}
     incumbents = {id(net) for net in old.values()}
     best: dict[Any, Network] = {}
@@ -145,6 +154,67 @@ def choose_elites(
             held_back.append(HeldBack(cell, elite.id, elite.fitness, rival.id, rival.fitness))
         best[cell] = elite
     return best, held_back
+
+
+def in_grid(cell: Any, levels: Sequence[int]) -> bool:
+    """True if ``cell`` is a cell of a grid with ``levels`` along its axes."""
+    key = cell if isinstance(cell, tuple) else (cell,)
+    return len(key) == len(levels) and all(
+        isinstance(level, int) and 1 <= level <= top for level, top in zip(key, levels, strict=True)
+    )
+
+
+def rebin_marks(
+    curation: Curation,
+    old: Mapping[Any, Network],
+    new_cells: Mapping[Any, Any],
+    levels: Sequence[int],
+) -> tuple[dict[Any, Network], list[str]]:
+    """Moves pins and favor off cells the grid no longer has (the measures or levels changed).
+
+    A pin follows its elite to the cell that elite now falls in; a favor follows a
+    pin, or goes with a line when its cell is gone. Two pins meeting in one cell:
+    the fitter elite keeps it, the other pin goes (said).
+
+    Args:
+        curation: The state to change (under the Selection's lock).
+        old: The elites before this selection, by their old cell.
+        new_cells: Old cell → the cell its elite falls in now.
+        levels: The new grid's levels.
+
+    Returns:
+        ``(old_by_pin, lines)``: the elites keyed so that each pin finds its own,
+        and one line per pin or favor moved or dropped.
+    """
+    lines: list[str] = []
+    rekeyed = dict(old)
+    moved: dict[Any, Any] = {}
+    for cell in sorted((c for c in curation.pins if not in_grid(c, levels)), key=_order):
+        target = new_cells.get(cell)
+        rival = next((c for c, t in moved.items() if t == target), None)
+        taken = target in curation.pins and in_grid(target, levels)
+        if target is None or taken or (rival is not None and rank(old[rival]) >= rank(old[cell])):
+            curation.pins.discard(cell)
+            lines.append(f"pin on cell {cell} dropped: its elite now falls in pinned cell {target}")
+            continue
+        if rival is not None:
+            curation.pins.discard(rival)
+            moved.pop(rival)
+            lines.append(f"pin on cell {rival} dropped: a fitter pinned elite took cell {target}")
+        moved[cell] = target
+    for cell, target in moved.items():
+        curation.pins.discard(cell)
+        curation.pins.add(target)
+        rekeyed.pop(cell, None)
+        rekeyed[target] = old[cell]
+        weight = curation.favors.pop(cell, None)
+        if weight is not None:
+            curation.favors[target] = weight
+        lines.append(f"pin on cell {cell} moved with its elite to cell {target} (re-binned)")
+    for cell in sorted((c for c in curation.favors if not in_grid(c, levels)), key=_order):
+        weight = curation.favors.pop(cell)
+        lines.append(f"favor ×{weight:g} on cell {cell} dropped: the grid has no such cell now")
+    return rekeyed, lines
 
 
 class Curated:

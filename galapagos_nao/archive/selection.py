@@ -17,12 +17,10 @@ generation the archive's metrics and changes go to its :meth:`Selection.history`
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from galapagos_nao.archive.axes import Axes, seed_cutoffs
 from galapagos_nao.archive.curation import (
@@ -33,15 +31,17 @@ from galapagos_nao.archive.curation import (
     check_cell,
     choose_elites,
     rank,
+    rebin_marks,
 )
 from galapagos_nao.archive.history import (
     HeldBack,
     History,
 )
 from galapagos_nao.archive.recording import Recorded
+from galapagos_nao.archive.selection_records import AddStatus, Change, RunClaim
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.config.settings import Settings
-from galapagos_nao.core.bindings import Viewable
+from galapagos_nao.core.bindings import Viewable, user_dir
 from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.listeners import Listeners
 from galapagos_nao.core.measures import Grid
@@ -49,41 +49,9 @@ from galapagos_nao.core.network import Network
 from galapagos_nao.core.record_checks import check_record
 from galapagos_nao.core.typing import CellKey
 
-
-class RunClaim(Protocol):
-    """What the archive needs of the run that evolves it: whether it has ended."""
-
-    def done(self) -> bool:
-        """True once the run has ended."""
-        ...
-
-
 __all__ = ["AddStatus", "Change", "Selection"]
 
 logger = logging.getLogger("galapagos_nao.archive.selection")
-
-
-class AddStatus(enum.IntEnum):
-    """What :meth:`Selection.put` did."""
-
-    NOT_ADDED = 0  #: the level's elite is fitter, or as fit and no larger
-    IMPROVE_EXISTING = 1  #: replaced a less fit elite
-    NEW = 2  #: filled an empty level
-
-
-@dataclass(frozen=True)
-class Change:
-    """One archive cell whose elite changed in a :meth:`Selection.select`.
-
-    Attributes:
-        level: The cell: an int level for one measure, a tuple of levels for several.
-        old: The elite it replaced, or None for a newly filled cell.
-        new: The new elite.
-    """
-
-    level: CellKey
-    old: Network | None
-    new: Network
 
 
 def _check_network(name: str, net: Any) -> Network:
@@ -130,6 +98,25 @@ class Selection(Curated, Recorded, Viewable):
 
     #: Name of this object's section in Parameters (``gn.Parameters.put(gn.Selection, …)``).
     PARAMETER_SECTION = "selection"
+    #: What runs, checkpoints and tools call, left out of ``gn.Selection.<Tab>``.
+    _INTERNAL = frozenset(
+        {
+            "PARAMETER_SECTION",
+            "breeding_plan",
+            "claim",
+            "cutoffs",
+            "level_of",
+            "listeners",
+            "next_generation",
+            "record_generation",
+            "restore",
+            "restore_history",
+            "select",
+        }
+    )
+
+    def __dir__(self) -> list[str]:
+        return user_dir(self, self._INTERNAL)
 
     def __init__(self, *, parameters: Parameters | None = None) -> None:
         self._parameters = Parameters() if parameters is None else parameters
@@ -287,6 +274,9 @@ class Selection(Curated, Recorded, Viewable):
                 self._curation.load(curation)
             self._curation.pins &= set(self._elites)  # a pin needs an elite in its cell
             self._grid = None
+            # Nothing is in flight in a restored archive (another run's generation was).
+            self._in_flight = None
+            self._held_back.clear()
             self._queue = dict(queue or {})
             self._next_queue_key = min([-1, *(k - 1 for k in self._queue)])
 
@@ -343,12 +333,19 @@ class Selection(Curated, Recorded, Viewable):
             old = dict(self._elites)
             pool = [*old.values(), *newcomers]  # incumbents first: they win full ties
             grid, cells = axes.bin(pool)
-            best, held_back = choose_elites(pool, cells, old, self._curation.pins)
+            # Pins and favor on cells the grid no longer has follow their elites (or go).
+            new_cells = {cell: cells[index] for index, cell in enumerate(old)}
+            pinned_at, lines = rebin_marks(self._curation, old, new_cells, grid.levels)
+            best, held_back = choose_elites(
+                pool, cells, old, self._curation.pins, pinned_at=pinned_at
+            )
             self._held_back.extend(held_back)
             self._elites = _sorted_cells(best)
             self._grid = grid
             for key in consumed:
                 self._queue.pop(key, None)
+        for line in lines:
+            logger.warning("The grid changed: %s", line)
         incumbents = {id(n) for n in old.values()}
         return [
             Change(level, old.get(level), net)

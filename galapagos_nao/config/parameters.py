@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from galapagos_nao.config.settings import (
@@ -23,11 +24,63 @@ from galapagos_nao.config.settings import (
     check_device_available,
     section_name,
 )
+from galapagos_nao.core.bindings import Viewable, user_dir
 from galapagos_nao.core.checks import describe
 from galapagos_nao.core.clock import SteeringClock
 from galapagos_nao.core.listeners import Listeners
 
-__all__ = ["Parameters", "Settings", "section_name"]
+__all__ = ["ParameterRow", "ParameterTable", "Parameters", "Settings", "section_name"]
+
+
+@dataclass(frozen=True)
+class ParameterRow:
+    """One setting as :meth:`Parameters.get_all` shows it."""
+
+    section: str
+    key: str
+    value: Any
+    default: Any
+    #: What it means (the line the README's table shows).
+    doc: str
+
+    @property
+    def changed(self) -> bool:
+        """True when the value is not the default."""
+        return bool(self.value != self.default)
+
+
+@dataclass(frozen=True)
+class ParameterTable(Viewable, Mapping[str, dict[str, Any]]):
+    """Every setting at one moment: section → key → value, shown as a table.
+
+    A snapshot: changing it changes nothing (``gn.Parameters.put`` does).
+    """
+
+    #: Section → key → value.
+    settings: dict[str, dict[str, Any]]
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self.settings[section_name(section)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.settings)
+
+    def __len__(self) -> int:
+        return len(self.settings)
+
+    def rows(self) -> list[ParameterRow]:
+        """One row per setting, section by section, in declaration order."""
+        found = []
+        for name, section in SECTIONS.items():
+            defaults, docs = section.defaults(), section.docs()
+            for key in section.names():
+                value = self.settings.get(name, {}).get(key, defaults[key])
+                found.append(ParameterRow(name, key, value, defaults[key], docs[key]))
+        return found
+
+    def __repr__(self) -> str:
+        changed = sum(row.changed for row in self.rows())
+        return f"<Parameters: {len(self.rows())} settings, {changed} changed from the defaults>"
 
 
 class Parameters:
@@ -43,6 +96,10 @@ class Parameters:
             :mod:`~galapagos_nao.core.clock`); a Selection made with these
             Parameters shares it.
     """
+
+    def __dir__(self) -> list[str]:
+        # What runs and the session use stays out of ``gn.Parameters.<Tab>``.
+        return user_dir(self, frozenset({"clock", "listeners", "load"}))
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -94,6 +151,13 @@ class Parameters:
             if key not in self._values[name]:
                 raise KeyError(f"{name}: unknown key {key!r}; known: {sorted(self._values[name])}")
             return copy.deepcopy(self._values[name][key])
+
+    def get_all(self) -> ParameterTable:
+        """Every setting now, with its default and meaning (a table in IPython).
+
+        Index it like the snapshot: ``gn.Parameters.get_all()["training"]["epochs"]``.
+        """
+        return ParameterTable(self.snapshot())
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """A consistent deep copy of every section, taken under one lock."""

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Viewable", "bind", "bound", "lookup"]
+__all__ = ["Viewable", "bind", "bound", "lookup", "user_dir"]
 
 _lock = threading.Lock()
 _table: dict[tuple[type, str], Callable[..., Any]] = {}
@@ -51,6 +51,15 @@ def bound(cls: type, name: str) -> Callable[..., Any]:
             "not bound yet; import galapagos_nao first"
         )
     return found
+
+
+def user_dir(obj: object, internal: frozenset[str]) -> list[str]:
+    """``dir(obj)`` without private names and ``internal`` ones: what ``obj.<Tab>`` offers.
+
+    The shared objects' classes define ``__dir__`` with it, so a user's completion
+    shows the user's API; the other methods stay callable (runs and tools use them).
+    """
+    return sorted(n for n in object.__dir__(obj) if not n.startswith("_") and n not in internal)
 
 
 class Viewable:

@@ -29,6 +29,7 @@ from galapagos_nao.run.arguments import (
     run_seed,
 )
 from galapagos_nao.run.checkpoint import Checkpointer, ResumePoint
+from galapagos_nao.run.experiment_task import check_resume_task, task_recorder
 from galapagos_nao.run.experiments import Experiments
 from galapagos_nao.run.hooks import default_hooks
 from galapagos_nao.run.loop import CandidateHook, GenerationHook, Run
@@ -251,10 +252,20 @@ class Session(Ancestry, Tracking, Experiments):
                 "call gn.continual.track(selection, workspace)"
             )
         point = ResumePoint.read(into, tasks)
+        check_resume_task(into, task, point.stream)
         checkpoint = point.checkpoint
+        overridden = self.settings_put_since(point.settings)
 
         def restore(run: Run) -> None:
             point.restore(run.parameters, selection)
+            for key, (mine, theirs) in overridden.items():
+                logger.warning(
+                    "resume: %s is back to the checkpoint's %r over the %r you put since; "
+                    "put it again to change it",
+                    key,
+                    theirs,
+                    mine,
+                )
             logger.info(
                 "Resuming run %d of %s after generation %d",
                 checkpoint.run_id,
@@ -392,6 +403,7 @@ class Session(Ancestry, Tracking, Experiments):
                 hooks=[*run_hooks, *caller_hooks],
                 candidate_hooks=caller_candidate_hooks,
                 stream=stream,
+                on_task=task_recorder(self.tracking_workspace(selection), selection, stream),
             )
             selection.claim(run)  # fails here, before anything changes, if another run is live
             for clock in in_order(clocks):
@@ -410,4 +422,5 @@ class Session(Ancestry, Tracking, Experiments):
             )
             run.listeners.append(self.journal.listener("Run"))
             change_state(run)
+            self.forget_settings_put()
             return run.start()

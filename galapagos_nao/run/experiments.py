@@ -103,7 +103,10 @@ class Experiments:
         self._parked: dict[str, ParkedExperiment] = {}
         # Experiments whose stored state this session has loaded (or started empty).
         self._entered: set[str] = set()
+        # Settings the person put since the last run started or experiment was entered.
+        self._put_since: dict[tuple[str, str], Any] = {}
         self.selection.listeners.append(self._write_state)
+        self.parameters.listeners.append(self._note_put)
 
     # -- the user's calls --------------------------------------------------------
 
@@ -155,6 +158,7 @@ class Experiments:
         if parked is None:
             parked, source = self._stored(store)
         self._enter(parked)
+        self.forget_settings_put()
         self._entered.add(name)
         info = self._info(name)
         logger.info("Experiment %r: %s (%s)", name, describe_experiment(info), source)
@@ -235,6 +239,30 @@ class Experiments:
         journal = getattr(self, "journal", None)
         if journal is not None:
             journal.entries()  # stores what waits in memory, under the experiment it was made in
+
+    # -- settings the person put ---------------------------------------------------------
+
+    def _note_put(self, action: str, arguments: Mapping[str, Any]) -> None:
+        if action == "put":
+            for key, value in dict(arguments.get("values") or {}).items():
+                self._put_since[(str(arguments["section"]), str(key))] = value
+        elif action == "reset":
+            self._put_since.clear()
+
+    def settings_put_since(
+        self, settings: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, tuple[Any, Any]]:
+        """``section.key`` → (put, restored) for each setting put since that ``settings`` undo."""
+        found = {}
+        for (section, key), mine in self._put_since.items():
+            theirs = settings.get(section, {}).get(key, mine)
+            if theirs != mine:
+                found[f"{section}.{key}"] = (mine, theirs)
+        return found
+
+    def forget_settings_put(self) -> None:
+        """Starts counting puts afresh (a run started: what it runs with is its own)."""
+        self._put_since.clear()
 
     # -- the archive's state, for readers ----------------------------------------------
 

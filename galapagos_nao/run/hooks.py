@@ -38,10 +38,10 @@ def record_history(report: GenerationReport) -> None:
 def log_generation(report: GenerationReport) -> None:
     """One line per generation at INFO; failures once per reason, with a count, at WARNING.
 
-    ``Generation 1/2: 4 evaluated, 0 failed, best val_acc 0.9412 (test 0.9387),
-    coverage 2/2, 11.8 s``; a run that started on an archive with generations
-    adds ``(archive generation 5)``. Runs after :func:`record_history`, whose
-    entry gives the coverage.
+    ``Generation 5 (this run 1/2): 4 evaluated, 0 failed, best val_acc 0.9412
+    (its test_acc 0.9387), coverage 2/2, 11.8 s``: the archive's generation (0-based,
+    the number every view shows), then the run's own count. Runs after
+    :func:`record_history`, whose entry gives the coverage.
     """
     run = report.run
     total = "∞" if run.generations is None else str(run.generations)
@@ -50,15 +50,14 @@ def log_generation(report: GenerationReport) -> None:
     best_text = "-"
     if best is not None and best.val_acc is not None:
         test = "-" if best.test_acc is None else f"{best.test_acc:.4f}"
-        best_text = f"{best.val_acc:.4f} (test {test})"
-    # The run's own count against its total; the archive's when it started later.
+        best_text = f"{best.val_acc:.4f} (its test_acc {test})"
     counted = report.generation - run.first_generation + 1
-    archive = "" if run.first_generation == 0 else f" (archive generation {report.generation + 1})"
     logger.info(
-        "Generation %d/%s%s: %d evaluated, %d failed, best val_acc %s, coverage %d/%d, %.1f s",
+        "Generation %d (this run %d/%s): %d evaluated, %d failed, best val_acc %s, "
+        "coverage %d/%d, %.1f s",
+        report.generation,
         counted,
         total,
-        archive,
         report.evaluated,
         report.failed,
         best_text,
@@ -69,7 +68,7 @@ def log_generation(report: GenerationReport) -> None:
     if report.failed:
         logger.warning(
             "Generation %d: %d of %d candidates dropped: %s",
-            report.generation + 1,
+            report.generation,
             report.failed,
             len(report.outcomes),
             failure_summary(report.outcomes),

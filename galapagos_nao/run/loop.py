@@ -12,10 +12,9 @@ given when it is made; see :mod:`galapagos_nao.run.hooks`) see a
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
 import numpy as np
@@ -23,7 +22,7 @@ import numpy as np
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.config.settings import Settings
-from galapagos_nao.core.bindings import Viewable, bound
+from galapagos_nao.core.bindings import Viewable
 from galapagos_nao.core.clock import (
     BREEDING,
     SELECTION,
@@ -36,7 +35,6 @@ from galapagos_nao.core.continual import TaskMetrics
 from galapagos_nao.core.datasets import Task, default_task
 from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.listeners import Listeners
-from galapagos_nao.core.network import Network
 from galapagos_nao.run.failures import (
     GenerationsFailing,
     failed_generation_message,
@@ -46,6 +44,7 @@ from galapagos_nao.run.generation import breed, make_evaluator
 from galapagos_nao.run.records import CANDIDATE_LOGGER, EvaluationJob, Evaluator, Outcome
 from galapagos_nao.run.reports import CandidateHook, GenerationHook, GenerationReport, RunStatus
 from galapagos_nao.run.stream import TaskStream
+from galapagos_nao.run.waiting import Waiting
 
 __all__ = ["CandidateHook", "GenerationHook", "GenerationReport", "Run", "RunStatus"]
 
@@ -53,7 +52,7 @@ logger = logging.getLogger("galapagos_nao.run")
 candidate_logger = logging.getLogger(CANDIDATE_LOGGER)
 
 
-class Run(Viewable):
+class Run(Waiting, Viewable):
     """A handle on evolution running on a background daemon thread.
 
     Made and started by ``evolve`` / ``evolve_continual`` / resume (one
@@ -69,6 +68,10 @@ class Run(Viewable):
             lineage, checkpoint, then the caller's).
         candidate_hooks: Called with each candidate's outcome as it completes.
         stream: The task stream it moves through, or None for one task.
+
+    ``on_task`` (a constructor argument) is called on the run's thread with the
+    task it resolved, before the first generation (the session checks it
+    against the experiment's).
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class Run(Viewable):
         hooks: Iterable[GenerationHook] = (),
         candidate_hooks: Iterable[CandidateHook] = (),
         stream: TaskStream | None = None,
+        on_task: Callable[[Task], None] | None = None,
     ) -> None:
         self.generations = generations
         self.stream = stream
@@ -96,6 +100,8 @@ class Run(Viewable):
         #: Told ``("stop", {})`` and ``("switch_task", {"task"})`` (the session journal listens).
         self.listeners = Listeners()
         self._task = task
+        # Told the task the run resolved, on its thread, before the first generation.
+        self._on_task = on_task
         self._evaluator = evaluator
         self._rng = rng
         self._generation_offset = generation_offset
@@ -144,62 +150,17 @@ class Run(Viewable):
             self._stop_event.set()
             self.listeners.notify("stop", {})
 
-    def join(self, timeout: float | None = None) -> bool:
-        """Waits for the run to end; True if it has.
-
-        Ctrl-C ends the waiting, not the run: it prints one line and returns
-        False, and the handle keeps working.
-        """
-        return self.wait(timeout)
-
-    def wait(self, timeout: float | None = None, *, progress: bool = False) -> bool:
-        """Waits for the run to end, optionally under progress bars; True if it has.
-
-        Args:
-            timeout: Seconds to wait at most; None waits for the end.
-            progress: Show tqdm bars over generations and candidates (needs
-                tqdm, the ``plot`` extra).
-
-        Ctrl-C ends the waiting, not the run: it prints one line saying so and
-        returns False; ``run.stop()`` stops the run.
-        """
-        try:
-            if progress:
-                return bool(bound(type(self), "watch")(self, timeout))
-            return self._ended_event.wait(timeout)
-        except KeyboardInterrupt:
-            if self.done():
-                return True
-            # The user's own keypress, answered in the foreground: a print, not a log record.
-            # On a line of its own: the terminal echoed ^C, and bars may have left a line open.
-            print("\nstill running — run.stop() stops it", file=sys.stderr)
-            return False
-
-    def done(self) -> bool:
-        """True once the run has ended, for whatever reason."""
-        return self._ended is not None
-
-    def result(self, timeout: float | None = None) -> dict[int, Network]:
-        """The final elites, waiting for the end; re-raises what killed the run.
-
-        Raises:
-            TimeoutError: if the run has not ended within ``timeout``.
-        """
-        if not self._ended_event.wait(timeout):
-            raise TimeoutError(f"the run did not end within {timeout} s")
-        if self._error is not None:
-            raise self._error
-        return self.selection.elites()
-
     def status(self) -> RunStatus:
         """A consistent snapshot of the run's progress."""
         elites = self.selection.elites()
         accuracies = [n.test_acc for n in elites.values() if n.test_acc is not None]
         with self._lock:
             end = self._ended if self._ended is not None else time.monotonic()
+            last = self._generation_offset + self._completed - 1
             return RunStatus(
                 state=self._state,
-                generation=self._completed,
+                generation=last if last >= 0 else None,
+                completed=self._completed,
                 generations=self.generations,
                 evaluated=self._evaluated,
                 failed=self._failed,
@@ -238,15 +199,15 @@ class Run(Viewable):
     def __repr__(self) -> str:
         s = self.status()
         total = "∞" if s.generations is None else str(s.generations)
-        current = s.generation + (1 if s.state in ("running", "stopping") else 0)
-        if s.generations is not None:
-            current = min(current, s.generations)
         best = "-" if s.best_test_acc is None else f"{s.best_test_acc:.3f}"
         minutes, seconds = divmod(int(s.elapsed), 60)
         task = "" if self.stream is None else f"{self.stream.describe()}, "
+        # The archive's generation (as everywhere), then this run's count against its total.
+        done = "-" if s.generation is None else str(s.generation)
         return (
-            f"<Run {s.state}: {task}generation {current}/{total}, {s.evaluated} evaluated, "
-            f"{s.failed} failed, best test_acc {best}, {minutes:02d}:{seconds:02d}>"
+            f"<Run {s.state}: {task}generation {done} (this run {s.completed}/{total}), "
+            f"{s.evaluated} evaluated, {s.failed} failed, best test_acc {best}, "
+            f"{minutes:02d}:{seconds:02d}>"
         )
 
     # -- the loop ----------------------------------------------------------------
@@ -259,6 +220,8 @@ class Run(Viewable):
             task = self._task
             if task is None:
                 task = self.stream.current if self.stream is not None else default_task()
+            if self._on_task is not None:
+                self._on_task(task)
             seed = self.seed if self.seed is not None else self.parameters.settings().training.seed
             rng = self._rng if self._rng is not None else np.random.default_rng(seed)
             self._rng = rng

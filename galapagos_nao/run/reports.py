@@ -67,13 +67,17 @@ class RunStatus:
     """A run's progress at one moment."""
 
     state: str  #: starting, running, stopping, finished, stopped or failed
-    generation: int  #: generations completed
-    generations: int | None  #: total, or None for a continual run
+    #: The archive's last completed generation (0-based, counting every run of the
+    #: experiment: the number the log, ``stats()``, the history, the journal and
+    #: ``watch`` show), or None before the archive has completed one.
+    generation: int | None
+    generations: int | None  #: this run's total, or None for a continual run
     evaluated: int  #: candidates trained successfully so far
     failed: int  #: candidates dropped so far
     best_test_acc: float | None  #: best test accuracy among the elites
     elapsed: float  #: seconds since the start
     error: BaseException | None = None  #: what killed the run, if it failed
+    completed: int = 0  #: generations this run completed (of ``generations``)
 
 
 #: A generation hook: called on the run's thread with each generation's report.

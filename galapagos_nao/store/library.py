@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from galapagos_nao.core.bindings import Viewable
+from galapagos_nao.core.bindings import Viewable, user_dir
 from galapagos_nao.core.checks import describe
 from galapagos_nao.core.listeners import Listeners
 from galapagos_nao.core.network import Network
@@ -95,6 +95,10 @@ class Library(Viewable):
             self._writes += 1
             if store is None or (self._loaded is not None and self._loaded[0] is store):
                 change()
+
+    def __dir__(self) -> list[str]:
+        # What the session uses stays out of ``gn.Library.<Tab>``.
+        return user_dir(self, frozenset({"listeners", "workspace"}))
 
     def put(self, net: Network) -> str:
         """Stores ``net`` (records are immutable, so this is a snapshot).

@@ -1,7 +1,8 @@
 """What the user sees: IPython views, plots and progress bars (the top layer).
 
 - :mod:`~galapagos_nao.ui.display`: text and HTML views of networks, the
-  archive, the Library and runs;
+  archive, the Library and runs; :mod:`~galapagos_nao.ui.tables`: of the
+  settings and the experiments;
 - :mod:`~galapagos_nao.ui.plot`: matplotlib plots of the archive, its history
   and a network; :mod:`~galapagos_nao.ui.plot_tasks`: a run across a task stream;
 - :mod:`~galapagos_nao.ui.progress`: ``run.wait(progress=True)`` bars;
@@ -20,9 +21,9 @@ from __future__ import annotations
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.core.bindings import bind as _bind
 from galapagos_nao.run.loop import Run
-from galapagos_nao.ui import display, live, plot, plot_tasks, progress
+from galapagos_nao.ui import display, live, plot, plot_tasks, progress, tables
 
-__all__ = ["bind", "display", "live", "plot", "plot_tasks", "progress"]
+__all__ = ["bind", "display", "live", "plot", "plot_tasks", "progress", "tables"]
 
 
 def bind() -> None:
@@ -32,6 +33,7 @@ def bind() -> None:
     view (a widget, in a notebook) to Run and Selection.
     """
     display.bind_views()
+    tables.bind_tables()
     _bind(Run, "mimebundle", live.mimebundle)
     _bind(Selection, "mimebundle", live.mimebundle)
     _bind(Run, "watch", progress.watch)

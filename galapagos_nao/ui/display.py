@@ -390,7 +390,7 @@ def _run_lines(run: Run) -> list[str]:
     lines = [
         f"{status.state} · {status.evaluated} evaluated · {status.failed} failed · "
         f"{minutes:02d}:{seconds:02d}",
-        progress_line(status.generation, status.generations),
+        progress_line(status.completed, status.generations),
         stats_line(run.selection.stats()),
     ]
     if status.error is not None:
@@ -408,7 +408,7 @@ def run_html(run: Run) -> str:
     status = run.status()
     bar = ""
     if status.generations is not None:
-        bar = f'<progress value="{status.generation}" max="{status.generations}"></progress>'
+        bar = f'<progress value="{status.completed}" max="{status.generations}"></progress>'
     return _html_block("Run", _run_lines(run), bar)
 
 

@@ -191,13 +191,16 @@ def _progress(run: Run | None, feed: EventFeed) -> dict[str, Any]:
     return {
         "state": status.state,
         "done": ended,
-        "generation": status.generation,
+        # The bar counts this run's generations against its total; the archive's
+        # generation (the number the log, stats() and watch show) goes beside it.
+        "generation": status.completed,
+        "archive_generation": status.generation,
         "generations": status.generations,
         "first_generation": run.first_generation,
         "evaluated": status.evaluated,
         "failed": status.failed,
         "elapsed": round(status.elapsed, 1),
-        "generations_per_minute": status.generation / minutes if minutes > 0 else None,
+        "generations_per_minute": status.completed / minutes if minutes > 0 else None,
         "networks_per_minute": status.evaluated / minutes if minutes > 0 else None,
         "candidates": 0 if ended else feed.in_generation(),
         "candidates_expected": 0 if ended else expected_candidates(run),

@@ -250,8 +250,8 @@ def history(selection: Selection, *, ax: Any = None, x: str = "generation") -> A
         selection: The archive (``gn.plot`` passes the shared ``gn.Selection`` when None).
         ax: Axes to draw on (cleared first), against ``x``; when None, a new
             figure with one panel against generation and one against time.
-        x: ``"generation"`` (position in the archive's history: a second
-            ``evolve`` on the same archive carries on from the first) or
+        x: ``"generation"`` (the archive's generation, as every view numbers
+            it: a second ``evolve`` on the same archive carries on from the first) or
             ``"time"`` (summed wall time of the generations so far).
 
     Returns:
@@ -297,10 +297,12 @@ def _history_panel(ax: Any, entries: Sequence[HistoryEntry], x: str) -> None:
         old_twin.remove()
     stats = [entry.stats for entry in entries]
     if x == "generation":
-        # Position in the history rather than each run's own count: a second
-        # evolve() on the same archive starts counting at 0 again.
-        xs: list[float] = [float(index) for index in range(len(stats))]
-        ax.set_xlabel("generation (recorded in this archive)")
+        # The archive's generation: the number the log, stats(), the journal and
+        # watch show (a later run on the same archive counts on from it).
+        xs: list[float] = [
+            float(index if s.generation is None else s.generation) for index, s in enumerate(stats)
+        ]
+        ax.set_xlabel("generation")
         from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no generation 2.5

@@ -94,7 +94,14 @@ def watch(run: Run, timeout: float | None = None, *, file: IO[str] | None = None
     try:
         with (
             _logs_above_bars(tqdm),
-            tqdm(total=run.generations, desc="generations", unit="gen", file=file) as generations,
+            # Counted from where the run is: its rate is not the jump to it.
+            tqdm(
+                total=run.generations,
+                initial=run.status().completed,
+                desc="generations",
+                unit="gen",
+                file=file,
+            ) as generations,
             tqdm(
                 total=expected_candidates(run),
                 desc="candidates",
@@ -169,6 +176,6 @@ def _follow(
         if status.best_test_acc is not None:
             best = f"best test_acc {status.best_test_acc:.3f}"
             generations.set_postfix_str(best, refresh=False)
-        generations.update(status.generation - generations.n)
+        generations.update(status.completed - generations.n)
         if ended or (deadline is not None and time.monotonic() >= deadline):
             return ended

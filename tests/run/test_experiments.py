@@ -318,3 +318,152 @@ def wait_for(predicate, timeout=120.0):
     while not predicate():
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_a_run_on_other_data_says_what_carries_over_and_the_ways_out(
+    fresh_gn, tiny_task, small_mnist, caplog
+):
+    from galapagos_nao.core.fingerprint import task_fingerprint
+
+    gn.evolve(START, 1, tiny_task, seed=1).result(timeout=300)
+    cell = next(iter(gn.Selection.elites()))
+    gn.Selection.pin(cell)
+    gn.Selection.favor(cell, 2)
+    elites = len(gn.Selection.elites())
+    other = datasets.subset(small_mnist, 200, 100, seed=7)
+    with caplog.at_level("WARNING", logger="galapagos_nao"):
+        gn.evolve(None, 1, other, seed=2).result(timeout=300)
+    lines = [r.getMessage() for r in caplog.records if "carry over" in r.getMessage()]
+    assert len(lines) == 1, caplog.text
+    line = lines[0]
+    assert f"{elites} elite(s), 1 pin(s), favor on 1 cell(s) carry over" in line
+    assert task_fingerprint(other)[:8] in line and task_fingerprint(tiny_task)[:8] in line
+    assert line.index(task_fingerprint(other)[:8]) < line.index(task_fingerprint(tiny_task)[:8])
+    assert "gn.experiment('new-name')" in line and "gn.Selection.clear()" in line
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="galapagos_nao"):
+        gn.evolve(None, 1, other, seed=3).result(timeout=300)  # the same data: nothing to say
+        gn.experiment("clean")
+        gn.evolve(START, 1, tiny_task, seed=4).result(timeout=300)  # nothing carried
+    assert "carry over" not in caplog.text
+
+
+def test_resume_refuses_other_data_and_names_each_setting_it_restores(fresh_gn, tiny_task, caplog):
+    gn.Parameters.put(gn.training, {"epochs": 1})
+    run = gn.evolve_continual(START, tiny_task, seed=0)
+    wait_for(lambda: len(gn.Selection.history()) >= 1, timeout=300)
+    run.stop()
+    run.join(120)
+    gn.Parameters.put(gn.training, {"epochs": 3})
+    gn.Parameters.put(gn.orchestration, {"generation_size": 2})  # as checkpointed: not named
+    before = state()
+    with pytest.raises(ValueError, match=r"resume: experiment 'default' was trained on .*task="):
+        gn.evolve_continual(resume=True)
+    assert state() == before and gn.Parameters.get(gn.training, "epochs") == 3
+    with caplog.at_level("WARNING", logger="galapagos_nao"):
+        run = gn.evolve_continual(resume=True, task=tiny_task)
+        run.stop()
+        run.join(120)
+    restored = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resume:")]
+    assert restored == [
+        "resume: training.epochs is back to the checkpoint's 1 over the 3 you put since; "
+        "put it again to change it"
+    ]
+
+
+def stop_after(count):
+    def hook(report):
+        if report.generation - report.run.first_generation + 1 >= count:
+            report.run.stop()
+
+    return hook
+
+
+def test_one_generation_number_in_every_view_after_a_resume(fresh_gn, tiny_task, caplog):
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    first = gn.evolve_continual(START, tiny_task, seed=0, hooks=[stop_after(2)])
+    first.join(300)
+    before = first.status().generation  # the checkpoint the resume continues
+    gn.Selection.restore({}, {}, gn.selection.CurationState())  # as a new process finds it
+    gn.Selection.restore_history([])
+    with caplog.at_level("INFO", logger="galapagos_nao"):
+        run = gn.evolve_continual(resume=True, task=tiny_task, hooks=[stop_after(2)])
+        run.join(300)
+    logged = re.findall(r"Generation (\d+) \(this run (\d+)/∞\)", caplog.text)
+    completed = run.status().completed
+    number = before + completed
+    assert [int(n) for n, _ in logged] == list(range(before + 1, number + 1))
+    assert [int(k) for _, k in logged] == list(range(1, completed + 1))
+    assert f"generation {number} (this run {completed}/∞)" in repr(run)
+    assert run.status().generation == number
+    assert gn.Selection.stats().generation == number
+    assert [e.stats.generation for e in gn.Selection.history()] == list(range(number + 1))
+    resumed = [e for e in gn.journal() if e.action == "resume"][-1]
+    assert (resumed.arguments["after"], resumed.generation) == (before, before + 1)
+    with WorkspaceReader(gn.workspace.current().path) as reader:
+        shown = reader.poll()
+    assert shown.generation == number and shown.points[-1].generation == number
+    assert gn.experiments()["default"].generation == number
+    figure = gn.plot.history()
+    xs = figure.axes[0].lines[0].get_xdata()
+    assert list(xs) == [float(g) for g in range(number + 1)]
+
+
+def watched_marks(shown) -> dict:
+    """What watch draws: filled cells, pins with their favor, every cell in the grid."""
+    return {
+        "elites": {v.cell: v.network_id for v in shown.cells if v.network_id},
+        "pins": {v.cell: v.favor for v in shown.cells if v.pinned},
+        "favor": {v.cell: v.favor for v in shown.cells if v.favor != 1.0},
+    }
+
+
+def selection_marks() -> dict:
+    curation = gn.Selection.curation()
+    return {
+        "elites": {cell: net.id for cell, net in gn.Selection.elites().items()},
+        "pins": {cell: curation.favored.get(cell, 1.0) for cell in curation.pinned},
+        "favor": dict(curation.favored),
+    }
+
+
+def test_watch_matches_the_selection_after_clear_and_after_a_change_of_measures(
+    fresh_gn, tiny_task, caplog
+):
+    gn.Parameters.put(gn.Selection, {"complexity_levels": 2})
+    gn.evolve([("dense", [8, "relu"]), ("dense", [8, "relu"])], 2, tiny_task, seed=1).result(300)
+    cell = next(iter(gn.Selection.elites()))
+    gn.Selection.pin(cell)
+    gn.Selection.favor(cell, 3)
+    path = gn.workspace.current().path
+    with WorkspaceReader(path) as reader:
+        assert watched_marks(reader.poll()) == selection_marks()  # between runs: the state
+
+        # Two axes now: the pin follows its elite into the 2×3 grid (said), none outside it.
+        gn.Parameters.put(
+            gn.Selection, {"measures": ["layers", "params"], "measure_levels": {"params": 3}}
+        )
+        with caplog.at_level("WARNING", logger="galapagos_nao"):
+            gn.evolve(None, 1, tiny_task, seed=2).result(300)
+        assert "re-binned" in caplog.text and f"pin on cell {cell} moved" in caplog.text
+        shown = reader.poll()
+        marks = selection_marks()
+        assert watched_marks(shown) == marks and len(marks["pins"]) == 1
+        (pinned,) = marks["pins"]
+        assert isinstance(pinned, tuple) and marks["pins"][pinned] == 3.0
+        assert shown.levels == (2, 3) and len(shown.cells) == 6
+        assert all(isinstance(v.cell, tuple) for v in shown.cells)
+        assert shown.filled == len(gn.Selection.elites())
+
+        gn.Selection.clear()
+        cleared = reader.poll()
+        assert (
+            watched_marks(cleared) == selection_marks() == {"elites": {}, "pins": {}, "favor": {}}
+        )
+        gn.evolve(START, 1, tiny_task, seed=3).result(300)  # a new run after the clear
+        assert watched_marks(reader.poll()) == selection_marks()
+        assert not selection_marks()["pins"]

@@ -33,7 +33,7 @@ def test_evolve_returns_at_once_and_runs_the_seed_generations(selection, small_m
     assert repr(run).startswith(("<Run starting", "<Run running"))
     finish(run)
     status = run.status()
-    assert (status.state, status.generation, status.evaluated, status.failed) == (
+    assert (status.state, status.completed, status.evaluated, status.failed) == (
         "finished",
         2,
         8,
@@ -51,7 +51,7 @@ def test_evolve_returns_at_once_and_runs_the_seed_generations(selection, small_m
         "Train_acc" in m and "Val_acc" in m and "Test_acc" in m for m in epochs
     )
     assert repr(run).startswith(
-        "<Run finished: generation 2/2, 8 evaluated, 0 failed, best test_acc 0."
+        "<Run finished: generation 1 (this run 2/2), 8 evaluated, 0 failed, best test_acc 0."
     )
 
 
@@ -85,7 +85,7 @@ def test_failing_candidates_are_dropped_and_the_run_goes_on(selection, small_mni
         )
     )
     status = run.status()
-    assert status.state == "finished" and status.generation == 2
+    assert status.state == "finished" and status.completed == 2
     assert status.failed >= 2 and status.evaluated >= 2
     assert any("boom from a broken layer" in r.getMessage() for r in caplog.records)
     assert all(n.layers == (("dense", (8, "relu")),) for n in selection.elites().values())
@@ -94,7 +94,7 @@ def test_failing_candidates_are_dropped_and_the_run_goes_on(selection, small_mni
 def fails_every_candidate(run, reason: str, candidates: int = 4) -> None:
     """The run stopped after one generation in which every candidate failed for ``reason``."""
     status = run.status()
-    assert (status.state, status.generation, status.failed) == ("failed", 0, candidates)
+    assert (status.state, status.completed, status.failed) == ("failed", 0, candidates)
     with pytest.raises(GenerationsFailing, match=f"all {candidates} candidates failed.*{reason}"):
         run.result()
 
@@ -125,7 +125,7 @@ def test_candidates_over_their_timeout_are_dropped(selection, small_mnist):
 def test_stop_ends_a_continual_run_cooperatively(selection, small_mnist):
     run = gn.evolve_continual(seed_layers(), small_mnist, selection=selection)
     assert run.status().generations is None and "/∞" in repr(run)
-    while run.status().generation < 1:
+    while run.status().completed < 1:
         assert not run.done()
         run.join(0.05)
     run.stop()

@@ -205,7 +205,7 @@ def test_short_evolution_on_ray_trains_on_the_workers_and_logs_here(
     run = gn.evolve(seed_layers(), 2, small_mnist, selection=selection, seed=1)
     assert run.join(PATIENCE)
     status = run.status()
-    assert (status.state, status.generation, status.evaluated, status.failed) == (
+    assert (status.state, status.completed, status.evaluated, status.failed) == (
         "finished",
         2,
         8,

@@ -63,7 +63,7 @@ def test_ctrl_c_while_waiting_prints_one_line_and_leaves_the_handle_working(
         # Waiting still waits: a timeout runs out while the run goes on.
         started = time.monotonic()
         assert run.join(0.3) is False and time.monotonic() - started >= 0.25
-        wait_until(lambda: run.status().generation >= 1)  # and it keeps evolving
+        wait_until(lambda: run.status().completed >= 1)  # and it keeps evolving
     finally:
         run.stop()
     assert run.join(60) is True
@@ -88,7 +88,7 @@ def test_starting_a_run_twice_says_what_to_do_instead(selection, tiny):
 def test_a_stopped_run_logs_nothing_more(selection, tiny, caplog):
     caplog.set_level(logging.INFO, logger="galapagos_nao")
     run = gn.evolve_continual(seed_layers(), tiny, selection=selection)
-    wait_until(lambda: run.status().generation >= 1)
+    wait_until(lambda: run.status().completed >= 1)
     run.stop()
     stopped_at = len(caplog.records)
     assert run.join(60)
@@ -112,7 +112,7 @@ def test_a_generation_where_every_candidate_fails_keeps_its_parents_and_tries_ag
     run = gn.evolve(seed_layers(), 1, tiny, selection=selection, candidate_hooks=[mend_the_timeout])
     assert run.join(120)
     status = run.status()
-    assert (status.state, status.generation, status.failed, status.evaluated) == (
+    assert (status.state, status.completed, status.failed, status.evaluated) == (
         "finished",
         1,
         2,
@@ -132,7 +132,7 @@ def test_generations_failing_in_a_row_stop_the_run_naming_the_cause(selection, t
     run = gn.evolve(seed_layers(), 3, tiny, selection=selection)
     assert run.join(120)
     status = run.status()
-    assert (status.state, status.generation, status.failed) == ("failed", 0, 4)
+    assert (status.state, status.completed, status.failed) == ("failed", 0, 4)
     with pytest.raises(GenerationsFailing, match=r"2 of 2 such generations in a row"):
         run.result()
     assert len(selection.queued()) == 1  # the starting network is still there to retry
@@ -184,3 +184,22 @@ def test_a_ray_cluster_may_have_the_gpus_this_machine_lacks():
         pytest.skip("needs the ray extra")
     parameters.put(gn.training, {"device": "cuda"})
     assert parameters.get(gn.training, "device") == "cuda"
+
+
+def test_ctrl_c_in_result_prints_one_line_and_returns_the_elites_so_far(selection, tiny, capsys):
+    run = gn.evolve_continual(seed_layers(), tiny, selection=selection)
+    try:
+        wait_until(lambda: run.status().completed >= 1, timeout=120)
+        press_ctrl_c_in(0.3)
+        elites = run.result()  # a continual run: this would wait until run.stop()
+        err = capsys.readouterr().err
+        assert err.rstrip().splitlines()[-1] == (
+            "still running — these are the elites so far; run.stop() stops it, "
+            "run.result() waits again"
+        )
+        assert "Traceback" not in err and elites and not run.done()
+        assert set(elites) <= set(selection.elites()) | set(run.selection.elites())
+    finally:
+        run.stop()
+    assert run.result(60) == selection.elites()  # after the stop it returns as before
+    assert run.status().state == "stopped"

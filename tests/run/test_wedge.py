@@ -90,7 +90,7 @@ def test_a_stuck_candidate_is_dropped_and_later_generations_get_workers(selectio
     )
     assert run.join(60), f"a stuck candidate wedged the run: {run!r}"
     status = run.status()
-    assert status.state == "finished" and status.generation == 2, status
+    assert status.state == "finished" and status.completed == 2, status
     assert status.failed >= 1 and status.evaluated >= 2
     assert time.monotonic() - started < 30
     stuck = [o.failure for o in outcomes if o.failure]
@@ -146,7 +146,7 @@ def test_a_mutate_that_raises_drops_the_child_and_the_run_goes_on(tiny_task, cap
     run = gn.evolve(nets, 2, tiny_task, selection=selection, seed=0)
     assert run.join(60)
     status = run.status()
-    assert status.state == "finished" and status.generation == 2, status
+    assert status.state == "finished" and status.completed == 2, status
     dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert any("('test_bad_mutate')" in m and "mutate blew up" in m for m in dropped), dropped
 

@@ -70,7 +70,7 @@ def test_the_view_changes_while_a_run_trains_and_ends_with_its_final_figures(tin
     assert [s["generation"] for s in states] == sorted(s["generation"] for s in states)
     final, status, stats = states[-1], run.status(), selection.stats()
     assert final["state"] == "finished" and final["done"] is True
-    assert (final["generation"], final["generations"]) == (status.generation, 3)
+    assert (final["generation"], final["generations"]) == (status.completed, 3)
     assert final["evaluated"] == status.evaluated and final["failed"] == status.failed
     assert (final["best"], final["mean"], final["metric"]) == (
         stats.best_fitness,
@@ -113,7 +113,7 @@ def test_closing_the_view_stops_it_and_leaves_the_run_going(tiny_task):
         assert not widget.following and not live_threads()
         assert run.hooks == hooks and not run.done()
         generation = widget.state["generation"]
-        wait_until(lambda: run.status().generation > generation + 1)
+        wait_until(lambda: run.status().completed > generation + 1)
         assert widget.state["generation"] == generation  # closed: no longer updated
         assert live.view(run) is not widget  # a new view follows afresh
     finally:
@@ -161,9 +161,9 @@ def test_background_log_lines_go_into_the_view_and_a_cells_own_stay_put(tiny_tas
     wait_until(lambda: not widget.following)
     err = capsys.readouterr().err
     assert "said on the main thread" in err
-    assert "Generation 1/2" not in err and "Generation 2/2" not in err
+    assert "this run 1/2" not in err and "this run 2/2" not in err
     logged = [e["text"] for e in widget.state["events"] if e["kind"] == "log"]
-    assert any(text.startswith("Generation 2/2") for text in logged)
+    assert any(text.startswith("Generation 1 (this run 2/2)") for text in logged)
     # The view has ended: background lines reach the console again.
     assert not diverted_handlers()
 

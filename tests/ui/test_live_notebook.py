@@ -44,7 +44,7 @@ status, stats = run.status(), gn.Selection.stats()
 print(json.dumps({
     "threads": [t.name for t in threading.enumerate()],
     "state": status.state,
-    "generation": status.generation,
+    "generation": status.completed,
     "evaluated": status.evaluated,
     "best": stats.best_fitness,
     "mean": stats.mean_fitness,

@@ -33,10 +33,18 @@ def one_generation(task: datasets.Task, **wait) -> gn.Run:
 @pytest.mark.parametrize(
     ("level", "shown", "hidden"),
     [
-        ("generation", ["Generation 1/1: 2 evaluated, 0 failed"], ["Epoch 0", "remaining"]),
+        (
+            "generation",
+            ["Generation 0 (this run 1/1): 2 evaluated, 0 failed"],
+            ["Epoch 0", "remaining"],
+        ),
         (
             "candidate",
-            ["Generations remaining: 1", "Epoch 0. Loss: ", "Generation 1/1: 2 evaluated"],
+            [
+                "Generations remaining: 1",
+                "Epoch 0. Loss: ",
+                "Generation 0 (this run 1/1): 2 evaluated",
+            ],
             [],
         ),
         ("quiet", [], ["Generation", "Epoch"]),
@@ -104,7 +112,9 @@ def test_progress_bars_write_log_lines_above_them_and_give_the_handlers_back(tin
     # the second generation surely ran under the bars.
     assert redirected[-1] is True
     err = capsys.readouterr().err
-    line = next(text for text in err.split("\n") if "Generation 2/2: 2 evaluated" in text)
+    line = next(
+        text for text in err.split("\n") if "Generation 1 (this run 2/2): 2 evaluated" in text
+    )
     # What the terminal shows of that line: after the last carriage return, escapes removed.
     shown = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line.split("\r")[-1]).strip()
-    assert shown.startswith("Generation 2/2")  # its own line, not glued to a bar
+    assert shown.startswith("Generation 1 (this run 2/2)")  # its own line, not glued to a bar

@@ -30,7 +30,7 @@ def test_progress_bar_reaches_100_percent_on_a_short_run(small_mnist, capsys, si
     run = evolve(seed_layers(), 2, small_mnist, selection=fresh_selection(), seed=7)
     hooks, candidate_hooks = list(run.hooks), list(run.candidate_hooks)
     assert run.wait(progress=True) is True
-    assert run.status().generation == 2 and run.status().evaluated > 0
+    assert run.status().completed == 2 and run.status().evaluated > 0
     err = capsys.readouterr().err
     final = err.replace("\r", "\n").splitlines()
     generation_lines = [line for line in final if line.startswith("generations:")]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from galapagos_nao.store.workspace.connection import WorkspaceConnection
+from galapagos_nao.store.workspace.lock import process_name, writer_pid
 from galapagos_nao.store.workspace.runs import experiment_filter
 from galapagos_nao.store.workspace.schema import has_column, has_table
 
@@ -50,6 +51,15 @@ class ExperimentInfo:
     task: dict[str, Any] | None = None
     writer: str | None = None
 
+    def __repr__(self) -> str:
+        best = "-" if self.best_val_acc is None else f"{self.best_val_acc:.4f}"
+        generation = "-" if self.generation is None else str(self.generation)
+        task = "-" if self.task is None else repr(self.task.get("name", "?"))
+        return (
+            f"<Experiment {self.name!r}: {self.cells} cells, best val_acc {best}, "
+            f"{self.runs} run(s), generation {generation}, task {task}>"
+        )
+
 
 class ExperimentTables(WorkspaceConnection):
     """Lists experiments and keeps each one's task and state: a part of :class:`.Workspace`."""
@@ -81,6 +91,9 @@ class ExperimentTables(WorkspaceConnection):
             (name,),
         ).fetchone()
         described["runs"] = int(runs)
+        pid = writer_pid(self.path, name)
+        if pid is not None:
+            described["writer"] = f"process {pid}{process_name(pid)}"
         if last is not None:
             generation, written = connection.execute(
                 "SELECT generation, written FROM checkpoints WHERE run_id = ?", (last,)
