@@ -163,6 +163,7 @@ def __dir__() -> list[str]:
     """The user's API (``gn.<Tab>``); see ``__all__`` for everything importable."""
     return sorted(_USER_API)
 
+
 __all__ = [
     # shared instances
     "Library",

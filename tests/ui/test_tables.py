@@ -51,8 +51,10 @@ def test_parameters_get_all_is_every_setting_with_its_default_and_meaning(shell)
     assert rows["training.epochs"].changed and not rows["training.batch_size"].changed
     assert rows["training.epochs"].default == 1 and rows["training.epochs"].doc
     text = pretty(table)
-    assert text.splitlines()[0] == repr(table) == (
-        f"<Parameters: {len(rows)} settings, 1 changed from the defaults>"
+    assert (
+        text.splitlines()[0]
+        == repr(table)
+        == (f"<Parameters: {len(rows)} settings, 1 changed from the defaults>")
     )
     epochs = next(line for line in text.splitlines() if line.startswith("training.epochs"))
     assert "2 *" in epochs and "epochs per candidate" in epochs
