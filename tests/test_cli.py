@@ -29,7 +29,10 @@ def test_module_runs_the_short_example_and_prints_the_elites(mnist_root):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("Generation 1/1: 4 evaluated, 0 failed, best val_acc 0.") == 1
+    assert (
+        result.stderr.count("Generation 0 (this run 1/1): 4 evaluated, 0 failed, best val_acc 0.")
+        == 1
+    )
     assert "Epoch 0. Loss: " not in result.stderr  # per candidate only with --log candidate
     assert "<Run finished: generation 0 (this run 1/1), " in result.stdout
     assert "Elites after generation 1:" in result.stdout

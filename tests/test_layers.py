@@ -124,6 +124,7 @@ ORDER: tuple[str, ...] = (
     "ui.logs",
     "ui.display",
     "ui.tables",
+    "ui.plot_marks",
     "ui.plot",
     "ui.plot_tasks",
     "ui.progress",

@@ -8,7 +8,15 @@ Usage (the README's transcripts come from this, unedited):
     GN_DATA_DIR=../shared/data .venv/bin/python tools/terminal_session.py conv > conv.txt
 
 The second types the "Steering a run" session, in a scratch ``GN_HOME`` so that
-its workspace and journal start empty.
+its workspace and journal start empty. The third,
+
+    GN_DATA_DIR=../shared/data .venv/bin/python tools/terminal_session.py experiments > exp.txt
+
+types the "Experiments" session (two named experiments, the command line kept
+out of the one IPython writes, a switch back) in a scratch ``GN_HOME``, and
+after the cells marked for it draws ``python -m galapagos_nao watch --once``
+of that experiment in a second, 80-column terminal: those screens follow the
+transcript.
 
 Unlike an in-process shell, this is what a person sees: IPython's own prompt in
 a terminal, progress bars drawn by tqdm, log lines from the background run, and
@@ -111,6 +119,34 @@ CONV_CELLS: list[tuple[str, float, float | None]] = [
 ]
 
 
+#: The "Experiments" session; the fourth item names the experiment whose ``watch``
+#: screen is drawn (80 columns) once the cell has returned.
+EXPERIMENT_CELLS: list[tuple[str, float, float | None, str | None]] = [
+    ("import galapagos_nao as gn; gn.log_level('quiet')", 0, None, None),
+    ("task = gn.datasets.subset(gn.datasets.mnist(), 3000, 1000)", 0, None, None),
+    ('gn.experiment("subset")', 0, None, None),
+    ('run = gn.evolve_continual([("dense", [32, "relu"])], task, seed=0)', 8, None, None),
+    ("cell = next(iter(gn.Selection.elites())); gn.Selection.pin(cell)", 0, None, None),
+    ("gn.Selection.favor(cell, 3)", 2, None, "subset"),
+    ("!python -m galapagos_nao --experiment subset --generations 1 2>&1 | tail -1", 0, None, None),
+    ("run.stop(); run.join(); run", 0, None, "subset"),
+    ('gn.experiment("split")', 0, None, None),
+    (
+        'run = gn.evolve_continual([("dense", [32, "relu"])], '
+        "tasks=gn.datasets.split_mnist(task), generations_per_task=2, seed=1)",
+        0,
+        None,
+        None,
+    ),
+    ("run.join(60)", 0, None, None),
+    ("run.stop(); run.join(); run", 0, None, "split"),
+    ('gn.experiment("subset")', 0, None, None),
+    ("gn.Selection", 0, None, None),
+    ("gn.experiments()", 0, None, None),
+    ("gn.journal()", 0, None, None),
+]
+
+
 def tmux(*args: str) -> str:
     """Runs one tmux command and returns what it printed."""
     return subprocess.run(
@@ -118,9 +154,30 @@ def tmux(*args: str) -> str:
     ).stdout
 
 
-def screen() -> str:
+def screen(session: str = SESSION_NAME) -> str:
     """The whole pane, scrollback included."""
-    return tmux("capture-pane", "-p", "-J", "-S", "-", "-t", SESSION_NAME)
+    return tmux("capture-pane", "-p", "-J", "-S", "-", "-t", session)
+
+
+def watch_screen(env: str, folder: str, experiment: str) -> str:
+    """One ``watch --once`` frame of ``experiment``, drawn in an 80-column terminal."""
+    side = f"{SESSION_NAME}-watch"
+    python = shlex.quote(str(REPO / ".venv" / "bin" / "python"))
+    command = (
+        f"cd {folder} && {env} {python} -m galapagos_nao watch --once "
+        f"--experiment {shlex.quote(experiment)}; echo WATCH-DONE"
+    )
+    subprocess.run(["tmux", "kill-session", "-t", side], capture_output=True, check=False)
+    tmux("new-session", "-d", "-s", side, "-x", "80", "-y", "45")
+    tmux("send-keys", "-t", side, "-l", command)
+    tmux("send-keys", "-t", side, "Enter")
+    deadline = time.monotonic() + 120
+    while screen(side).count("WATCH-DONE") < 2 and time.monotonic() < deadline:
+        time.sleep(0.3)  # the command line echoes the word once, the end prints it again
+    text = screen(side)
+    subprocess.run(["tmux", "kill-session", "-t", side], capture_output=True, check=False)
+    drawn = text[text.find("Galápagos") :]
+    return drawn[: drawn.rfind("WATCH-DONE")].rstrip()
 
 
 def wait_for_prompt(number: int, timeout: float = 900) -> None:
@@ -135,8 +192,12 @@ def wait_for_prompt(number: int, timeout: float = 900) -> None:
 
 def main(argv: list[str]) -> int:
     """Starts IPython in tmux, types every cell, prints the final screen."""
-    steering = argv in (["steering"], ["conv"])
-    cells = {"steering": STEERING_CELLS, "conv": CONV_CELLS}.get(argv[0] if argv else "", CELLS)
+    steering = argv in (["steering"], ["conv"], ["experiments"])
+    plain = {"steering": STEERING_CELLS, "conv": CONV_CELLS}.get(argv[0] if argv else "", CELLS)
+    marked: list[tuple[str, float, float | None, str | None]] = (
+        EXPERIMENT_CELLS if argv == ["experiments"] else [(*cell, None) for cell in plain]
+    )
+    side_screens: list[str] = []
     ipython = REPO / ".venv" / "bin" / "ipython"
     env = f"GN_DATA_DIR={shlex.quote(os.environ.get('GN_DATA_DIR', ''))}"
     folder = shlex.quote(str(REPO))
@@ -151,7 +212,7 @@ def main(argv: list[str]) -> int:
     tmux("send-keys", "-t", SESSION_NAME, "-l", command)
     tmux("send-keys", "-t", SESSION_NAME, "Enter")
     try:
-        for number, (cell, pause, interrupt_after) in enumerate(cells, start=1):
+        for number, (cell, pause, interrupt_after, watched) in enumerate(marked, start=1):
             wait_for_prompt(number)
             tmux("send-keys", "-t", SESSION_NAME, "-l", cell)
             tmux("send-keys", "-t", SESSION_NAME, "Enter")
@@ -160,6 +221,10 @@ def main(argv: list[str]) -> int:
                 tmux("send-keys", "-t", SESSION_NAME, "C-c")
             wait_for_prompt(number + 1)
             time.sleep(pause)
+            if watched is not None:
+                frame = watch_screen(env, folder, watched)
+                side_screens.append(f"--- watch --experiment {watched}, after In [{number}] ---")
+                side_screens.append(frame)
         time.sleep(1)
         text = screen()
     finally:
@@ -169,6 +234,8 @@ def main(argv: list[str]) -> int:
         subprocess.run(["tmux", "kill-session", "-t", SESSION_NAME], capture_output=True)
     start = text.find("In [1]:")
     sys.stdout.write(text[start:].rstrip() + "\n")
+    for part in side_screens:
+        sys.stdout.write("\n" + part + "\n")
     return 0
 
 

@@ -118,6 +118,10 @@ class HistoryEntry:
     changes: tuple[CellChange, ...] = ()
     #: Newcomers that would have replaced a pinned elite, in cell order.
     held_back: tuple[HeldBack, ...] = ()
+    #: True for the first generation of a run (a new run, or a resumed one).
+    first_of_run: bool = False
+    #: The task it trained on (its name), when the run was on a task stream.
+    task: str | None = None
 
     @property
     def new_cells(self) -> int:
@@ -151,9 +155,12 @@ class HistoryEntry:
                 HeldBack(**{**held, "cell": _cell_key(held["cell"])})
                 for held in data.get("held_back", ())
             )
+            # Entries written before run starts and tasks were kept: neither is known.
+            first_of_run = data.get("first_of_run", False) is True
+            task = data.get("task")
         except (KeyError, TypeError) as error:
             raise ValueError(f"data is not a history entry ({error}): {describe(data)}") from None
-        return cls(stats, changes, held_back)
+        return cls(stats, changes, held_back, first_of_run, None if task is None else str(task))
 
 
 def _cell_key(cell: Any) -> CellKey:

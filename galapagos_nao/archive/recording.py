@@ -48,6 +48,8 @@ class Recorded:
         evaluated: int,
         failed: int,
         seconds: float,
+        first_of_run: bool = False,
+        task: str | None = None,
     ) -> HistoryEntry:
         """Appends one generation's metrics and changes to the history.
 
@@ -59,6 +61,8 @@ class Recorded:
             evaluated: Candidates it trained successfully.
             failed: Candidates it dropped.
             seconds: Its wall time.
+            first_of_run: Whether it is the first generation of a run.
+            task: The task it trained on, for a run on a task stream.
 
         Returns:
             The recorded entry.
@@ -74,7 +78,9 @@ class Recorded:
                 seconds=seconds,
                 elapsed=self._history.elapsed() + seconds,
             )
-            entry = HistoryEntry(stats, cell_changes(changes), tuple(self._held_back))
+            entry = HistoryEntry(
+                stats, cell_changes(changes), tuple(self._held_back), first_of_run, task
+            )
             self._held_back.clear()
             self._in_flight = None
             self._history.append(entry)

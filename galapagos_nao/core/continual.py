@@ -192,6 +192,16 @@ class TaskMetrics:
     trained: tuple[int, ...]
     matrix: tuple[tuple[float, ...], ...]
 
+    def __repr__(self) -> str:
+        # Rounded: a matrix of 17-digit floats hides what it says.
+        acc = "-" if self.acc is None else f"{self.acc:.3f}"
+        bwt = "-" if self.bwt is None else f"{self.bwt:+.3f}"
+        rows = "[" + ", ".join("[" + ", ".join(f"{v:.3f}" for v in r) + "]" for r in self.matrix)
+        return (
+            f"TaskMetrics(ACC {acc}, BWT {bwt}, tasks learned {len(self.matrix)} of "
+            f"{len(self.task_names)}, R={rows}])"
+        )
+
     def seen(self, row: int) -> list[int]:
         """Positions learned up to and including ``row``, in first-learned order."""
         return list(dict.fromkeys(self.trained[: row + 1]))

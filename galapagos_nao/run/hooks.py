@@ -26,12 +26,16 @@ logger = logging.getLogger("galapagos_nao.run")
 
 def record_history(report: GenerationReport) -> None:
     """Appends the generation's metrics and cell changes to its Selection's history."""
+    run = report.run
+    stream = run.stream
     report.run.selection.record_generation(
         report.generation,
         report.changes,
         evaluated=report.evaluated,
         failed=report.failed,
         seconds=report.seconds,
+        first_of_run=report.generation == run.first_generation,
+        task=None if stream is None else stream.current.name,  # switches come before breeding
     )
 
 

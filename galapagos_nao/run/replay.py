@@ -210,6 +210,10 @@ class Replayer:
                 recorded_session = entry.session
             if entry.action in STARTS:
                 self._finish_run()
+                # A long replay says where it is (each run it starts, of how many steps).
+                logger.info(
+                    "Replay: step %d of %d (%s)", index + 1, len(self.entries), entry.action
+                )
                 index = self._start(objects, index)
             else:
                 self._apply(objects, entry)
@@ -270,6 +274,7 @@ class Replayer:
             return
         run, objects = self._live
         try:
+            run.ended_within(None)  # Ctrl-C reaches the replay: it stops the run
             run.result()
         except KeyboardInterrupt:
             run.stop()  # and let it end before the scratch workspace goes away
@@ -326,6 +331,14 @@ class Replayer:
         )
         if fingerprint(bare) == wanted:
             return self.remember(bare)
+        if self._divergences:
+            # A network the recorded session made later than a step that went otherwise
+            # here does not exist in the replay: that step is the cause, not "outside".
+            first = self._divergences[0]
+            raise LookupError(
+                f"network {str(record['id'])[:8]} is not in the replay: it depends on "
+                f"step {first.seq} ({first.action}), the first that diverged"
+            )
         raise LookupError(
             f"network {str(record['id'])[:8]} came from outside the recorded session "
             "(a file, another run): its weights are not in the journal"

@@ -55,6 +55,13 @@ class Waiting:
             print("\nstill running — run.stop() stops it", file=sys.stderr)
             return False
 
+    def ended_within(self, timeout: float | None = None) -> bool:
+        """Waits for the end like :meth:`join`, but lets Ctrl-C through.
+
+        For tools that stop the run themselves on Ctrl-C, like a replay.
+        """
+        return self._ended_event.wait(timeout)
+
     def done(self) -> bool:
         """True once the run has ended, for whatever reason."""
         return self._ended is not None

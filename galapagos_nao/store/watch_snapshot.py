@@ -65,7 +65,8 @@ class Event:
     time: float
     #: The archive generation it belongs to.
     generation: int
-    #: ``new``, ``replaced``, ``held back``, ``failed`` or ``journal``.
+    #: ``new``, ``replaced``, ``re-binned`` (the cell's elite changed because the
+    #: bins moved, not because a newcomer won), ``held back``, ``failed`` or ``journal``.
     kind: str
     #: One line about it.
     text: str
@@ -273,9 +274,12 @@ def _events(summary: RunSummary) -> tuple[Event, ...]:
     events = []
     held_back: dict[str, tuple[int, float | None]] = {}  # cell → newcomers held, fittest
     pinned: dict[str, Event] = {}  # cell → its latest held-back event
+    before: Mapping[Any, Any] | None = None
     for row in summary.history:
         generation, end = int(row["generation"]), row["started"] + row["seconds"]
         archive = row.get("archive") or {}
+        events.extend(_rebinned(before, row, generation, end))
+        before = row["best"]
         for change in archive.get("changes", ()):
             cell, new = change["cell"], _fitness(change.get("new_fitness"))
             if change.get("old_id") is None:
@@ -309,6 +313,30 @@ def _events(summary: RunSummary) -> tuple[Event, ...]:
         events.append(Event(float(row["time"]), int(row["generation"]), "journal", text))
     events.sort(key=lambda event: event.time)
     return tuple(events[-EVENTS:])
+
+
+def _rebinned(
+    before: Mapping[Any, Any] | None, row: Mapping[str, Any], generation: int, end: float
+) -> list[Event]:
+    """Cells whose elite changed with no newcomer: the bins moved (levels, measures, ranges)."""
+    if before is None:
+        return []
+    changed = {
+        _cell_key(change.get("cell"))
+        for change in (row.get("archive") or {}).get("changes", ())
+        if isinstance(change, Mapping)
+    }
+    found = []
+    for cell, metrics in row["best"].items():
+        old = before.get(cell)
+        if cell in changed or old is None or old.get("val_acc") == metrics.get("val_acc"):
+            continue
+        text = (
+            f"cell {_cell_text(cell)}: {_fitness(old.get('val_acc'))} -> "
+            f"{_fitness(metrics.get('val_acc'))}: the bins moved, no newcomer"
+        )
+        found.append(Event(end, generation, "re-binned", text))
+    return found
 
 
 def _clip(text: str, width: int = 60) -> str:

@@ -25,6 +25,7 @@ from galapagos_nao.core.checks import check_choice, describe
 from galapagos_nao.core.measures import Grid, measure
 from galapagos_nao.core.network import Network
 from galapagos_nao.ui.display import layer_rows, stats_line
+from galapagos_nao.ui.plot_marks import draw_curation_marks, run_starts, task_switches
 
 __all__ = ["archive", "history", "layer_colour", "network", "new_figure", "run_starts"]
 
@@ -173,6 +174,7 @@ def archive(selection: Selection, *, ax: Any = None, metric: str = "val_acc") ->
         # would pile up at each refresh.
         mappable = _pyplot().cm.ScalarMappable(norm=norm, cmap=FITNESS_CMAP)
         figure.colorbar(mappable, ax=ax, label=f"{metric} (this archive's range)")
+    draw_curation_marks(ax, selection.curation(), grid.levels)
     ax.set_title(f"Archive · {stats_line(selection.stats())}", fontsize="small")
     if not positions:
         ax.text(0.5, 0.5, "empty archive", transform=ax.transAxes, ha="center", va="center")
@@ -281,16 +283,6 @@ def _time_axis(seconds: Sequence[float]) -> tuple[list[float], str]:
     return [s / scale for s in seconds], unit
 
 
-def run_starts(entries: Sequence[HistoryEntry]) -> list[int]:
-    """Indices of the entries that begin a new run: where the generation count starts over."""
-    starts = []
-    for index in range(1, len(entries)):
-        previous, current = entries[index - 1].stats.generation, entries[index].stats.generation
-        if previous is not None and current is not None and current <= previous:
-            starts.append(index)
-    return starts
-
-
 def _history_panel(ax: Any, entries: Sequence[HistoryEntry], x: str) -> None:
     old_twin = _twins.pop(ax, None)
     if old_twin is not None:
@@ -319,6 +311,25 @@ def _history_panel(ax: Any, entries: Sequence[HistoryEntry], x: str) -> None:
             linestyle="--",
             linewidth=1,
             label="new run" if number == 0 else None,
+        )
+    for number, switch in enumerate(task_switches(entries)):
+        where = (xs[switch - 1] + xs[switch]) / 2
+        ax.axvline(
+            where,
+            color="tab:purple",
+            linestyle=":",
+            linewidth=1,
+            label="task switch" if number == 0 else None,
+        )
+        ax.text(
+            where,
+            1.02,
+            str(entries[switch].task),
+            rotation=90,
+            fontsize="x-small",
+            va="top",
+            ha="right",
+            color="tab:purple",
         )
     ax.set_ylim(0.0, 1.05)
     ax.set_ylabel("coverage, best fitness")

@@ -58,14 +58,21 @@ def tasks(source: Any, *, axes: Any = None) -> Any:
     heat, line = axes
     rows, columns = len(metrics.matrix), len(metrics.task_names)
     if rows:
+        # Only what was learned by each row is coloured: a task not yet learned is
+        # measured too (R holds it), but it is not what the run knew.
+        learned = [set(metrics.seen(i)) for i in range(rows)]
+        shown = [
+            [value if j in learned[i] else math.nan for j, value in enumerate(row)]
+            for i, row in enumerate(metrics.matrix)
+        ]
         image = heat.imshow(
-            [list(row) for row in metrics.matrix],
+            shown,
             cmap=FITNESS_CMAP,
             vmin=0.0,
             vmax=1.0,
             aspect="auto",
         )
-        for i, row in enumerate(metrics.matrix):
+        for i, row in enumerate(shown):
             for j, value in enumerate(row):
                 if not math.isnan(value):
                     # Dark text on the bright end of viridis, light on the dark end.
@@ -86,6 +93,9 @@ def tasks(source: Any, *, axes: Any = None) -> Any:
     line.set_xticks(range(1, rows + 1))
     line.set_xlabel("tasks learned")
     line.set_ylabel("ACC (mean over tasks seen)")
-    bwt = metrics.bwt
-    line.set_title("ACC over time" + ("" if bwt is None else f" · BWT {bwt:+.3f}"))
+    acc, bwt = metrics.acc, metrics.bwt
+    if acc is not None:
+        line.annotate(f"{acc:.3f}", (rows, acc), textcoords="offset points", xytext=(0, 8))
+    final = "" if acc is None else f" · final ACC {acc:.3f}"
+    line.set_title("ACC over time" + final + ("" if bwt is None else f" · BWT {bwt:+.3f}"))
     return figure

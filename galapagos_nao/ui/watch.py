@@ -48,6 +48,7 @@ EVENT_STYLES = {
     "new": "green",
     "replaced": "cyan",
     "held back": "magenta",
+    "re-binned": "blue",
     "failed": "red",
     "journal": "yellow",
 }
@@ -193,7 +194,7 @@ def _trends(snapshot: WatchSnapshot) -> RenderableType:
     qd = "-" if last is None or last.qd_score is None else f"{last.qd_score:.3f}"
     row("QD-score", qd, lambda p: p.qd_score)
     top = "-" if last is None or last.best_fitness is None else f"{last.best_fitness:.4f}"
-    row("best fitness", top, lambda p: p.best_fitness)
+    row("best val_acc", top, lambda p: p.best_fitness)
     if points:
         table.caption = f"generations {points[0].generation}..{points[-1].generation}"
     return table
@@ -204,9 +205,10 @@ def _events(snapshot: WatchSnapshot) -> RenderableType:
     from rich.table import Table
 
     table = Table(box=box.SIMPLE_HEAD, title="latest events", title_justify="left")
-    table.add_column("time", style="dim", no_wrap=True)
-    table.add_column("gen", justify="right")
-    table.add_column("event", no_wrap=True)
+    # Fixed widths for the short columns: at 80 columns only "what" gives way.
+    table.add_column("time", style="dim", no_wrap=True, min_width=8)
+    table.add_column("gen", justify="right", no_wrap=True, min_width=3)
+    table.add_column("event", no_wrap=True, min_width=9)
     table.add_column("what", overflow="ellipsis", no_wrap=True)
     for event in reversed(snapshot.events):  # newest on top: it is where the eye goes
         clock = time.strftime("%H:%M:%S", time.localtime(event.time))

@@ -42,6 +42,7 @@ def fresh_gn():
 
 def _forget() -> None:
     gn.workspace.close()  # back to experiment "default" of the next test's GN_HOME
+    gn.session.journal._pending.clear()  # earlier tests' actions, kept in memory
     gn.session._parked.clear()
     gn.session._entered.clear()
     gn.Selection.restore({}, {}, gn.selection.CurationState())

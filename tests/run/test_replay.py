@@ -190,6 +190,27 @@ def test_a_network_from_outside_the_session_is_named_as_the_divergence(task, tra
     assert outsider.id[:8] in divergence.reason and "outside" in divergence.reason
 
 
+def test_steps_after_a_divergence_name_it_as_their_cause(task, train_network, caplog):
+    parameters = Parameters()
+    selection = Selection(parameters=parameters)
+    library = Library()
+    session = Session(parameters=parameters, selection=selection, library=library)
+    parameters.put("orchestration", {"generation_size": 2, "workers": 1})
+    parameters.put("evolution", {"mutation_rate": 0.0})  # children are their parents' genomes
+    outsider = train_network(task, [("dense", [8, "relu"])], seed=3)
+    selection.put_unevaluated(outsider)  # step 3: the first cause
+    session.evolve(None, 1, task, seed=2).result(timeout=120)
+    library.put(next(iter(selection.elites().values())))  # made from the outsider's line
+    with caplog.at_level("INFO", logger="galapagos_nao"):
+        result = SessionJournal(session).replay(task)
+    first, *later = result.divergences
+    assert first.action == "Selection.put_unevaluated" and "outside" in first.reason
+    assert later and all("outside" not in d.reason for d in later)
+    library_put = next(d for d in later if d.action == "Library.put")
+    assert f"depends on step {first.seq} (Selection.put_unevaluated)" in library_put.reason
+    assert "Replay: step 4 of " in caplog.text  # where a long replay is
+
+
 def test_to_script_asks_for_the_task_a_recorded_run_used(recorded, tmp_path):
     *_, entries = recorded
     with pytest.raises(ValueError, match=r"step 3 \(evolve_continual\) ran on Task\(.*pass task="):

@@ -75,9 +75,19 @@ def test_the_archive_colour_bar_is_beside_the_data():
 def history_of_two_runs() -> Selection:
     selection = archive([], ["layers"])
     pools = [[net(1, 0.5)], [net(2, 0.7)], [net(3, 0.8)], [net(4, 0.9)], [net(4, 0.95)]]
-    for generation, nets in zip([0, 1, 2, 0, 1], pools, strict=True):  # a second run from 0
+    # A second run counts on from the archive's generation; its first entry says so.
+    tasks = ["a", "a", "a", "b", "b"]
+    for generation, nets in enumerate(pools):
         changes = selection.select(nets)
-        selection.record_generation(generation, changes, evaluated=1, failed=0, seconds=2.0)
+        selection.record_generation(
+            generation,
+            changes,
+            evaluated=1,
+            failed=0,
+            seconds=2.0,
+            first_of_run=generation in (0, 3),
+            task=tasks[generation],
+        )
     return selection
 
 
@@ -89,6 +99,19 @@ def test_history_marks_where_a_new_run_began():
     boundaries = [line for line in by_generation.lines if line.get_label() == "new run"]
     assert [line.get_xdata()[0] for line in boundaries] == [2.5]
     assert any(line.get_label() == "new run" for line in by_time.lines)
+    switches = [line for line in by_generation.lines if line.get_label() == "task switch"]
+    assert [line.get_xdata()[0] for line in switches] == [2.5]
+    assert "b" in [text.get_text() for text in by_generation.texts]  # the task it moved to
+    plt.close(figure)
+
+
+def test_archive_marks_pinned_and_favored_cells():
+    selection = history_of_two_runs()
+    cell = next(iter(selection.elites()))
+    selection.pin(cell)
+    selection.favor(cell, 3)
+    figure = plot.archive(selection)
+    assert "P×3" in [text.get_text() for text in figure.axes[0].texts]
     plt.close(figure)
 
 
@@ -98,7 +121,7 @@ def test_history_legend_is_outside_the_lines():
         legend = ax.get_legend()
         assert legend is not None
         labels = [t.get_text() for t in legend.get_texts()]
-        assert labels == ["coverage", "best fitness", "new run", "QD-score"]
+        assert labels == ["coverage", "best fitness", "new run", "task switch", "QD-score"]
         assert not overlaps(figure, ax, legend)
     plt.close(figure)
 

@@ -28,9 +28,22 @@ def test_tasks_draws_r_with_its_values_and_acc_over_time():
     assert "0.90" in [text.get_text() for text in heat.texts]
     assert list(line.lines[0].get_ydata()) == pytest.approx(METRICS.acc_history)
     assert "BWT -0.400" in line.get_title()
+    assert f"final ACC {METRICS.acc:.3f}" in line.get_title()
+    # Only the learned triangle is coloured: task c was not learned after task a.
+    drawn = heat.images[0].get_array()
+    assert drawn.mask[0][1] and drawn.mask[0][2] and drawn.mask[1][2]
+    assert not drawn.mask[2].any() and drawn[1][0] == pytest.approx(0.6)
+    assert "0.10" not in [text.get_text() for text in heat.texts]  # R[0][1], not learned yet
     again = plot_tasks.tasks(METRICS, axes=(heat, line))  # redraws in place, one colour bar
     assert again is figure and len(figure.axes) == 3
     plt.close(figure)
+
+
+def test_task_metrics_show_rounded():
+    assert repr(METRICS) == (
+        "TaskMetrics(ACC 0.533, BWT -0.400, tasks learned 3 of 3, "
+        "R=[[0.900, 0.100, 0.000], [0.600, 0.800, 0.100], [0.500, 0.400, 0.700]])"
+    )
 
 
 def test_gn_plot_tasks_draws_the_shared_selections_run_and_refuses_a_run_without_stream(

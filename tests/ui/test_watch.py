@@ -28,7 +28,7 @@ def test_the_dashboard_of_a_real_run_shows_the_grid_marks_trends_and_events(watc
         assert f"{net.val_acc:.4f}" in text
     assert "P×3" in text  # the pinned, favored cell
     assert "·" in text or len(watched_workspace["elites"]) == 4  # empty cells are dots
-    for name in ("coverage", "QD-score", "best fitness", "generations 0..2"):
+    for name in ("coverage", "QD-score", "best val_acc", "generations 0..2"):
         assert name in text
     assert "Selection.favor(cell=" in text and "new elite" in text
 
@@ -76,3 +76,56 @@ def test_missing_rich_names_the_extra(monkeypatch, tmp_path, capsys):
         watch.render(WatchSnapshot("w.db", 0.0))
     assert main(["watch", "--workspace", str(tmp_path / "w.db"), "--once"]) == 2
     assert "galapagos-nao[watch]" in capsys.readouterr().err
+
+
+def test_at_80_columns_every_column_shows_and_a_moved_bin_says_re_binned():
+    import time
+
+    from galapagos_nao.store.watch_snapshot import snapshot_of
+    from galapagos_nao.store.workspace import RunSummary
+
+    now = time.time()
+
+    def row(generation, best, changes=()):
+        return {
+            "generation": generation,
+            "started": now - 10 + generation,
+            "seconds": 0.5,
+            "evaluated": 2,
+            "failed": 0,
+            "best": best,
+            "archive": {"changes": list(changes)},
+        }
+
+    first = {
+        (1, 1): {"val_acc": 0.93, "test_acc": 0.92},
+        (2, 3): {"val_acc": 0.91, "test_acc": 0.9},
+    }
+    # Generation 1: the levels moved; cell (1, 1) now holds the other elite, no newcomer won.
+    second = {
+        (1, 1): {"val_acc": 0.91, "test_acc": 0.9},
+        (2, 4): {"val_acc": 0.95, "test_acc": 0.94},
+    }
+    new = {"cell": [2, 4], "old_id": None, "new_id": "abcdef12" * 4, "new_fitness": 0.95}
+    summary = RunSummary(
+        experiment="subset",
+        run_id=1,
+        generation=1,
+        written=now,
+        selection={
+            "measures": ["layers", "params"],
+            "complexity_levels": 3,
+            "measure_levels": {"params": 4},
+        },
+        elites={(1, 1): "a" * 32, (2, 4): "b" * 32},
+        history=[row(0, first), row(1, second, [new])],
+        curation={"pinned": [[1, 1]], "favored": [[[1, 1], 3.0]], "vetoed": []},
+    )
+    text = drawn(snapshot_of(summary, "/tmp/workspace.db", now, writer=4242), width=80)
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "experiment subset" in text and "generation 1" in text
+    events = text[text.index("latest events") :]
+    assert " gen " in events.splitlines()[2] + " "  # the generation column survives
+    assert "re-binned" in events and "cell 1,1: 0.9300 -> 0.9100" in events
+    assert "cell 2,4" not in [line for line in events.splitlines() if "re-binned" in line][0]
+    assert "P×3" in text
