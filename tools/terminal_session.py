@@ -8,7 +8,7 @@ Usage (the README's transcripts come from this, unedited):
     GN_DATA_DIR=../shared/data .venv/bin/python tools/terminal_session.py conv > conv.txt
 
 The second types the "Steering a run" session, in a scratch ``GN_HOME`` so that
-its workspace and journal start empty. The third,
+its workspace and journal start empty; ``conv`` the image genomes. And
 
     GN_DATA_DIR=../shared/data .venv/bin/python tools/terminal_session.py experiments > exp.txt
 

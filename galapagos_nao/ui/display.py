@@ -261,8 +261,8 @@ def stats_line(stats: ArchiveStats) -> str:
     """Coverage, QD-score and fitness in one line."""
     return (
         f"coverage {stats.filled}/{stats.cells} ({stats.coverage:.0%}) · "
-        f"QD-score {stats.qd_score:.3f} · best {_number(stats.best_fitness)} · "
-        f"mean {_number(stats.mean_fitness)}"
+        f"QD-score {stats.qd_score:.3f} · best val_acc {_number(stats.best_fitness)} · "
+        f"mean val_acc {_number(stats.mean_fitness)}"
     )
 
 

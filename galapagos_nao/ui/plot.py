@@ -303,7 +303,7 @@ def _history_panel(ax: Any, entries: Sequence[HistoryEntry], x: str) -> None:
         ax.set_xlabel(f"time ({unit})")
     best = [math.nan if s.best_fitness is None else s.best_fitness for s in stats]
     ax.plot(xs, [s.coverage for s in stats], marker="o", color="tab:green", label="coverage")
-    ax.plot(xs, best, marker="o", color="tab:blue", label="best fitness")
+    ax.plot(xs, best, marker="o", color="tab:blue", label="best val_acc")
     for number, start in enumerate(run_starts(entries)):
         ax.axvline(
             (xs[start - 1] + xs[start]) / 2,
@@ -332,7 +332,7 @@ def _history_panel(ax: Any, entries: Sequence[HistoryEntry], x: str) -> None:
             color="tab:purple",
         )
     ax.set_ylim(0.0, 1.05)
-    ax.set_ylabel("coverage, best fitness")
+    ax.set_ylabel("coverage, best val_acc")
     twin = ax.twinx()
     _twins[ax] = twin
     twin.plot(xs, [s.qd_score for s in stats], marker="s", color="tab:orange", label="QD-score")

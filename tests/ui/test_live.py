@@ -221,8 +221,8 @@ def test_a_view_that_fails_stops_alone_and_says_so_while_the_run_goes_on(tiny_ta
         wait_until(lambda: not follower.following, timeout=10)
         assert run.hooks == hooks and not diverted_handlers()
         assert "the live view of <Run" in caplog.text and "the front end went away" in caplog.text
-        generation = run.status().generation
-        wait_until(lambda: run.status().generation > generation)  # the run went on
+        generation = run.status().completed
+        wait_until(lambda: run.status().completed > generation)  # the run went on
     finally:
         run.stop()
         run.join()

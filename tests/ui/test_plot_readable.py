@@ -121,7 +121,7 @@ def test_history_legend_is_outside_the_lines():
         legend = ax.get_legend()
         assert legend is not None
         labels = [t.get_text() for t in legend.get_texts()]
-        assert labels == ["coverage", "best fitness", "new run", "task switch", "QD-score"]
+        assert labels == ["coverage", "best val_acc", "new run", "task switch", "QD-score"]
         assert not overlaps(figure, ax, legend)
     plt.close(figure)
 
