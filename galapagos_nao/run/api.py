@@ -21,6 +21,7 @@ from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.clock import BREEDING, Stamp, holding, in_order
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.fingerprint import task_fingerprint
+from galapagos_nao.core.record_checks import check_record
 from galapagos_nao.run.ancestry import Ancestry
 from galapagos_nao.run.arguments import (
     checked_hooks,
@@ -315,6 +316,8 @@ class Session(Ancestry, Tracking, Experiments):
         first_task = stream.tasks[0] if stream is not None else task
         if isinstance(first_task, Task):  # a bad task is named where the run checks it
             nets = fitted_to_task(nets, first_task.input_shape)
+        for index, net in enumerate(nets):  # what the Selection would refuse, refused up front
+            check_record(net, f"net_or_nets[{index}]")
         if not nets and not len(selection):
             raise ValueError(
                 "net_or_nets is None and the Selection is empty: give a network to start from"
