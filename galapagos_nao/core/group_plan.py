@@ -322,7 +322,9 @@ def is_exact(plan: GroupPlan, input_features: int) -> bool:
     return True
 
 
-def _align(plan: GroupPlan, leaves: Sequence[Leaf]) -> list[tuple[int | None, int | None]] | None:
+def _align(
+    plan: GroupPlan, leaves: Sequence[Leaf], widths_in: Sequence[set[int]] | None = None
+) -> list[tuple[int | None, int | None]] | None:
     """The cheapest alignment of ``leaves`` to ``plan``'s slots, as (slot, leaf) pairs.
 
     Edit distance over tokens: a slot may go without the new member's leaf, or a
@@ -331,7 +333,8 @@ def _align(plan: GroupPlan, leaves: Sequence[Leaf]) -> list[tuple[int | None, in
     widths differ. None when no alignment exists.
     """
     tokens = [_slot_token(plan, s) for s in range(len(plan.slots))]
-    widths_in = [{canonical(w) for w in ins} for ins, _ in plan.widths(leaves[0].width_in)]
+    if widths_in is None:  # each slot's canonical input widths
+        widths_in = [{canonical(w) for w in ins} for ins, _ in plan.widths(leaves[0].width_in)]
     n, m = len(tokens), len(leaves)
     inf = math.inf
     cost = [[inf] * (m + 1) for _ in range(n + 1)]
@@ -380,7 +383,9 @@ def _slot_token(plan: GroupPlan, slot: int) -> tuple[Any, ...]:
     raise AssertionError("a slot without leaves")
 
 
-def _joined(plan: GroupPlan, leaves: Sequence[Leaf]) -> GroupPlan | None:
+def _joined(
+    plan: GroupPlan, leaves: Sequence[Leaf], widths_in: Sequence[set[int]] | None = None
+) -> GroupPlan | None:
     """``plan`` with one more member, or None when its leaves cannot line up."""
     if all(len(m) == len(leaves) for m in plan.members) and all(
         a.token == b.token for a, b in zip(plan.members[0], leaves, strict=True)
@@ -388,7 +393,7 @@ def _joined(plan: GroupPlan, leaves: Sequence[Leaf]) -> GroupPlan | None:
         slots = tuple((*column, i) for i, column in enumerate(plan.slots))
         if all(None not in column for column in plan.slots):
             return GroupPlan((*plan.members, tuple(leaves)), slots)
-    pairs = _align(plan, leaves)
+    pairs = _align(plan, leaves, widths_in)
     if pairs is None:
         return None
     aligned = []
@@ -430,8 +435,7 @@ def partition(
     (:func:`wasted_share`); else it opens a new group.
     ``None`` members (unbatchable) each get a group of their own.
     """
-    groups: list[list[int]] = []
-    plans: list[GroupPlan] = []
+    groups: list[_OpenGroup] = []
     order = sorted(
         (i for i, m in enumerate(members) if m is not None),
         key=lambda i: _similarity_key(members[i] or ()),
@@ -439,23 +443,119 @@ def partition(
     for index in order:
         leaves = members[index]
         assert leaves is not None
-        for slot in range(len(groups) - 1, max(-1, len(groups) - 1 - _OPEN_GROUPS), -1):
-            if plans[slot].size >= group_size:
-                continue
-            joined = _joined(plans[slot], leaves)
-            if (
-                joined is not None
-                and (not exact or is_exact(joined, input_features))
-                and wasted_share(joined, input_features) <= max_padded_share
+        for group in groups[: -_OPEN_GROUPS - 1 : -1]:
+            if len(group.indices) < group_size and group.join(
+                index, leaves, exact=exact, max_wasted=max_padded_share
             ):
-                groups[slot].append(index)
-                plans[slot] = joined
                 break
         else:
-            groups.append([index])
-            plans.append(GroupPlan((tuple(leaves),), tuple((i,) for i in range(len(leaves)))))
-    groups.extend([i] for i, m in enumerate(members) if m is None)
-    return groups
+            groups.append(_OpenGroup(index, leaves, input_features))
+    found = [group.indices for group in groups]
+    found.extend([i] for i, m in enumerate(members) if m is None)
+    return found
+
+
+class _OpenGroup:
+    """A group being formed, with per-slot sums that make a typical join cost O(layers).
+
+    A member whose sequence of leaf kinds some member already has takes that
+    member's slots; only a new sequence is aligned (and the sums rebuilt).
+    """
+
+    def __init__(self, index: int, leaves: Sequence[Leaf], features: int) -> None:
+        self.indices = [index]
+        self.features = features
+        self.plan = GroupPlan((tuple(leaves),), tuple((i,) for i in range(len(leaves))))
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Mappings and per-slot sums from :attr:`plan`."""
+        self.mappings: dict[tuple[Any, ...], list[int]] = {}
+        n_slots = len(self.plan.slots)
+        self.kinds = [self.plan.kind(s) for s in range(n_slots)]
+        self.ins: list[set[int]] = [set() for _ in range(n_slots)]
+        self.outs: list[set[int]] = [set() for _ in range(n_slots)]
+        self.real = [0] * n_slots
+        for member, leaves in enumerate(self.plan.members):
+            column = [self.plan.slots[s][member] for s in range(n_slots)]
+            key = tuple(leaf.token for leaf in leaves)
+            self.mappings.setdefault(key, [s for s in range(n_slots) if column[s] is not None])
+            self._add(self._widths(column, leaves))
+
+    def _widths(
+        self, column: Sequence[int | None], leaves: Sequence[Leaf]
+    ) -> list[tuple[int, int, bool]]:
+        """A member's (features in, features out, has a leaf) at every slot."""
+        width, found = self.features, []
+        for index in column:
+            out = width if index is None else leaves[index].width_out
+            found.append((width, out, index is not None))
+            width = out
+        return found
+
+    def _add(self, widths: Sequence[tuple[int, int, bool]]) -> None:
+        for slot, (width_in, width_out, present) in enumerate(widths):
+            self.ins[slot].add(canonical(width_in))
+            self.outs[slot].add(canonical(width_out))
+            if present:
+                self.real[slot] += self._work(slot, width_in, width_out)
+
+    def _work(self, slot: int, width_in: int, width_out: int) -> int:
+        if self.kinds[slot] in ("linear", "head"):
+            return width_in * width_out
+        return ELEMENT_WORK.get(self.kinds[slot], 0) * width_in
+
+    def _fits(
+        self, widths: Sequence[tuple[int, int, bool]], size: int, exact: bool, max_wasted: float
+    ) -> bool:
+        real = padded = 0
+        for slot, (width_in, width_out, present) in enumerate(widths):
+            ins = self.ins[slot] | {canonical(width_in)}
+            outs = self.outs[slot] | {canonical(width_out)}
+            if exact and (len(ins) > 1 or len(outs) > 1):
+                return False
+            real += self.real[slot] + (self._work(slot, width_in, width_out) if present else 0)
+            padded += size * self._work(slot, max(ins), max(outs))
+        return padded == 0 or 1.0 - real / padded <= max_wasted
+
+    def join(self, index: int, leaves: Sequence[Leaf], *, exact: bool, max_wasted: float) -> bool:
+        """Adds the member if it lines up and keeps the group within bounds; says whether."""
+        mapping = self.mappings.get(tuple(leaf.token for leaf in leaves))
+        if mapping is not None:
+            column: list[int | None] = [None] * len(self.plan.slots)
+            for leaf, slot in enumerate(mapping):
+                column[slot] = leaf
+            widths = self._widths(column, leaves)
+            if not self._fits(widths, self.plan.size + 1, exact, max_wasted):
+                return False
+            slots = tuple((*old, new) for old, new in zip(self.plan.slots, column, strict=True))
+            self.plan = GroupPlan((*self.plan.members, tuple(leaves)), slots)
+            self.indices.append(index)
+            self._add(widths)
+            return True
+        joined = _joined(self.plan, leaves, self.ins)
+        if joined is None:
+            return False
+        if len(joined.slots) == len(self.plan.slots):  # no slot inserted: check the sums
+            column = [slot[-1] for slot in joined.slots]
+            widths = self._widths(column, leaves)
+            if not self._fits(widths, joined.size, exact, max_wasted):
+                return False
+            self.plan = joined
+            self.indices.append(index)
+            self.mappings[tuple(leaf.token for leaf in leaves)] = [
+                s for s, leaf in enumerate(column) if leaf is not None
+            ]
+            self._add(widths)
+            return True
+        if exact and not is_exact(joined, self.features):
+            return False
+        if wasted_share(joined, self.features) > max_wasted:
+            return False
+        self.plan = joined
+        self.indices.append(index)
+        self._rebuild()  # slots were inserted: every member's widths move
+        return True
 
 
 def _similarity_key(leaves: Sequence[Leaf]) -> tuple[Any, ...]:
