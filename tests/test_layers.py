@@ -45,6 +45,7 @@ ORDER: tuple[str, ...] = (
     "core.counter_rng",
     "core.fit_records",
     "core.group_plan",
+    "core.group_forming",
     "core.stacked",
     "core.grouped",
     "core.training",

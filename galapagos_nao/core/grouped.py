@@ -47,11 +47,11 @@ from galapagos_nao.core.fit_records import (
     make_optimizer,
     never,
 )
+from galapagos_nao.core.group_forming import partition
 from galapagos_nao.core.group_plan import (
     Leaf,
     Unbatchable,
     member_leaves,
-    partition,
     plan_group,
 )
 from galapagos_nao.core.network import build, inherit_weights
