@@ -11,6 +11,9 @@ the same budget of candidate-epochs per task (``--generations`` per task ×
    with the same replay memory and mixing as row 4;
 3. *gn, naive*: ``gn.evolve_continual`` across the stream with ``training.replay`` 0;
 4. *gn + replay*: the same with ``--replay`` samples kept per past task;
+4c. *gn + replay, conv*: row 4 from the seed CNN (``example.conv_layers()``) with
+   the conv settings of :data:`benchmarks.conv_bench.CONV_SETTINGS` but their
+   generation size (the rows' own stays, so is the budget), Split MNIST only;
 5. *joint*: gn evolution on one task holding all the stream's data, for as
    many generations as the stream has in all (the usual upper bound).
 
@@ -28,7 +31,7 @@ import argparse
 import dataclasses
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,6 +39,7 @@ import torch
 
 import galapagos_nao as gn
 from benchmarks import default_data_root
+from benchmarks.conv_bench import CONV_SETTINGS
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core import datasets
@@ -44,11 +48,15 @@ from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.network import build
 from galapagos_nao.core.training import accuracy, fit
-from galapagos_nao.example import seed_layers
+from galapagos_nao.example import conv_layers, seed_layers
 
 GENERATION_SIZE = 4
 CPU = torch.device("cpu")
-ROWS = ("fixed naive", "fixed replay", "gn naive", "gn replay", "joint")
+ROWS = ("fixed naive", "fixed replay", "gn naive", "gn replay", "gn replay conv", "joint")
+#: The conv settings but the generation size: every row gets the same budget.
+_CONV_SECTIONS = {name: values for name, values in CONV_SETTINGS.items() if name != "orchestration"}
+#: Rows a stream skips: a permuted image has no spatial structure left for convolutions.
+SKIPPED = {"permuted": ("gn replay conv",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +69,9 @@ class Budget:
     workers: int
 
 
-def _selection(budget: Budget, replay: int) -> Selection:
+def _selection(
+    budget: Budget, replay: int, sections: Mapping[str, Mapping[str, Any]] | None = None
+) -> Selection:
     selection = Selection(parameters=Parameters())
     selection.parameters.put(
         gn.orchestration,
@@ -71,6 +81,8 @@ def _selection(budget: Budget, replay: int) -> Selection:
         gn.training,
         {"device": "cpu", "replay": replay, "replay_mixing": budget.mixing, "epochs": 1},
     )
+    for name, values in (sections or {}).items():
+        selection.parameters.put(name, dict(values))
     return selection
 
 
@@ -82,11 +94,13 @@ def _stop_after(last: int) -> Any:
     return hook
 
 
-def evolution_run(stream: Sequence[Task], budget: Budget, replay: int, seed: int) -> TaskMetrics:
-    """R, ACC and BWT of one gn evolution across the stream (rows 3 and 4)."""
+def evolution_run(
+    stream: Sequence[Task], budget: Budget, replay: int, seed: int, conv: bool = False
+) -> TaskMetrics:
+    """R, ACC and BWT of one gn evolution across the stream (rows 3, 4 and 4c)."""
     run = gn.evolve_continual(
-        seed_layers(),
-        selection=_selection(budget, replay),
+        conv_layers() if conv else seed_layers(),
+        selection=_selection(budget, replay, _CONV_SECTIONS if conv else None),
         tasks=stream,
         generations_per_task=budget.generations,
         seed=seed,
@@ -190,16 +204,19 @@ def measure(
     seeds: Sequence[int],
     figure: str | None,
     rows: Sequence[str] = ROWS,
+    skip: Sequence[str] = (),
 ) -> dict[str, tuple[list[float], list[float], float]]:
-    """The ``rows`` of one stream: ACCs, BWTs (one per seed) and wall seconds."""
+    """The ``rows`` of one stream but ``skip``: ACCs, BWTs (one per seed) and wall seconds."""
     results: dict[str, tuple[list[float], list[float], float]] = {}
     for row in rows:
+        if row in skip:
+            continue
         started = time.monotonic()
         if row == "joint":
             acc = [joint_run(joint, stream, budget, seed) for seed in seeds]
             results[row] = (acc, [], time.monotonic() - started)
         else:
-            replay = budget.replay if row.endswith("replay") else 0
+            replay = budget.replay if "replay" in row else 0
             metrics = _run_seeds(row, stream, budget, replay, seeds)
             if figure and row == "gn replay":
                 gn.plot.tasks(metrics[0]).savefig(figure, dpi=80)
@@ -213,7 +230,8 @@ def _run_seeds(
     row: str, stream: Sequence[Task], budget: Budget, replay: int, seeds: Sequence[int]
 ) -> list[TaskMetrics]:
     if row.startswith("gn"):
-        return [evolution_run(stream, budget, replay, seed) for seed in seeds]
+        conv = row.endswith("conv")
+        return [evolution_run(stream, budget, replay, seed, conv) for seed in seeds]
     # One network trains on one core: the seeds share the workers' cores instead.
     one: Callable[[int], TaskMetrics] = lambda seed: fixed_run(stream, budget, replay, seed)  # noqa: E731
     with ThreadPoolExecutor(max_workers=budget.workers) as pool:
@@ -259,13 +277,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         stream = datasets.permuted_mnist(5, seed=0, base=base)
         sizes["permuted"] = f"Permuted MNIST 5 × {base.n_train}/{base.n_test}"
         table["permuted"] = measure(
-            stream, joined(stream, "permuted-mnist joint"), budget, args.seeds, None, args.rows
+            stream,
+            joined(stream, "permuted-mnist joint"),
+            budget,
+            args.seeds,
+            None,
+            args.rows,
+            SKIPPED["permuted"],
         )
     labels = {
         "fixed naive": "1. seed genome, fine-tuned (naive)",
         "fixed replay": "2. seed genome + replay",
         "gn naive": "3. gn evolution, naive (replay 0)",
         "gn replay": "4. gn evolution + replay",
+        "gn replay conv": "4c. gn evolution + replay, seed CNN (conv_layers)",
         "joint": "5. joint training on all tasks (gn evolution)",
     }
     print(
@@ -277,12 +302,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     header = " | ".join(f"{name} ACC | {name} BWT" for name in table)
     print(f"| configuration | {header} |\n|---|" + "---|---|" * len(table))
     for row in args.rows:
-        cells = " | ".join(f"{_cell(t[row][0])} | {_cell(t[row][1])}" for t in table.values())
+        cells = " | ".join(
+            f"{_cell(t[row][0])} | {_cell(t[row][1])}" if row in t else "— | —"
+            for t in table.values()
+        )
         print(f"| {labels[row]} | {cells} |")
     print(
         "\nseconds per row (all seeds): "
         + "; ".join(
-            f"{name}: " + ", ".join(f"{t[row][2]:.0f}" for row in args.rows)
+            f"{name}: " + ", ".join(f"{t[row][2]:.0f}" for row in args.rows if row in t)
             for name, t in table.items()
         )
     )

@@ -68,3 +68,15 @@ def test_a_budgeted_quality_run_reports_every_level_s_elite_and_the_best(
         best["test_acc"] >= 0.99,
         len(levels) == 2 and min(r["test_acc"] for r in figures["elites"]) >= 0.98,
     ]
+
+
+def test_the_continual_conv_row_evolves_the_seed_cnn_across_split_mnist(
+    tiny_task: datasets.Task,
+) -> None:
+    from benchmarks.continual import Budget, evolution_run
+
+    stream = datasets.split_mnist(tiny_task)
+    metrics = evolution_run(stream, Budget(1, 20, "balanced", 1), 20, seed=5, conv=True)
+    assert len(metrics.matrix) == len(stream) == 5
+    assert metrics.acc is not None and 0.0 <= metrics.acc <= 1.0
+    assert metrics.bwt is not None and -1.0 <= metrics.bwt <= 1.0
