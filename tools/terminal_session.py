@@ -37,7 +37,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SESSION_NAME = "gn-readme"
+# One tmux session per run of this tool: two captures at once must not type into each other.
+SESSION_NAME = f"gn-readme-{os.getpid()}"
 
 #: (cell, seconds to let pass after its prompt returns, Ctrl-C after that many seconds or None)
 CELLS: list[tuple[str, float, float | None]] = [
@@ -172,12 +173,16 @@ def watch_screen(env: str, folder: str, experiment: str) -> str:
     tmux("send-keys", "-t", side, "-l", command)
     tmux("send-keys", "-t", side, "Enter")
     deadline = time.monotonic() + 120
-    while screen(side).count("WATCH-DONE") < 2 and time.monotonic() < deadline:
-        time.sleep(0.3)  # the command line echoes the word once, the end prints it again
+    done = re.compile(r"^WATCH-DONE$", re.M)  # the echo's own line, not the typed command
+    while not done.search(screen(side)) and time.monotonic() < deadline:
+        time.sleep(0.3)
     text = screen(side)
     subprocess.run(["tmux", "kill-session", "-t", side], capture_output=True, check=False)
-    drawn = text[text.find("Galápagos") :]
-    return drawn[: drawn.rfind("WATCH-DONE")].rstrip()
+    start = text.find("Galápagos Nǎo watch")
+    if start < 0:
+        return text.rstrip()  # what the terminal showed instead (an error): said as it is
+    drawn = text[start:]
+    return drawn[: done.search(drawn).start() if done.search(drawn) else None].rstrip()
 
 
 def wait_for_prompt(number: int, timeout: float = 900) -> None:

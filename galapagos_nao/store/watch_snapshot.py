@@ -288,7 +288,13 @@ def _events(summary: RunSummary) -> tuple[Event, ...]:
             else:
                 old = _fitness(change.get("old_fitness"))
                 text = f"cell {_cell_text(cell)}: {old} -> {new} ({change['new_id'][:8]})"
-                events.append(Event(end, generation, "replaced", text))
+                # No newcomer beats a fitter elite in its cell: a lower one came in
+                # because the bins moved (the incumbent now falls in another cell).
+                dropped = _lower(change.get("new_fitness"), change.get("old_fitness"))
+                kind = "re-binned" if dropped else "replaced"
+                events.append(
+                    Event(end, generation, kind, text + (": the bins moved" if dropped else ""))
+                )
         for held in archive.get("held_back", ()):
             # A pin holds back a newcomer most generations: one line per cell, the latest,
             # counting them, rather than a line each that would push every other event out.
@@ -313,6 +319,12 @@ def _events(summary: RunSummary) -> tuple[Event, ...]:
         events.append(Event(float(row["time"]), int(row["generation"]), "journal", text))
     events.sort(key=lambda event: event.time)
     return tuple(events[-EVENTS:])
+
+
+def _lower(new: Any, old: Any) -> bool:
+    """True when both are numbers and ``new`` is below ``old``."""
+    a, b = _number(new), _number(old)
+    return a is not None and b is not None and a < b
 
 
 def _rebinned(

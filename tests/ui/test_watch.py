@@ -100,13 +100,23 @@ def test_at_80_columns_every_column_shows_and_a_moved_bin_says_re_binned():
     first = {
         (1, 1): {"val_acc": 0.93, "test_acc": 0.92},
         (2, 3): {"val_acc": 0.91, "test_acc": 0.9},
+        (3, 1): {"val_acc": 0.92, "test_acc": 0.9},
     }
     # Generation 1: the levels moved; cell (1, 1) now holds the other elite, no newcomer won.
     second = {
         (1, 1): {"val_acc": 0.91, "test_acc": 0.9},
         (2, 4): {"val_acc": 0.95, "test_acc": 0.94},
+        (3, 1): {"val_acc": 0.88, "test_acc": 0.87},
     }
     new = {"cell": [2, 4], "old_id": None, "new_id": "abcdef12" * 4, "new_fitness": 0.95}
+    # A newcomer less fit than the elite it "replaced": the incumbent moved to another cell.
+    lower = {
+        "cell": [3, 1],
+        "old_id": "c" * 32,
+        "old_fitness": 0.92,
+        "new_id": "d" * 32,
+        "new_fitness": 0.88,
+    }
     summary = RunSummary(
         experiment="subset",
         run_id=1,
@@ -118,7 +128,7 @@ def test_at_80_columns_every_column_shows_and_a_moved_bin_says_re_binned():
             "measure_levels": {"params": 4},
         },
         elites={(1, 1): "a" * 32, (2, 4): "b" * 32},
-        history=[row(0, first), row(1, second, [new])],
+        history=[row(0, first), row(1, second, [new, lower])],
         curation={"pinned": [[1, 1]], "favored": [[[1, 1], 3.0]], "vetoed": []},
     )
     text = drawn(snapshot_of(summary, "/tmp/workspace.db", now, writer=4242), width=80)
@@ -128,4 +138,6 @@ def test_at_80_columns_every_column_shows_and_a_moved_bin_says_re_binned():
     assert " gen " in events.splitlines()[2] + " "  # the generation column survives
     assert "re-binned" in events and "cell 1,1: 0.9300 -> 0.9100" in events
     assert "cell 2,4" not in [line for line in events.splitlines() if "re-binned" in line][0]
+    moved = [line for line in events.splitlines() if "cell 3,1" in line]
+    assert len(moved) == 1 and "re-binned" in moved[0] and "replaced" not in moved[0]
     assert "P×3" in text
