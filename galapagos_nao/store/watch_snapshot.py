@@ -66,7 +66,8 @@ class Event:
     #: The archive generation it belongs to.
     generation: int
     #: ``new``, ``replaced``, ``re-binned`` (the cell's elite changed because the
-    #: bins moved, not because a newcomer won), ``held back``, ``failed`` or ``journal``.
+    #: bins moved, not because a newcomer won), ``task`` (a stream moved on and
+    #: re-scored the archive), ``held back``, ``failed`` or ``journal``.
     kind: str
     #: One line about it.
     text: str
@@ -275,10 +276,17 @@ def _events(summary: RunSummary) -> tuple[Event, ...]:
     held_back: dict[str, tuple[int, float | None]] = {}  # cell → newcomers held, fittest
     pinned: dict[str, Event] = {}  # cell → its latest held-back event
     before: Mapping[Any, Any] | None = None
+    task: Any = None
     for row in summary.history:
         generation, end = int(row["generation"]), row["started"] + row["seconds"]
         archive = row.get("archive") or {}
-        events.extend(_rebinned(before, row, generation, end))
+        # A task stream that moved on re-scores the archive: fitness falls, no bin moved.
+        switched = task is not None and archive.get("task") not in (None, task)
+        task = archive.get("task", task)
+        if switched:
+            events.append(Event(end, generation, "task", f"now on task {task!r}: re-scored"))
+        else:
+            events.extend(_rebinned(before, row, generation, end))
         before = row["best"]
         for change in archive.get("changes", ()):
             cell, new = change["cell"], _fitness(change.get("new_fitness"))
@@ -290,7 +298,9 @@ def _events(summary: RunSummary) -> tuple[Event, ...]:
                 text = f"cell {_cell_text(cell)}: {old} -> {new} ({change['new_id'][:8]})"
                 # No newcomer beats a fitter elite in its cell: a lower one came in
                 # because the bins moved (the incumbent now falls in another cell).
-                dropped = _lower(change.get("new_fitness"), change.get("old_fitness"))
+                dropped = not switched and _lower(
+                    change.get("new_fitness"), change.get("old_fitness")
+                )
                 kind = "re-binned" if dropped else "replaced"
                 events.append(
                     Event(end, generation, kind, text + (": the bins moved" if dropped else ""))

@@ -49,6 +49,7 @@ EVENT_STYLES = {
     "replaced": "cyan",
     "held back": "magenta",
     "re-binned": "blue",
+    "task": "bold blue",
     "failed": "red",
     "journal": "yellow",
 }

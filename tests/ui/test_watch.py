@@ -141,3 +141,51 @@ def test_at_80_columns_every_column_shows_and_a_moved_bin_says_re_binned():
     moved = [line for line in events.splitlines() if "cell 3,1" in line]
     assert len(moved) == 1 and "re-binned" in moved[0] and "replaced" not in moved[0]
     assert "P×3" in text
+
+
+def test_a_task_switch_is_said_as_such_not_as_moved_bins():
+    import time
+
+    from galapagos_nao.store.watch_snapshot import snapshot_of
+    from galapagos_nao.store.workspace import RunSummary
+
+    now = time.time()
+
+    def row(generation, val, task, changes=()):
+        return {
+            "generation": generation,
+            "started": now - 10 + generation,
+            "seconds": 0.5,
+            "evaluated": 2,
+            "failed": 0,
+            "best": {1: {"val_acc": val, "test_acc": val}},
+            "archive": {"changes": list(changes), "task": task},
+        }
+
+    # The stream moved to task b: the archive was re-scored and a lower elite took cell 1.
+    lower = {
+        "cell": 1,
+        "old_id": "c" * 32,
+        "old_fitness": 1.0,
+        "new_id": "d" * 32,
+        "new_fitness": 0.6,
+    }
+    better = {
+        "cell": 1,
+        "old_id": "b" * 32,
+        "old_fitness": 0.9,
+        "new_id": "c" * 32,
+        "new_fitness": 1.0,
+    }
+    summary = RunSummary(
+        run_id=1,
+        generation=2,
+        written=now,
+        selection={"measures": ["layers"], "complexity_levels": 1},
+        elites={1: "d" * 32},
+        history=[row(0, 0.9, "a"), row(1, 1.0, "a", [better]), row(2, 0.6, "b", [lower])],
+    )
+    snapshot = snapshot_of(summary, "/tmp/workspace.db", now)
+    kinds = [event.kind for event in snapshot.events]
+    assert "task" in kinds and "re-binned" not in kinds
+    assert any(e.kind == "task" and "'b'" in e.text for e in snapshot.events)
