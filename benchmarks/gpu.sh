@@ -15,12 +15,15 @@
 #
 # It installs what is missing (torch, torchvision, numpy, safetensors) with pip, checks that torch
 # sees a GPU, runs `python -m benchmarks --device cuda --sections population,grouped`, then the GPU
-# tests (tests/run/test_engine.py, and the grouped-vs-alone equivalence of
-# tests/core/test_grouped.py on the GPU) when pytest is there. The benchmark gives
-# candidate-epochs/min of the seed genome at generation_size 16, 64, 256 and 1,024 with mutation
-# off and on, the share of the
-# float32 matmul peak, the mean group size and the ratio to the per-candidate path measured in the
-# same run. Record the table with the device name in benchmarks/RESULTS.md.
+# tests when pytest is there: tests/run/test_engine.py, the grouped-vs-alone equivalence of
+# tests/core/test_grouped.py, the full-MNIST equivalence of homogeneous and mutated groups of 8
+# (tests/core/test_group_equivalence_mnist.py) and the device-independence of the random streams
+# (tests/core/test_batched_randomness.py), each on the GPU. The benchmark gives candidate-epochs/min
+# of the seed genome at generation_size 16, 64, 256 and 1,024 with mutation off and on, the share
+# of the float32 matmul peak, the mean group size, the padded share of the groups' multiply-adds,
+# the ratio to the per-candidate path measured in the same run and the overhead (breeding,
+# selection, checkpointing and group planning as a share of the generation). Record the table
+# with the device name in benchmarks/RESULTS.md.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -67,6 +70,7 @@ set -o pipefail
 "$PYTHON" -m benchmarks --device "$DEVICE" --sections "$SECTIONS" --data "$data" --out "$OUT" \
     "$@" 2>&1 | tee "$OUT/gpu-bench.log"
 if [[ $DEVICE == cuda* ]] && "$PYTHON" -c "import pytest" 2>/dev/null; then
-    "$PYTHON" -m pytest tests/run/test_engine.py tests/core/test_grouped.py -q -k "gpu" \
-        -p no:cacheprovider 2>&1 | tee "$OUT/gpu-tests.log"
+    "$PYTHON" -m pytest tests/run/test_engine.py tests/core/test_grouped.py \
+        tests/core/test_batched_randomness.py tests/core/test_group_equivalence_mnist.py \
+        -q -k "gpu or cuda" -p no:cacheprovider 2>&1 | tee "$OUT/gpu-tests.log"
 fi

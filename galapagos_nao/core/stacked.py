@@ -72,6 +72,7 @@ class _Slot:
     thresholds: torch.Tensor | None = None  # (P, 1, 1) int64 keep thresholds of the rates
     draws: bool = False  # whether some member drops anything (known up front: no device sync)
     drawing: torch.Tensor | None = None  # (D,) members that drop, when not all of them do
+    real_widths: torch.Tensor | None = None  # (P, 1, 1) int64 each member's real units
     stream: torch.Tensor | None = None  # (P,) the dropout slot's random stream keys
     numbers: tuple[float, ...] = ()  # batch norm (eps, momentum)
 
@@ -159,6 +160,7 @@ class StackedModel(nn.Module):
                 rates=self._per_member(rates, device),
                 thresholds=counter_rng.keep_thresholds(rates, device),
                 draws=any(rate > 0 for rate in rates),
+                real_widths=torch.tensor(outs, device=device).view(-1, 1, 1),
                 drawing=None
                 if all(rate > 0 for rate in rates)
                 else torch.tensor([m for m, r in enumerate(rates) if r > 0], device=device),
@@ -291,7 +293,8 @@ class StackedModel(nn.Module):
         keys = counter_rng.stream_keys(slot.stream, self.steps)
         rows = torch.arange(batch, device=x.device).view(1, -1, 1)
         cols = torch.arange(width, device=x.device).view(1, 1, -1)
-        real = torch.tensor(slot.widths_out, device=x.device).view(-1, 1, 1)
+        real = slot.real_widths
+        assert real is not None
         if slot.drawing is None:
             keep = counter_rng.keep_mask(keys, rows * real + cols, slot.thresholds)
         else:  # hash only the members that drop: the others keep every unit
