@@ -46,6 +46,7 @@ ORDER: tuple[str, ...] = (
     "core.fit_records",
     "core.group_plan",
     "core.group_forming",
+    "core.budget",
     "core.stacked",
     "core.grouped",
     "core.training",
@@ -94,6 +95,8 @@ ORDER: tuple[str, ...] = (
     # run: evaluators, the loop, its hooks and API
     "run.records",
     "run.devices",
+    "run.limits",
+    "run.workers",
     "run.train",
     "run.grouped",
     "run.local",

@@ -29,6 +29,7 @@ __all__ = [
     "gpu_share",
     "int_in",
     "layer_type_defaults",
+    "memory_size",
     "number_in",
     "one_of",
     "open_fraction",
@@ -82,6 +83,50 @@ def auto_or_int(high: int) -> Check:
         lambda name, value: value if value == "auto" else ints(name, value),
         f"'auto' or {ints.range}",  # type: ignore[attr-defined]
     )
+
+
+#: Bounds of ``training.max_memory`` in bytes: 1 MB (a seed genome's training) to 1 PB.
+MIN_MEMORY = 10**6
+MAX_MEMORY = 10**15
+_MEMORY_UNITS = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
+
+
+def memory_size(name: str, value: Any) -> int | str:
+    """Checks a memory budget: ``'auto'``, bytes as an int, or a size like ``'8GB'``, ``'512MiB'``.
+
+    Returns ``'auto'`` or the byte count.
+    """
+    if value == "auto":
+        return "auto"
+    if isinstance(value, str):
+        text = value.strip().upper().replace(" ", "")
+        longest_first = sorted(_MEMORY_UNITS, key=len, reverse=True)  # "MIB" before "B"
+        unit = next((u for u in longest_first if text.endswith(u)), None)
+        number = text[: -len(unit)] if unit else text
+        try:
+            amount = float(number)
+        except ValueError:
+            amount = float("nan")
+        if unit is None or not amount == amount or amount <= 0 or amount == float("inf"):
+            raise ValueError(
+                f"{name} must be 'auto', a byte count, or a size like '8GB' or '512MiB', "
+                f"got {describe(value)}"
+            )
+        value = int(amount * _MEMORY_UNITS[unit])
+    return check_int(name, value, minimum=MIN_MEMORY, maximum=MAX_MEMORY)
+
+
+ranged(memory_size, "'auto', or 1 MB..1 PB (bytes, or '8GB', '512MiB')")
 
 
 def optional_seed(name: str, value: Any) -> int | None:

@@ -26,6 +26,7 @@ from galapagos_nao.config.setting_checks import (
     gpu_share,
     int_in,
     layer_type_defaults,
+    memory_size,
     number_in,
     one_of,
     open_fraction,
@@ -205,7 +206,9 @@ class OrchestrationSettings(Section):
         "auto", auto_or_int(1024), "candidates trained at once ('auto': see the Performance guide)"
     )
     threads_per_worker: int | str = setting(
-        "auto", auto_or_int(256), "intra-op threads of each CPU worker"
+        "auto",
+        auto_or_int(256),
+        "intra-op threads of each CPU worker (workers × threads is cut to what the machine runs)",
     )
     backend: str = setting("threads", backend_name, "'threads' (this machine) or 'ray' (a cluster)")
     ray_address: str | None = setting(
@@ -271,6 +274,12 @@ class TrainingSettings(Section):
         auto_or_int(4096),
         "candidates trained together as one stacked model ('auto': 1 on CPU, 256 on CUDA)",
     )
+    max_memory: int | str = setting(
+        "auto",
+        memory_size,
+        "estimated memory one candidate (or group) may need to train, else it is dropped "
+        "('auto': half the free RAM or GPU memory, shared by the workers)",
+    )
     seed: int | None = setting(
         None, optional_seed, "seed of the run's generator (None: fresh entropy)"
     )
@@ -298,6 +307,7 @@ class TrainingSettings(Section):
             device=self.device,
             precision=self.precision,
             group_size=self.group_size,
+            max_memory=self.max_memory,
         )
 
 

@@ -91,6 +91,8 @@ class TrainSettings:
         precision: ``"float32"``, or ``"bf16"`` for autocast on CUDA.
         group_size: Candidates trained together as one stacked model (``"auto"``
             or an int; 1 trains each alone); read by the evaluators, not by :func:`fit`.
+        max_memory: Bytes one candidate (or group) may need to train, or ``"auto"``;
+            read by the evaluators, which drop candidates over it before training.
     """
 
     epochs: int
@@ -101,6 +103,7 @@ class TrainSettings:
     device: str
     precision: str
     group_size: int | str
+    max_memory: int | str
 
 
 @dataclass(frozen=True)

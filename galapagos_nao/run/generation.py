@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
+from galapagos_nao.archive.curation import BreedingPlan
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.config.settings import EvolutionSettings, Settings
 from galapagos_nao.core import evolution
@@ -14,12 +17,16 @@ from galapagos_nao.core.network import Network
 from galapagos_nao.core.typing import Layer
 from galapagos_nao.run.local import LocalEvaluator
 from galapagos_nao.run.records import Candidate, Evaluator
+from galapagos_nao.run.workers import call_with_deadline, stuck_after
 
 __all__ = [
     "MAX_REDRAWS",
     "breed",
+    "breed_plan",
+    "breed_within",
     "children_per_generation",
     "make_evaluator",
+    "nothing_to_breed",
     "parent_order",
 ]
 
@@ -64,6 +71,18 @@ def parent_order(count: int, weights: Sequence[float]) -> list[int]:
     return order
 
 
+def nothing_to_breed(parents: Sequence[Network], weights: Sequence[float]) -> str | None:
+    """Why a generation with these parents and favor can breed nothing; None when it can."""
+    if not parents:
+        return "the Selection is empty; Selection.put_unevaluated(net) gives it a network"
+    if sum(weights) <= 0:
+        return (
+            f"every parent ({len(parents)}) has favor 0; favor a cell or queue a network "
+            "(the archive keeps its networks)"
+        )
+    return None
+
+
 def _draw_child(
     parent: Network,
     rng: np.random.Generator,
@@ -85,6 +104,10 @@ def _draw_child(
         except evolution.MutationFailed as error:
             # A registered layer's mutate raised: that child is lost, not the run.
             return None, f": {error}"
+        # BaseException: user code's SystemExit, KeyboardInterrupt or GeneratorExit (this
+        # runs on the run's thread, which signals never reach) loses that child only.
+        except BaseException as error:  # noqa: BLE001
+            return None, f": mutate raised {type(error).__name__}: {error}"
         violation = evolution.constraint_violation(
             child.layers, max_layers=evolving.max_layers, forbid=evolving.forbid
         )
@@ -103,6 +126,7 @@ def breed(
     weights: Sequence[float] | None = None,
     tabu: Collection[tuple[Layer, ...]] = frozenset(),
     should_stop: Callable[[], bool] | None = None,
+    dropped: list[str] | None = None,
 ) -> list[Candidate]:
     """At least ``generation_size`` children, one per parent, shared out by ``weights``.
 
@@ -122,6 +146,7 @@ def breed(
         tabu: Genomes (as :func:`evolution.genome_key` makes them) no child may have.
         should_stop: Checked before each child: once it is true, breeding
             ends and the children bred so far are returned.
+        dropped: Given, it gets the reason of each child dropped.
     """
     if not parents:
         raise RuntimeError(
@@ -137,6 +162,8 @@ def breed(
         parent = parents[which]
         child, reason = _draw_child(parent, rng, evolving, tabu)
         if child is None:
+            if dropped is not None:
+                dropped.append(f"dropped{reason}")
             logger.warning(
                 "Generation %d: child %d of %s dropped%s",
                 generation + 1,
@@ -157,6 +184,55 @@ def breed(
                 inherit=evolving.inherit_weights,
             )
         )
+    return candidates
+
+
+def breed_plan(
+    plan: BreedingPlan,
+    rng: np.random.Generator,
+    settings: Settings,
+    generation: int,
+    should_stop: Callable[[], bool],
+    dropped: list[str],
+) -> list[Candidate]:
+    """:func:`breed` from a Selection's breeding plan: its parents, favor and veto list."""
+    return breed(
+        plan.parents,
+        rng,
+        settings,
+        generation,
+        weights=plan.weights,
+        tabu=plan.tabu,
+        should_stop=should_stop,
+        dropped=dropped,
+    )
+
+
+def breed_within(
+    plan: BreedingPlan,
+    rng: np.random.Generator,
+    settings: Settings,
+    generation: int,
+    stop_event: threading.Event,
+    dropped: list[str],
+) -> list[Candidate]:
+    """:func:`breed_plan` on a thread of its own, given up past the timeout or a stop.
+
+    Breeding runs user code (registered builders, through the genome's shape
+    checks, and ``mutate``): one that never returns must not hold the run.
+    Its reason, if it is given up or raises, joins ``dropped``.
+    """
+    bred = call_with_deadline(
+        functools.partial(breed_plan, plan, rng, settings, generation, stop_event.is_set, dropped),
+        stuck_after(settings.orchestration.timeout),
+        stop_event,
+        "gn-breed",
+    )
+    if bred.stuck:
+        dropped.append(f"breeding did not return within {bred.task.allowance:g} s")
+    elif bred.error is not None:
+        dropped.append(f"breeding raised {type(bred.error).__name__}: {bred.error}")
+    candidates: list[Candidate] = bred.value or []
     return candidates
 
 

@@ -11,6 +11,7 @@ have no batched form trains alone (the reason logged once per reason).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -30,7 +31,12 @@ from galapagos_nao.core.grouped import (
 )
 from galapagos_nao.core.training import CandidateFailure, TrainSettings
 from galapagos_nao.run.records import Candidate, Outcome
-from galapagos_nao.run.train import failed_outcome, fitted_outcome, train_candidate
+from galapagos_nao.run.train import (
+    failed_outcome,
+    fitted_outcome,
+    train_candidate,
+    training_memory,
+)
 
 __all__ = ["AUTO_CPU_GROUP", "AUTO_CUDA_GROUP", "Grouper", "resolve_group_size", "train_group"]
 
@@ -79,19 +85,38 @@ class Grouper:
         no member past its own widths, so each computes the same bits as alone);
         each comes with the share of its multiply-adds spent on padding.
         """
-        plans: list[list[Leaf] | None] = []
-        for candidate in candidates:
-            try:
-                plans.append(member_plan(candidate.layers, input_shape, n_classes))
-            except Unbatchable as error:
-                self._log_once(str(error))
-                plans.append(None)
-            except ValueError:
-                plans.append(None)  # an invalid genome: its own training reports it
-        features = math.prod(input_shape)
+        plans = [self.member_plan(c, input_shape, n_classes) for c in candidates]
+        return self.groups(candidates, plans, group_size, math.prod(input_shape), exact=exact)
+
+    def member_plan(
+        self, candidate: Candidate, input_shape: Sequence[int], n_classes: int
+    ) -> list[Leaf] | None:
+        """The candidate's layers as a group sees them, or None when it must train alone.
+
+        Reads the genome's shapes, which calls registered builders: user code,
+        so the local evaluator runs this on its workers, under a deadline.
+        """
+        try:
+            return member_plan(candidate.layers, input_shape, n_classes)
+        except Unbatchable as error:
+            self._log_once(str(error))
+            return None
+        except ValueError:
+            return None  # an invalid genome: its own training reports it
+
+    def groups(
+        self,
+        candidates: Sequence[Candidate],
+        plans: Sequence[list[Leaf] | None],
+        group_size: int,
+        features: int,
+        *,
+        exact: bool = True,
+    ) -> list[tuple[list[Candidate], float]]:
+        """:meth:`plan`'s groups from each candidate's :meth:`member_plan`."""
         return [
             ([candidates[i] for i in group], _padded_share([plans[i] for i in group], features))
-            for group in partition(plans, group_size, features, exact=exact)
+            for group in partition(list(plans), group_size, features, exact=exact)
         ]
 
     def _log_once(self, reason: str) -> None:
@@ -127,11 +152,31 @@ def _alone(
     should_stop: Callable[[], bool],
     deadline: float | None,
     started: float,
+    budget: int | None,
 ) -> Outcome:
     try:
-        return train_candidate(candidate, data, settings, should_stop, deadline)
-    except Exception as error:  # a failing candidate never stops the run
+        return train_candidate(candidate, data, settings, should_stop, deadline, budget)
+    # BaseException: the candidate's own SystemExit or KeyboardInterrupt drops it alone.
+    except BaseException as error:  # noqa: BLE001
         return failed_outcome(candidate, error, _elapsed(started))
+
+
+def _group_over_budget(
+    group: Sequence[Candidate], data: Any, settings: TrainSettings, budget: int | None
+) -> bool:
+    """Whether the group's members together need more than ``budget``.
+
+    Members are padded to the group's widths: the widest member's estimate
+    times the group's size, from the first member's for speed (groups form
+    from members of similar widths).
+    """
+    if budget is None:
+        return False
+    try:
+        estimate = training_memory(group[0].layers, data, settings)
+    except Exception:  # noqa: BLE001 - the group's own training reports a genome that fails
+        return False
+    return estimate.times(len(group)).total > budget
 
 
 def _elapsed(started: float) -> float:
@@ -146,6 +191,7 @@ def train_group(
     deadline: float | None,
     started: float,
     padded_share: float = 0.0,
+    budget: int | None = None,
 ) -> list[Outcome]:
     """Trains one group; one outcome per candidate, in order.
 
@@ -157,10 +203,25 @@ def train_group(
         deadline: ``time.monotonic()`` after which every member still training times out.
         started: When the group started, for failures' ``seconds``.
         padded_share: The group's share of multiply-adds spent on padding, for its outcomes.
+        budget: Bytes the group may need to train (``training.max_memory``
+            resolved); a group over it is split in halves first, a candidate
+            over it alone is dropped. None: no budget.
     """
     if len(group) == 1:
-        alone = _alone(group[0], data, settings, should_stop, deadline, started)
+        alone = _alone(group[0], data, settings, should_stop, deadline, started, budget)
         return [dataclasses.replace(alone, padded_share=padded_share)]
+    again = functools.partial(
+        train_group,
+        data=data,
+        settings=settings,
+        should_stop=should_stop,
+        deadline=deadline,
+        started=started,
+        budget=budget,
+    )
+    if _group_over_budget(group, data, settings, budget):
+        half = len(group) // 2
+        return [*again(group[:half]), *again(group[half:])]
     try:
         results = fit_group(
             [_member(c) for c in group],
@@ -179,14 +240,13 @@ def train_group(
             half,
             len(group) - half,
         )
-        return [
-            *train_group(group[:half], data, settings, should_stop, deadline, started),
-            *train_group(group[half:], data, settings, should_stop, deadline, started),
-        ]
+        return [*again(group[:half]), *again(group[half:])]
     except Unbatchable as error:  # the plan said otherwise; train each alone rather than fail
         logger.info("Group of %d trained alone: %s", len(group), error)
-        return [_alone(c, data, settings, should_stop, deadline, started) for c in group]
-    except Exception as error:  # e.g. batch norm on a batch of one: every member fails alike
+        return [_alone(c, data, settings, should_stop, deadline, started, budget) for c in group]
+    # BaseException: e.g. batch norm on a batch of one, or a member's own SystemExit:
+    # every member fails alike, and the run goes on.
+    except BaseException as error:  # noqa: BLE001
         return [failed_outcome(c, error, _elapsed(started)) for c in group]
     outcomes = []
     for candidate, result in zip(group, results, strict=True):

@@ -1,19 +1,26 @@
 """The local evaluator: candidates train on threads of this process, on the CPU or local GPUs.
 
-A thread cannot be killed. A candidate whose forward pass never returns (a
-user's layer waiting on a lock, a driver that hangs) would hold its worker and
-the whole generation forever, so :meth:`LocalEvaluator.evaluate` waits for each
-candidate with a deadline: its timeout plus a grace (or the grace after
-``stop()``). Past it the candidate is reported as failed and left behind; its
-thread may linger until the op returns, and the evaluator starts a fresh pool
-so that the candidates still queued and later generations have workers.
+A thread cannot be killed. A candidate whose forward pass or builder never
+returns (a user's layer waiting on a lock, a driver that hangs) would hold its
+worker and the whole generation forever, so every wait here has a deadline
+(:class:`~galapagos_nao.run.workers.Supervisor`): a candidate, or a group of
+candidates, gets its timeout plus a grace (or the grace after ``stop()``).
+Past it, it is reported as failed (as stopped after ``stop()``) and left
+behind on its daemon thread, which cannot hold up the interpreter's exit; the
+candidates still queued move to fresh workers.
+
+Both paths work this way: one candidate per task (``training.group_size`` 1),
+or stacked groups (:mod:`galapagos_nao.run.grouped`), whose planning builds
+each genome on the ``meta`` device and so runs on the workers under the same
+deadlines.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
+import functools
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -21,226 +28,176 @@ from typing import Any
 
 import torch
 
-from galapagos_nao.core.training import TrainSettings
-from galapagos_nao.run.devices import assign_devices, longest_first, plan_workers, training_devices
+from galapagos_nao.config.settings import OrchestrationSettings
+from galapagos_nao.core.datasets import Task as DataTask
+from galapagos_nao.core.training import TrainSettings, estimated_macs
+from galapagos_nao.run.devices import (
+    assign_devices,
+    plan_workers,
+    training_devices,
+    usable_cores,
+)
 from galapagos_nao.run.grouped import Grouper, resolve_group_size, train_group
+from galapagos_nao.run.limits import bound_threads, memory_budget
 from galapagos_nao.run.records import Candidate, EvaluationJob, Outcome
-from galapagos_nao.run.train import failed_outcome, train_candidate
+from galapagos_nao.run.train import failed_outcome
+from galapagos_nao.run.workers import STUCK_GRACE_SECONDS, Finished, Supervisor, Task, stuck_after
 
 __all__ = ["LocalEvaluator", "STUCK_GRACE_SECONDS", "stuck_after"]
 
-#: Seconds past its timeout (or past ``stop()``) before a candidate counts as stuck:
-#: time for a long batch to reach the training loop's next deadline check.
-STUCK_GRACE_SECONDS = 2.0
-#: How often the waiting loop looks for stuck candidates.
-_POLL_SECONDS = 0.2
-
-
-def stuck_after(timeout: float) -> float:
-    """Seconds after its start at which a candidate is given up: its timeout plus a grace."""
-    return timeout + max(STUCK_GRACE_SECONDS, 0.1 * timeout)
-
-
 logger = logging.getLogger("galapagos_nao")
+
+#: Candidates of one task, the device they train on, and the group's padded share of MACs.
+Unit = tuple[list[Candidate], torch.device, float]
 
 
 class LocalEvaluator:
-    """Trains candidates on threads of this process, on the CPU or local GPUs."""
+    """Trains candidates on daemon threads of this process, on the CPU or local GPUs."""
 
     def __init__(self) -> None:
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._pool_shape: tuple[int, int] | None = None
+        self._supervisor = Supervisor()
         self._local = threading.local()
         self._grouper = Grouper()
-
-    def _executor(self, workers: int, threads: int) -> concurrent.futures.ThreadPoolExecutor:
-        if self._pool is None or self._pool_shape != (workers, threads):
-            self.close()
-            # set_num_threads inside each worker: torch's intra-op pool size is per thread.
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=workers,
-                thread_name_prefix="gn-worker",
-                initializer=torch.set_num_threads,
-                initargs=(threads,),
-            )
-            self._pool_shape = (workers, threads)
-        return self._pool
+        self._warned: set[str] = set()
 
     def evaluate(self, candidates: Sequence[Candidate], job: EvaluationJob) -> Iterator[Outcome]:
         """Trains the candidates concurrently and yields outcomes as they finish.
 
-        A candidate still running :func:`stuck_after` its timeout (or
-        :data:`STUCK_GRACE_SECONDS` after ``stop()``) is yielded as failed (as
-        stopped after ``stop()``) without waiting for its thread.
+        A candidate (or group) still running :func:`stuck_after` its timeout
+        (or :data:`STUCK_GRACE_SECONDS` after ``stop()``) is yielded as failed
+        (as stopped after ``stop()``) without waiting for its thread.
         """
+        # Imported here, on the run's thread, once: torch imports it lazily in a
+        # worker's first meta forward or optimizer step, which takes seconds, and a
+        # worker caught inside that import when the interpreter exits aborts it.
+        import torch._dynamo  # noqa: F401
+
         settings = job.settings.training.train_settings()
         orchestration = job.settings.orchestration
         devices = training_devices(settings.device)
         group_size = resolve_group_size(settings.group_size, devices[0])
-        if group_size > 1:
-            yield from self._evaluate_groups(candidates, job, settings, devices, group_size)
-            return
-        workers, threads = plan_workers(
-            len(candidates), devices, orchestration.workers, orchestration.threads_per_worker
-        )
-        pool = self._executor(workers, threads)
+        units: list[Unit] = []
+        yield from self._plan(candidates, job, devices, group_size, units)  # the stuck ones
+        workers, threads = self._workers(len(units), devices, orchestration)
+        budget = memory_budget(settings.max_memory, devices[0], -(-workers // len(devices)))
         timeout = orchestration.timeout
-        scheduled = longest_first(candidates, assign_devices(candidates, devices), job.task)
-        starts: dict[int, float] = {}  # candidate index -> when its thread picked it up
-        waiting = {
-            pool.submit(self._train, c, device, settings, job, timeout, starts): (c, device)
-            for c, device in scheduled
-        }
-        stopped_at: float | None = None
-        while waiting:
-            done, _ = concurrent.futures.wait(
-                waiting, timeout=_POLL_SECONDS, return_when=concurrent.futures.FIRST_COMPLETED
+        tasks = [
+            Task(
+                functools.partial(
+                    self._train_unit, group, device, share, settings, job, timeout, budget
+                ),
+                allowance=stuck_after(_unit_timeout(timeout, group, device)),
+                tag=group,
             )
-            for future in done:
-                del waiting[future]
-                yield future.result()
-            now = time.monotonic()
-            if job.stop_event.is_set() and stopped_at is None:
-                stopped_at = now
-            stuck = [
-                future
-                for future, (candidate, _) in waiting.items()
-                if candidate.index in starts
-                and (
-                    now > starts[candidate.index] + stuck_after(timeout)
-                    or (stopped_at is not None and now > stopped_at + STUCK_GRACE_SECONDS)
-                )
-            ]
-            if not stuck:
-                continue
-            for future in stuck:
-                candidate, _ = waiting.pop(future)
-                yield self._abandoned(candidate, now - starts[candidate.index], timeout, stopped_at)
-            waiting = self._requeue(waiting, workers, threads, settings, job, timeout, starts)
+            for group, device, share in units
+        ]
+        for finished in self._supervisor.run(tasks, job.stop_event, workers, threads):
+            yield from _outcomes(finished)
 
-    def _abandoned(
-        self, candidate: Candidate, seconds: float, timeout: float, stopped_at: float | None
-    ) -> Outcome:
-        if stopped_at is not None:
-            return Outcome(candidate, stopped=True, seconds=seconds)
-        return Outcome(
-            candidate,
-            failure=(
-                f"did not return within {stuck_after(timeout):g} s; "
-                "its thread may linger until the op returns"
-            ),
-            seconds=seconds,
+    def _workers(
+        self, units: int, devices: Sequence[torch.device], orchestration: OrchestrationSettings
+    ) -> tuple[int, int]:
+        """Workers and threads each, cut to what the machine can run (said once per cut)."""
+        workers, threads = plan_workers(
+            units, devices, orchestration.workers, orchestration.threads_per_worker
         )
+        workers, threads, message = bound_threads(workers, threads, usable_cores())
+        if message is not None and message not in self._warned:
+            self._warned.add(message)
+            logger.warning(message)
+        return workers, threads
 
-    def _requeue(
-        self,
-        waiting: dict[concurrent.futures.Future[Outcome], tuple[Candidate, torch.device]],
-        workers: int,
-        threads: int,
-        settings: TrainSettings,
-        job: EvaluationJob,
-        timeout: float,
-        starts: dict[int, float],
-    ) -> dict[concurrent.futures.Future[Outcome], tuple[Candidate, torch.device]]:
-        """Leaves the pool of a stuck worker behind; queued candidates move to a new one."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=False)
-            self._pool = None
-        pool = self._executor(workers, threads)
-        kept = {}
-        for future, (candidate, device) in waiting.items():
-            if future.cancel():  # not started: it would wait behind the stuck worker
-                future = pool.submit(self._train, candidate, device, settings, job, timeout, starts)
-            kept[future] = (candidate, device)
-        return kept
-
-    def _train(
-        self,
-        candidate: Candidate,
-        device: torch.device,
-        settings: TrainSettings,
-        job: EvaluationJob,
-        timeout: float,
-        starts: dict[int, float],
-    ) -> Outcome:
-        started = time.monotonic()
-        starts[candidate.index] = started  # the waiting loop's clock for this candidate
-        if job.stop_event.is_set():
-            return Outcome(candidate, stopped=True)
-        try:
-            data = job.data_cache.get(job.task, device, settings.validation_fraction)
-            with self._stream(device):
-                return train_candidate(
-                    candidate, data, settings, job.stop_event.is_set, started + timeout
-                )
-        # BaseException: a candidate's SystemExit or KeyboardInterrupt (raised by its
-        # own code: signals reach only the main thread) must not end the run either.
-        except BaseException as error:  # noqa: BLE001
-            return failed_outcome(candidate, error, time.monotonic() - started)
-
-    def _evaluate_groups(
+    def _plan(
         self,
         candidates: Sequence[Candidate],
         job: EvaluationJob,
-        settings: TrainSettings,
         devices: Sequence[torch.device],
         group_size: int,
+        units: list[Unit],
     ) -> Iterator[Outcome]:
-        """The grouped path: stacked groups of one signature, spread over the workers."""
-        orchestration = job.settings.orchestration
+        """Fills ``units`` with what to train, costliest first; yields candidates stuck in planning.
+
+        Planning reads each genome's shapes (its cost, and with groups its
+        signature), which calls registered builders: user code, so it runs on
+        the workers under the candidate's deadline, not on the run's thread.
+        """
         task = job.task
+        orchestration = job.settings.orchestration
+        grouping = group_size > 1
+        tasks = [
+            Task(
+                functools.partial(self._measure, candidate, task, grouping),
+                allowance=stuck_after(orchestration.timeout),
+                tag=[candidate],
+            )
+            for candidate in candidates
+        ]
+        workers, threads = self._workers(len(tasks), devices, orchestration)
+        measured: dict[int, tuple[Any, int]] = {}
+        planned: list[Candidate] = []
+        for finished in self._supervisor.run(tasks, job.stop_event, workers, threads):
+            (candidate,) = finished.task.tag
+            if finished.stuck:
+                yield from _outcomes(finished)
+                continue
+            planned.append(candidate)
+            # One that raised: no group and no cost; its own training reports the error.
+            measured[candidate.index] = (None, 0) if finished.error else finished.value
+        planned.sort(key=lambda c: c.index)
+        if not grouping:
+            costs = {index: cost for index, (_, cost) in measured.items()}
+            order = sorted(planned, key=lambda c: -costs[c.index])  # longest first
+            placed = assign_devices(order, devices)
+            units.extend(([c], device, 0.0) for c, device in zip(order, placed, strict=True))
+            return
+        plans = [measured[c.index][0] for c in planned]
         # Exact groups on the CPU: each member computes the bits it computes alone. On a
         # GPU, looser groups of any widths: more members per launch, rounding aside.
-        planned = self._grouper.plan(
-            candidates,
-            task.input_shape,
-            task.n_classes,
-            group_size,
-            exact=devices[0].type == "cpu",
-        )
-        planned.sort(key=lambda pair: len(pair[0]), reverse=True)  # the biggest first
+        features = math.prod(task.input_shape)
+        exact = devices[0].type == "cpu"
+        groups = self._grouper.groups(planned, plans, group_size, features, exact=exact)
+        groups.sort(key=lambda pair: len(pair[0]), reverse=True)  # the biggest first
         logger.info(
             "Generation %d: %d candidates in groups of %s",
             candidates[0].generation if candidates else -1,
             len(candidates),
-            [len(g) for g, _ in planned],
+            [len(g) for g, _ in groups],
         )
-        workers, threads = plan_workers(
-            len(planned), devices, orchestration.workers, orchestration.threads_per_worker
+        units.extend(
+            (group, devices[i % len(devices)], share) for i, (group, share) in enumerate(groups)
         )
-        pool = self._executor(workers, threads)
-        timeout = orchestration.timeout
-        futures = [
-            pool.submit(
-                self._train_group, group, share, devices[i % len(devices)], settings, job, timeout
-            )
-            for i, (group, share) in enumerate(planned)
-        ]
-        for future in concurrent.futures.as_completed(futures):
-            yield from future.result()
 
-    def _train_group(
+    def _measure(self, candidate: Candidate, task: DataTask, grouping: bool) -> tuple[Any, int]:
+        """The candidate's layers as a group sees them (None alone) and its cost in MACs."""
+        plan = None
+        if grouping:
+            plan = self._grouper.member_plan(candidate, task.input_shape, task.n_classes)
+        return plan, estimated_macs(candidate.layers, task.input_shape, task.n_classes)
+
+    def _train_unit(
         self,
         group: list[Candidate],
-        padded_share: float,
         device: torch.device,
+        padded_share: float,
         settings: TrainSettings,
         job: EvaluationJob,
         timeout: float,
+        budget: int | None,
     ) -> list[Outcome]:
         started = time.monotonic()
         if job.stop_event.is_set():
             return [Outcome(c, stopped=True) for c in group]
-        # On the CPU a group's members share the cores, so it gets each one's timeout;
-        # on a GPU a group trains in about one candidate's time.
-        deadline = started + timeout * (len(group) if device.type == "cpu" else 1)
+        deadline = started + _unit_timeout(timeout, group, device)
         try:
             data = job.data_cache.get(job.task, device, settings.validation_fraction)
             with self._stream(device):
+                stop = job.stop_event.is_set
                 return train_group(
-                    group, data, settings, job.stop_event.is_set, deadline, started, padded_share
+                    group, data, settings, stop, deadline, started, padded_share, budget
                 )
-        except Exception as error:  # a failing group never stops the run
+        # BaseException: a candidate's SystemExit or KeyboardInterrupt (raised by its
+        # own code: signals reach only the main thread) must not end the run either.
+        except BaseException as error:  # noqa: BLE001
             return [failed_outcome(c, error, time.monotonic() - started) for c in group]
 
     def _stream(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -253,7 +210,31 @@ class LocalEvaluator:
         return torch.cuda.stream(streams[device])
 
     def close(self) -> None:
-        """Shuts the worker threads down."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Lets the worker threads end; candidates still queued are cancelled."""
+        self._supervisor.close()
+
+
+def _unit_timeout(timeout: float, group: Sequence[Candidate], device: torch.device) -> float:
+    """Seconds a task may train before it times out.
+
+    On the CPU a group's members share the cores, so it gets each one's
+    timeout; on a GPU a group trains in about one candidate's time.
+    """
+    return timeout * (len(group) if device.type == "cpu" else 1)
+
+
+def _outcomes(finished: Finished) -> list[Outcome]:
+    """The outcome of each candidate of a task that ended, raised or was given up."""
+    group: list[Candidate] = finished.task.tag
+    if finished.stuck and finished.stopped:
+        return [Outcome(c, stopped=True, seconds=finished.seconds) for c in group]
+    if finished.stuck:
+        reason = (
+            f"did not return within {finished.task.allowance:g} s; "
+            "its thread may linger until the op returns"
+        )
+        return [Outcome(c, failure=reason, seconds=finished.seconds) for c in group]
+    if finished.error is not None:
+        return [failed_outcome(c, finished.error, finished.seconds) for c in group]
+    outcomes: list[Outcome] = finished.value
+    return outcomes

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 
 import numpy as np
@@ -35,12 +35,8 @@ from galapagos_nao.core.continual import TaskMetrics
 from galapagos_nao.core.datasets import Task, default_task
 from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.listeners import Listeners
-from galapagos_nao.run.failures import (
-    GenerationsFailing,
-    failed_generation_message,
-    failure_backoff,
-)
-from galapagos_nao.run.generation import breed, make_evaluator
+from galapagos_nao.run.failures import GenerationsFailing, Retries
+from galapagos_nao.run.generation import breed_within, make_evaluator, nothing_to_breed
 from galapagos_nao.run.records import CANDIDATE_LOGGER, EvaluationJob, Evaluator, Outcome
 from galapagos_nao.run.reports import CandidateHook, GenerationHook, GenerationReport, RunStatus
 from galapagos_nao.run.stream import TaskStream
@@ -117,7 +113,7 @@ class Run(Waiting, Viewable):
         # Waits use this event, not Thread.join: a Ctrl-C inside Thread.join can
         # leave the thread marked as ended while it still runs.
         self._ended_event = threading.Event()
-        self._failed_in_a_row = 0
+        self._retries = Retries(self._stop_event)
         self._data_cache = DeviceDataCache()
         self._thread = threading.Thread(target=self._main, name="gn-run", daemon=True)
 
@@ -259,21 +255,9 @@ class Run(Waiting, Viewable):
             remaining = (
                 "infinity" if self.generations is None else self.generations - self._completed
             )
-        candidate_logger.info("Generations remaining: %s", remaining)
+        if not self._retries.idle:  # a run waiting to breed said so once
+            candidate_logger.info("Generations remaining: %s", remaining)
         return True
-
-    def _retry_after_failed_generation(
-        self, generation: int, outcomes: Sequence[Outcome], settings: Settings
-    ) -> None:
-        """Logs a generation that failed entirely, then backs off; raises after too many."""
-        self._failed_in_a_row += 1
-        limit = settings.orchestration.max_failed_generations
-        message = failed_generation_message(generation + 1, outcomes, self._failed_in_a_row, limit)
-        if self._failed_in_a_row >= limit:
-            raise GenerationsFailing(message)
-        delay = failure_backoff(self._failed_in_a_row)
-        logger.warning("%s; trying again in %.1f s", message, delay)
-        self._stop_event.wait(delay)  # stop() ends the wait
 
     @property
     def rng(self) -> np.random.Generator | None:
@@ -294,17 +278,20 @@ class Run(Waiting, Viewable):
                 task = self.stream.begin_generation(self.selection, settings, self._data_cache)
             plan = self.selection.breeding_plan(generation)  # parents, favor, vetoes: one read
         queued = plan.queued
-        candidates = breed(
-            plan.parents,
-            rng,
-            settings,
-            generation,
-            weights=plan.weights,
-            tabu=plan.tabu,
-            should_stop=self._stop_event.is_set,
-        )
+        idle = nothing_to_breed(plan.parents, plan.weights)
+        dropped: list[str] = []
+        stop = self._stop_event
+        candidates = [] if idle else breed_within(plan, rng, settings, generation, stop, dropped)
         if self._stop_event.is_set():
             return  # stopped while breeding: nothing to train or select
+        if not candidates:  # the archive keeps its parents and queue; the run waits
+            with self._boundary(Stamp(generation, SELECTION), Stamp(generation, BREEDING)):
+                pass  # steering meanwhile reaches this generation's next try
+            if idle is not None:
+                self._retries.nothing_to_breed(generation, idle)
+            else:
+                self._retries.nothing_bred(generation, dropped)
+            return
         job = EvaluationJob(task, settings, self._stop_event, self._data_cache)
         outcomes: list[Outcome] = []
         for outcome in evaluator.evaluate(candidates, job):
@@ -327,9 +314,10 @@ class Run(Waiting, Viewable):
                 pool += [n for n in queued.values() if n.fitness is not None]
                 changes = self.selection.select(pool, settings=settings, consumed=queued)
         if failed_entirely:
-            self._retry_after_failed_generation(generation, outcomes, settings)
+            limit = settings.orchestration.max_failed_generations
+            self._retries.failed(generation, outcomes, limit)
             return  # not selected: the parents and the queue stay for the next try
-        self._failed_in_a_row = 0
+        self._retries.trained()
         if self.stream is not None:
             self.stream.end_generation(self.selection, settings, self._data_cache)
         report = GenerationReport(

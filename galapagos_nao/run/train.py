@@ -12,17 +12,24 @@ from typing import Any
 
 import torch
 
+from galapagos_nao.core.budget import (
+    MemoryEstimate,
+    OverBudget,
+    estimate_training_memory,
+    format_bytes,
+)
 from galapagos_nao.core.network import Network
 from galapagos_nao.core.training import (
     CandidateFailure,
     CandidateStopped,
     FitResult,
     TrainSettings,
+    batch_size_for,
     fit,
 )
 from galapagos_nao.run.records import CANDIDATE_LOGGER, Candidate, Outcome
 
-__all__ = ["failed_outcome", "fitted_outcome", "train_candidate"]
+__all__ = ["failed_outcome", "fitted_outcome", "train_candidate", "training_memory"]
 
 logger = logging.getLogger("galapagos_nao.run")
 candidate_logger = logging.getLogger(CANDIDATE_LOGGER)
@@ -34,12 +41,34 @@ def train_candidate(
     settings: TrainSettings,
     should_stop: Callable[[], bool],
     deadline: float | None,
+    budget: int | None = None,
 ) -> Outcome:
     """Trains one candidate and wraps the result as a Network record.
 
     Shared by every evaluator so that records and log lines are the same
     whatever the backend. Failures raise; callers turn them into outcomes.
+
+    Args:
+        candidate: The candidate.
+        data: The task's splits on its device.
+        settings: Training settings.
+        should_stop: Polled every batch.
+        deadline: ``time.monotonic()`` after which it times out.
+        budget: Bytes it may need to train (``training.max_memory`` resolved);
+            None: no budget.
+
+    Raises:
+        OverBudget: before anything is allocated, when its estimated memory
+            (:func:`training_memory`) is over ``budget``.
+        CandidateFailure: on stop, timeout or a non-finite loss.
     """
+    if budget is not None:
+        estimate = training_memory(candidate.layers, data, settings)
+        if estimate.total > budget:
+            raise OverBudget(
+                f"needs {estimate.describe()} to train, "
+                f"over training.max_memory {format_bytes(budget)}"
+            )
     parent_weights = candidate.inherited_weights
     result = fit(
         candidate.layers,
@@ -52,6 +81,13 @@ def train_candidate(
         deadline=deadline,
     )
     return fitted_outcome(candidate, data, settings, result)
+
+
+def training_memory(layers: Any, data: Any, settings: TrainSettings) -> MemoryEstimate:
+    """The estimated memory training ``layers`` on ``data`` with ``settings`` takes."""
+    n_train = data.x_train.shape[0]
+    batch = max(1, min(batch_size_for(settings.batch_size, n_train), n_train))
+    return estimate_training_memory(layers, data.input_shape, data.n_classes, batch)
 
 
 def fitted_outcome(

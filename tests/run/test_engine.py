@@ -43,8 +43,8 @@ from galapagos_nao.run.devices import (
     usable_cores,
 )
 from galapagos_nao.run.devices import assign_devices as assign
-from galapagos_nao.run.local import LocalEvaluator
 from galapagos_nao.run.records import Candidate
+from galapagos_nao.run.workers import DaemonPool
 
 # The benchmark package sits at the repository root, beside the tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -160,16 +160,15 @@ def test_explicit_workers_and_threads_are_respected() -> None:
 
 
 def test_each_worker_thread_sets_its_own_intra_op_threads() -> None:
-    evaluator = LocalEvaluator()
+    pool = DaemonPool(2, 1)
     main_threads = torch.get_num_threads()
     try:
-        pool = evaluator._executor(2, 1)
         seen = {
             pool.submit(lambda: (threading.get_ident(), torch.get_num_threads())).result()
             for _ in range(8)
         }
     finally:
-        evaluator.close()
+        pool.shutdown(cancel=True)
     assert {threads for _, threads in seen} == {1}
     assert torch.get_num_threads() == main_threads  # the setting stays in the worker threads
 

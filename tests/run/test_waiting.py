@@ -144,7 +144,7 @@ def test_generations_failing_in_a_row_stop_the_run_naming_the_cause(selection, t
 def test_a_partly_failed_generation_sums_its_failures_up_in_one_line(selection, tiny, caplog):
     caplog.set_level(logging.INFO, logger="galapagos_nao")
     selection.parameters.put(gn.evolution, {"mutation_rate": 0.0})  # children = their parents
-    too_big = [("dense", [10**9, "relu"])]  # 3 TB of weights: a real allocation failure
+    too_big = [("dense", [10**9, "relu"])]  # 3 TB of weights: over any memory budget
     fits = [("dense", [8, "relu"])]
     run = gn.evolve([too_big, fits, too_big, too_big], 1, tiny, selection=selection)
     assert run.join(120) and run.status().state == "finished"
@@ -152,7 +152,7 @@ def test_a_partly_failed_generation_sums_its_failures_up_in_one_line(selection, 
     assert len(dropped) == 1 and dropped[0].levelno == logging.WARNING
     message = dropped[0].getMessage()
     assert message.startswith("Generation 1: 3 of 4 candidates dropped: ")
-    assert "allocate memory" in message and message.endswith("(×3)")
+    assert "over training.max_memory" in message and message.endswith("(×3)")
     [summary] = [
         r.getMessage() for r in caplog.records if r.getMessage().startswith("Generation 1/1")
     ]

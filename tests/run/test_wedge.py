@@ -20,7 +20,7 @@ from torch import nn
 import galapagos_nao as gn
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
-from galapagos_nao.core import datasets, genome
+from galapagos_nao.core import genome
 from galapagos_nao.core.network import Network
 from galapagos_nao.run.failures import GenerationsFailing
 from galapagos_nao.run.generation import breed
@@ -60,14 +60,6 @@ def faulty_layers() -> Iterator[None]:
     RELEASE.clear()
     yield
     RELEASE.set()
-
-
-@pytest.fixture
-def tiny_task() -> datasets.Task:
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(96, 4, generator=generator)
-    y = (x[:, 0] > 0).long()
-    return datasets.from_tensors(x[:64], y[:64], x[64:], y[64:], name="tiny")
 
 
 @pytest.fixture
