@@ -205,7 +205,7 @@ def test_grouped_stuck_candidates_are_dropped_at_their_timeout(tiny_task, stuck)
     )
     assert run.join(60), f"a stuck {stuck} wedged the grouped run: {run!r}"
     status = run.status()
-    assert status.state == "finished" and status.generation == 2, status
+    assert status.state == "finished" and status.completed == 2, status
     stuck_failures = [o.failure for o in outcomes if o.failure]
     assert stuck_failures and all("did not return within" in f for f in stuck_failures)
     assert all(n.layers == (("dense", (4, "relu")),) for n in selection.elites().values())
@@ -237,7 +237,7 @@ def test_a_mutate_raising_generator_exit_drops_the_child(tiny_task, caplog):
     run = gn.evolve(nets, 2, tiny_task, selection=selection, seed=0)
     assert run.join(60)
     status = run.status()
-    assert status.state == "finished" and status.generation == 2, status
+    assert status.state == "finished" and status.completed == 2, status
     dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert any("GeneratorExit" in m and "mutate exits" in m for m in dropped), dropped
 

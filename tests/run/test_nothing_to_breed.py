@@ -92,14 +92,14 @@ def test_a_generation_with_no_child_keeps_its_queue_and_waits(
         lines = said(caplog, "no child could be bred")
         assert reason in lines[0] and "its parents and queue stay" in lines[0], lines[0]
         status = run.status()
-        assert (status.state, status.generation, status.evaluated) == ("running", 0, 0), status
+        assert (status.state, status.completed, status.evaluated) == ("running", 0, 0), status
         assert [n.layers for n in selection.queued().values()] == [start.layers]
         steer_back(selection)
         assert run.join(60), f"the run did not breed again after steering: {run!r}"
     finally:
         run.stop()
     status = run.status()
-    assert (status.state, status.generation) == ("finished", 2), status
+    assert (status.state, status.completed) == ("finished", 2), status
     assert selection.elites()
 
 
@@ -144,12 +144,12 @@ def test_favor_zero_on_every_cell_breeds_nothing_and_the_run_waits(tiny_task, ca
     try:
         wait_until(lambda: bool(said(caplog, "has favor 0")))
         time.sleep(1.5)  # several looks later: still waiting, said once
-        assert run.status().state == "running" and run.status().generation == 0
+        assert run.status().state == "running" and run.status().completed == 0
         assert len(said(caplog, "has favor 0")) == 1
         assert selection.elites() == elites
         first = next(iter(elites))
         selection.favor(first, 1)  # steering: one cell breeds again
-        wait_until(lambda: run.status().generation >= 1)
+        wait_until(lambda: run.status().completed >= 1)
     finally:
         run.stop()
     assert run.join(30) and run.status().state == "stopped"
