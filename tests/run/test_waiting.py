@@ -144,19 +144,21 @@ def test_generations_failing_in_a_row_stop_the_run_naming_the_cause(selection, t
 def test_a_partly_failed_generation_sums_its_failures_up_in_one_line(selection, tiny, caplog):
     caplog.set_level(logging.INFO, logger="galapagos_nao")
     selection.parameters.put(gn.evolution, {"mutation_rate": 0.0})  # children = their parents
-    too_big = [("dense", [10**9, "relu"])]  # 3 TB of weights: over any memory budget
+    # About 200 MB to train (weights, gradients, Adam's moments, evaluation's activations):
+    # storable, and over a 100 MB training.max_memory, so dropped before it is built.
+    selection.parameters.put(gn.training, {"max_memory": "100MB"})
+    too_big = [("dense", [2000, "relu"]), ("dense", [2000, "relu"])]
     fits = [("dense", [8, "relu"])]
     run = gn.evolve([too_big, fits, too_big, too_big], 1, tiny, selection=selection)
     assert run.join(120) and run.status().state == "finished"
     dropped = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert len(dropped) == 1 and dropped[0].levelno == logging.WARNING
     message = dropped[0].getMessage()
-    assert message.startswith("Generation 1: 3 of 4 candidates dropped: ")
+    assert message.startswith("Generation 0: 3 of 4 candidates dropped: ")
     assert "over training.max_memory" in message and message.endswith("(×3)")
-    [summary] = [
-        r.getMessage() for r in caplog.records if r.getMessage().startswith("Generation 1/1")
-    ]
-    assert summary.startswith("Generation 1/1: 1 evaluated, 3 failed, best val_acc 0.")
+    messages = [r.getMessage() for r in caplog.records]
+    [summary] = [m for m in messages if m.startswith("Generation 0 (this run 1/1)")]
+    assert summary.startswith("Generation 0 (this run 1/1): 1 evaluated, 3 failed, best val_acc 0.")
     assert "coverage 1/2" in summary
 
 
