@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import torch
 import torchvision.datasets
+from torch import nn
 
 from galapagos_nao.config.settings import TrainingSettings
-from galapagos_nao.core import datasets
+from galapagos_nao.core import datasets, genome
 from galapagos_nao.core.datasets import DATA_DIR_ENV, Task
 from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.network import Network
@@ -169,3 +170,26 @@ def watched_workspace(tmp_path_factory: pytest.TempPathFactory, small_mnist: Tas
     selection.favor(pinned, 3)
     store.close()
     return {"path": path, "elites": elites, "pinned": pinned}
+
+
+class _Hungry(nn.Module):
+    """Asks for 4 TB in its forward: a real allocation failure, from a genome any file holds."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.empty(10**12)
+        return x
+
+
+def _hungry_build(params: list, features: int) -> tuple[list[nn.Module], int]:
+    return [_Hungry()], features
+
+
+@pytest.fixture
+def hungry_genome() -> list:
+    """A genome whose training runs out of memory for real.
+
+    (A 784 x 10**9 weight is past the file limits, so the Selection refuses such
+    a genome before it is ever trained.)
+    """
+    genome.register_layer("test_hungry", [], _hungry_build)
+    return [("test_hungry", [])]

@@ -108,23 +108,14 @@ def test_non_finite_loss_is_a_logged_failure(selection, small_mnist):
     assert selection.elites() == {}
 
 
-class Hungry(nn.Module):
-    """A layer whose forward asks for 4 TB: a real allocation failure from a storable genome."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        torch.empty(10**12)
-        return x
-
-
-def test_a_candidate_that_runs_out_of_memory_is_dropped(selection, small_mnist):
+def test_a_candidate_that_runs_out_of_memory_is_dropped(selection, small_mnist, hungry_genome):
     # A genome past the file limits (a 784 x 10^9 weight) is refused when queued, so the
     # allocation that fails is the layer's own, in training.
-    genome.register_layer("test_hungry", [], lambda params, n: ([Hungry()], n))
     selection.parameters.put(gn.evolution, {"mutation_rate": 0.0})
     selection.parameters.put(gn.orchestration, {"max_failed_generations": 1})
     with pytest.raises(ValueError, match="more than the limit"):
         gn.evolve([("dense", [10**9, "relu"])], 1, small_mnist, selection=selection)
-    run = finish(gn.evolve([("test_hungry", [])], 1, small_mnist, selection=selection))
+    run = finish(gn.evolve(hungry_genome, 1, small_mnist, selection=selection))
     fails_every_candidate(run, "allocate memory")
 
 
