@@ -61,6 +61,7 @@ __all__ = [
     "build_layer",
     "complexity",
     "entry_shape",
+    "is_builtin",
     "layer_shapes",
     "layer_type",
     "layer_types",
@@ -195,6 +196,11 @@ def layer_types() -> dict[str, LayerType]:
     """A snapshot of the registered layer types by name."""
     with _registry_lock:
         return dict(_registry)
+
+
+def is_builtin(kind: LayerType) -> bool:
+    """Whether ``kind`` is one of the library's own types (every process has them)."""
+    return kind.build.__module__ in (__name__, builtin_layers.__name__)
 
 
 def layer_type(name: str) -> LayerType:

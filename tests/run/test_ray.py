@@ -223,6 +223,23 @@ def test_short_evolution_on_ray_trains_on_the_workers_and_logs_here(
     assert ray_cluster.is_initialized()  # a Ray it did not start is left running
 
 
+def test_only_the_user_types_a_genome_uses_travel_to_the_workers():
+    from galapagos_nao.run.ray.worker import custom_layer_types
+
+    lock = threading.Lock()  # no process can receive it: this type must stay here
+
+    def locked(params, in_features):
+        with lock:
+            return [nn.Identity()], in_features
+
+    genome.register_layer("test_locked_identity", [], locked)
+    built_in = [("conv2d", [4, 3, "relu"]), ("max_pool", [2]), ("dense", [8, "relu"])]
+    assert custom_layer_types([seed_layers(), built_in]) == ()
+    (shipped,) = custom_layer_types([[("test_locked_identity", [])], built_in])
+    assert shipped.name == "test_locked_identity"
+    assert all(not genome.is_builtin(t) for t in custom_layer_types())
+
+
 def test_a_cnn_evolves_on_ray_workers_like_on_threads(ray_cluster, small_mnist):
     cnn = [("conv2d", [4, 3, "relu"]), ("max_pool", [2]), ("dense", [16, "relu"])]
     archives = {}

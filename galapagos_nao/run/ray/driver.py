@@ -191,7 +191,7 @@ class RayEvaluator:
                     parent_refs[parent_id] = ray.put(dict(weights))
         threads = section.threads_per_worker
         threads = threads if isinstance(threads, int) else max(1, int(section.num_cpus))
-        layer_types = custom_layer_types()
+        layer_types = custom_layer_types(c.layers for c in candidates)
         log_level = logging.getLogger("galapagos_nao").getEffectiveLevel()
         remote = self._remote_function()
 

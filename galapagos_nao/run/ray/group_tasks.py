@@ -141,7 +141,7 @@ def evaluate_groups(
     threads = section.threads_per_worker
     threads = threads if isinstance(threads, int) else max(1, int(section.num_cpus))
     level = logging.getLogger("galapagos_nao").getEffectiveLevel()
-    layer_types = worker.custom_layer_types()
+    layer_types = worker.custom_layer_types(c.layers for c in candidates)
 
     def submit(attempt: _GroupAttempt) -> Any:
         shipped = tuple(

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,9 +116,22 @@ def task_from_arrays(arrays: Mapping[str, Any]) -> Task:
     )
 
 
-def custom_layer_types() -> tuple[genome.LayerType, ...]:
-    """Layer types registered outside the library, which a fresh worker would not know."""
-    return tuple(t for t in genome.layer_types().values() if t.build.__module__ != genome.__name__)
+def custom_layer_types(
+    genomes: Iterable[Sequence[Any]] | None = None,
+) -> tuple[genome.LayerType, ...]:
+    """Layer types registered outside the library, which a fresh worker would not know.
+
+    Args:
+        genomes: When given, only the types these genomes use are returned: a
+            task carries what it needs, and a type registered for something
+            else (perhaps holding a lock no process can receive) stays here.
+    """
+    used = None if genomes is None else {layer[0] for layers in genomes for layer in layers}
+    return tuple(
+        t
+        for t in genome.layer_types().values()
+        if not genome.is_builtin(t) and (used is None or t.name in used)
+    )
 
 
 # -- the worker side ---------------------------------------------------------------
@@ -144,7 +157,12 @@ def register_missing(layer_types: Sequence[genome.LayerType]) -> None:
     known = genome.layer_types()
     for layer_type in layer_types:
         if layer_type.name not in known:
-            genome.register_layer(layer_type.name, layer_type.params, layer_type.build)
+            genome.register_layer(
+                layer_type.name,
+                layer_type.params,
+                layer_type.build,
+                shape_aware=layer_type.shape_aware,
+            )
 
 
 class _Collect(logging.Handler):
