@@ -20,7 +20,7 @@ def dry_run(tmp_path: Path, *overrides: str) -> str:
     (tmp_path / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text())
     env = {k: v for k, v in os.environ.items() if k != "GN_DATA_DIR"}
     result = subprocess.run(
-        ["make", "-n", "demo", *overrides],
+        ["make", "--no-print-directory", "-n", "demo", *overrides],
         cwd=tmp_path,
         capture_output=True,
         text=True,
