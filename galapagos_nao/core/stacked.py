@@ -27,10 +27,8 @@ arithmetic the same in a group.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -43,15 +41,16 @@ from galapagos_nao.core.group_plan import (
     Leaf,
     padded_widths,
 )
+from galapagos_nao.core.stacked_ops import (
+    AddBias,
+    activate,
+    linear_parameters,
+    per_member,
+    per_member_sum,
+    resized,
+)
 
 __all__ = ["StackedModel", "per_member_sum"]
-
-_ACTIVATIONS = {
-    "relu": torch.relu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "softplus": functional.softplus,
-}
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,9 +115,6 @@ class StackedModel(nn.Module):
 
     # -- construction ---------------------------------------------------------------
 
-    def _per_member(self, values: list[float], device: torch.device) -> torch.Tensor:
-        return torch.tensor(values, dtype=torch.float32, device=device).view(-1, 1, 1)
-
     def _width_mask(
         self, widths: tuple[int, ...], padded: int, device: torch.device
     ) -> torch.Tensor:
@@ -144,7 +140,9 @@ class StackedModel(nn.Module):
             active = torch.tensor([m for m, p in enumerate(present) if p], device=device)
         base = _Slot(kind, key, width_in, width_out, leaves, tuple(outs), active)
         if kind in ("linear", "head"):
-            self._init_linear(key, leaves, ins, outs, pads, device)
+            weight, bias = linear_parameters(self._keys, leaves, ins, outs, pads, device)
+            self.register_parameter(f"{key}_weight", nn.Parameter(weight))
+            self.register_parameter(f"{key}_bias", nn.Parameter(bias))
             return base
         if kind == "batch_norm":
             self._init_batch_norm(key, width_in)
@@ -157,7 +155,7 @@ class StackedModel(nn.Module):
             return dataclasses.replace(
                 base,
                 active=None,  # a member without a dropout here draws with rate 0: keeps all
-                rates=self._per_member(rates, device),
+                rates=per_member(rates, device),
                 thresholds=counter_rng.keep_thresholds(rates, device),
                 draws=any(rate > 0 for rate in rates),
                 real_widths=torch.tensor(outs, device=device).view(-1, 1, 1),
@@ -180,41 +178,6 @@ class StackedModel(nn.Module):
         if any(not ZERO_PRESERVING[name] for name, _, _ in kinds) and min(outs) < width_out:
             mask = self._width_mask(outs_real, width_out, device)
         return dataclasses.replace(base, active=None, kinds=tuple(kinds), mask=mask)
-
-    def _init_linear(
-        self,
-        key: str,
-        leaves: tuple[Leaf | None, ...],
-        ins: list[int],
-        outs: list[int],
-        pads: tuple[int, int],
-        device: torch.device,
-    ) -> None:
-        """The slot's weights drawn as ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, torch's default.
-
-        Each value is the member's hash of (its layer's position, its row and
-        column in the member's own weight): the same alone and in any group.
-        """
-        width_in, width_out = pads
-        ordinals = torch.tensor([leaf.ordinal if leaf else 0 for leaf in leaves], device=device)
-        fan_in = torch.tensor(ins, device=device).view(-1, 1, 1)
-        real_out = torch.tensor(outs, device=device).view(-1, 1, 1)
-        present = torch.tensor([leaf is not None for leaf in leaves], device=device)
-        # float32(1 / sqrt(fan_in)) from a double, as torch's uniform_(-limit, limit) takes it
-        limit = self._per_member([1.0 / math.sqrt(n) for n in ins], device)
-        rows = torch.arange(width_out, device=device).view(1, -1, 1)
-        cols = torch.arange(width_in, device=device).view(1, 1, -1)
-        keys = counter_rng.stream_keys(self._keys, counter_rng.INIT_WEIGHT, ordinals)
-        draw = counter_rng.uniform(keys, rows * fan_in + cols)
-        real = (rows < real_out) & (cols < fan_in) & present.view(-1, 1, 1)
-        weight = torch.where(real, (draw * 2.0 - 1.0) * limit, 0.0)
-        keys = counter_rng.stream_keys(self._keys, counter_rng.INIT_BIAS, ordinals)
-        units = torch.arange(width_out, device=device).view(1, -1)
-        draw = counter_rng.uniform(keys, units)  # (P, width_out)
-        real = (units < real_out[:, 0]) & present.view(-1, 1)
-        bias = torch.where(real, (draw * 2.0 - 1.0) * limit[:, 0], 0.0)
-        self.register_parameter(f"{key}_weight", nn.Parameter(weight))
-        self.register_parameter(f"{key}_bias", nn.Parameter(bias))
 
     def _init_batch_norm(self, key: str, width: int) -> None:
         """Torch's defaults, flattened to ``(P * width,)`` (one channel per member and unit)."""
@@ -240,7 +203,7 @@ class StackedModel(nn.Module):
                 y = self._run(slot, x, None)
             else:  # only the members with a leaf here compute; the others pass through
                 part = self._run(slot, x.index_select(0, slot.active), slot.active)
-                y = _resized(x, slot.width_out).index_copy(0, slot.active, part)
+                y = resized(x, slot.width_out).index_copy(0, slot.active, part)
             if slot.mask is not None:
                 y = y * slot.mask  # padded units back to exactly zero (and no gradient)
             x = y
@@ -253,7 +216,7 @@ class StackedModel(nn.Module):
             bias = getattr(self, f"{slot.key}_bias")
             if members is not None:
                 weight, bias = weight.index_select(0, members), bias.index_select(0, members)
-            return _AddBias.apply(torch.bmm(x, weight.transpose(1, 2)), bias)
+            return AddBias.apply(torch.bmm(x, weight.transpose(1, 2)), bias)
         if slot.kind == "batch_norm":
             if members is None:
                 return self._batch_norm(slot, x)
@@ -312,8 +275,8 @@ class StackedModel(nn.Module):
         y = x
         for name, slope, members in slot.kinds:
             if members is None:
-                return _activate(name, slope, x)
-            part = _activate(name, slope, x.index_select(0, members))
+                return activate(name, slope, x)
+            part = activate(name, slope, x.index_select(0, members))
             y = y.index_copy(0, members, part)
         return y
 
@@ -368,42 +331,3 @@ class StackedModel(nn.Module):
         for prefix in self.batch_norm_names(member):
             counted = int(state[f"{prefix}.num_batches_tracked"]) - self.steps
             self._counted_before[(member, prefix)] = counted
-
-
-def _activate(name: str, slope: float, x: torch.Tensor) -> torch.Tensor:
-    if name == "leaky_relu":
-        return functional.leaky_relu(x, slope)
-    return _ACTIVATIONS[name](x)
-
-
-class _AddBias(torch.autograd.Function):
-    """``x + bias`` per member, whose bias gradient is a batched product over the rows.
-
-    Autograd's own gradient of a broadcast add sums ``(P, batch, units)`` over
-    the batch with a reduction whose rounding depends on ``P`` (a group of one
-    is reduced as one flat block): a product sums each member's rows alone.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return x + bias.unsqueeze(1)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
-        return grad, per_member_sum(grad)
-
-
-def per_member_sum(values: torch.Tensor) -> torch.Tensor:
-    """``(P, rows, n) -> (P, n)``: each member's sum over its rows, the same bits for any ``P``."""
-    ones = values.new_ones(values.shape[0], 1, values.shape[1])
-    return torch.bmm(ones, values).squeeze(1)
-
-
-def _resized(x: torch.Tensor, width: int) -> torch.Tensor:
-    """``x`` cut or zero-extended to ``width`` features (a member passing a slot through)."""
-    have = x.shape[-1]
-    if have == width:
-        return x
-    if have > width:
-        return x[..., :width]
-    return functional.pad(x, (0, width - have))

@@ -1,0 +1,111 @@
+"""The stacked model's building blocks: per-member initialisation and batched operations.
+
+Shared by :mod:`~galapagos_nao.core.stacked` (and the convolution slots): each
+function works on tensors with a leading population axis ``P``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch.nn import functional
+
+from galapagos_nao.core import counter_rng
+from galapagos_nao.core.group_leaves import Leaf
+
+__all__ = [
+    "AddBias",
+    "activate",
+    "linear_parameters",
+    "per_member",
+    "per_member_sum",
+    "resized",
+]
+
+_ACTIVATIONS = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "softplus": functional.softplus,
+}
+
+
+def per_member(values: list[float], device: torch.device) -> torch.Tensor:
+    """``(P, 1, 1)`` float32 tensor of one value per member."""
+    return torch.tensor(values, dtype=torch.float32, device=device).view(-1, 1, 1)
+
+
+def linear_parameters(
+    keys: torch.Tensor,
+    leaves: tuple[Leaf | None, ...],
+    ins: list[int],
+    outs: list[int],
+    pads: tuple[int, int],
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A linear slot's weights drawn as ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, torch's default.
+
+    Each value is the member's hash of (its layer's position, its row and
+    column in the member's own weight): the same alone and in any group.
+    """
+    width_in, width_out = pads
+    ordinals = torch.tensor([leaf.ordinal if leaf else 0 for leaf in leaves], device=device)
+    fan_in = torch.tensor(ins, device=device).view(-1, 1, 1)
+    real_out = torch.tensor(outs, device=device).view(-1, 1, 1)
+    present = torch.tensor([leaf is not None for leaf in leaves], device=device)
+    # float32(1 / sqrt(fan_in)) from a double, as torch's uniform_(-limit, limit) takes it
+    limit = per_member([1.0 / math.sqrt(n) for n in ins], device)
+    rows = torch.arange(width_out, device=device).view(1, -1, 1)
+    cols = torch.arange(width_in, device=device).view(1, 1, -1)
+    weight_keys = counter_rng.stream_keys(keys, counter_rng.INIT_WEIGHT, ordinals)
+    draw = counter_rng.uniform(weight_keys, rows * fan_in + cols)
+    real = (rows < real_out) & (cols < fan_in) & present.view(-1, 1, 1)
+    weight = torch.where(real, (draw * 2.0 - 1.0) * limit, 0.0)
+    bias_keys = counter_rng.stream_keys(keys, counter_rng.INIT_BIAS, ordinals)
+    units = torch.arange(width_out, device=device).view(1, -1)
+    draw = counter_rng.uniform(bias_keys, units)  # (P, width_out)
+    real = (units < real_out[:, 0]) & present.view(-1, 1)
+    bias = torch.where(real, (draw * 2.0 - 1.0) * limit[:, 0], 0.0)
+    return weight, bias
+
+
+def activate(name: str, slope: float, x: torch.Tensor) -> torch.Tensor:
+    """Activation ``name`` (with ``slope`` for a leaky ReLU) of ``x``."""
+    if name == "leaky_relu":
+        return functional.leaky_relu(x, slope)
+    return _ACTIVATIONS[name](x)
+
+
+class AddBias(torch.autograd.Function):
+    """``x + bias`` per member, whose bias gradient is a batched product over the rows.
+
+    Autograd's own gradient of a broadcast add sums ``(P, batch, units)`` over
+    the batch with a reduction whose rounding depends on ``P`` (a group of one
+    is reduced as one flat block): a product sums each member's rows alone.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return x + bias.unsqueeze(1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
+        return grad, per_member_sum(grad)
+
+
+def per_member_sum(values: torch.Tensor) -> torch.Tensor:
+    """``(P, rows, n) -> (P, n)``: each member's sum over its rows, the same bits for any ``P``."""
+    ones = values.new_ones(values.shape[0], 1, values.shape[1])
+    return torch.bmm(ones, values).squeeze(1)
+
+
+def resized(x: torch.Tensor, width: int) -> torch.Tensor:
+    """``x`` cut or zero-extended to ``width`` features (a member passing a slot through)."""
+    have = x.shape[-1]
+    if have == width:
+        return x
+    if have > width:
+        return x[..., :width]
+    return functional.pad(x, (0, width - have))
