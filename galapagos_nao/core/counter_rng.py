@@ -8,11 +8,15 @@ whole group come from one sequence of integer tensor operations whatever the
 group size, on any device, and a member trained alone computes exactly the
 numbers it computes in a group: alone is a group of one.
 
-The hash is our own: a multiply–xorshift mixer on 32-bit words held in int64
-tensors. Every multiplier is below 2**31, so no product of a 32-bit word by it
-overflows int64, and the arithmetic is exact and the same on every device.
-Quality is what dropout masks, data orders and initial weights need (each
-output bit flips with about half of the input bits), not cryptographic.
+The hash is our own: a multiply–xorshift mixer on 32-bit words. The words of a
+draw are held in int32 tensors (half the memory traffic of int64, and the
+CPU's vector units multiply 32-bit lanes natively): a product wraps modulo
+2**32 as two's complement integers do on every device torch runs on, and a
+right shift by ``k`` is made logical by masking off the ``k`` copies of the
+sign bit. The keys, a handful per member, are mixed in int64 with every
+product masked back to 32 bits. Both compute the same function of the same
+words. Quality is what dropout masks, data orders and initial weights need
+(each output bit flips with about half of the input bits), not cryptographic.
 
 Callers reach the hash through this module (``counter_rng.bits``), so a test
 can count its evaluations, each a fixed handful of kernels, and check that a
@@ -55,7 +59,7 @@ DROPOUT = 4
 
 
 def _avalanche(x: torch.Tensor) -> torch.Tensor:
-    """A 32-bit mixer: every output bit depends on every input bit."""
+    """A 32-bit mixer on int64 words below 2**32: every output bit depends on every input bit."""
     x = x ^ (x >> 16)
     x = (x * _MULTIPLY_1) & _MASK
     x = x ^ (x >> 15)
@@ -63,6 +67,28 @@ def _avalanche(x: torch.Tensor) -> torch.Tensor:
     x = x ^ (x >> 16)
     x = (x * _MULTIPLY_3) & _MASK
     return x ^ (x >> 15)
+
+
+def _avalanche_in_place(x: torch.Tensor) -> torch.Tensor:
+    """:func:`_avalanche` on int32 words (their two's complement bits), overwriting ``x``.
+
+    ``(x >> k) & (2**(32 - k) - 1)`` is the logical shift of the word; the
+    products wrap modulo 2**32. In place: a draw's words are its own, and each
+    step then writes over memory already in the cache.
+    """
+    x.bitwise_xor_((x >> 16).bitwise_and_(0xFFFF))
+    x.mul_(_MULTIPLY_1)
+    x.bitwise_xor_((x >> 15).bitwise_and_(0x1FFFF))
+    x.mul_(_MULTIPLY_2)
+    x.bitwise_xor_((x >> 16).bitwise_and_(0xFFFF))
+    x.mul_(_MULTIPLY_3)
+    return x.bitwise_xor_((x >> 15).bitwise_and_(0x1FFFF))
+
+
+def _as_int32(word: int) -> int:
+    """The int32 whose two's complement bits are the 32-bit ``word``."""
+    word &= _MASK
+    return word - (1 << 32) if word >> 31 else word
 
 
 def _avalanche_int(x: int) -> int:
@@ -107,33 +133,45 @@ def bits(keys: torch.Tensor, counters: torch.Tensor) -> torch.Tensor:
 
     Args:
         keys: ``(P,)`` stream keys (:func:`stream_keys`).
-        counters: Non-negative int64 positions below ``2**32``, of a shape that
-            broadcasts against ``(P, 1, ..., 1)``; the same counter gives the same
-            bits for the same key whatever else is drawn.
+        counters: Non-negative int32 or int64 positions below ``2**32``, of a
+            shape that broadcasts against ``(P, 1, ..., 1)``; the same counter
+            gives the same bits for the same key whatever else is drawn.
 
     Returns:
-        int64 tensor of ``broadcast(P, counters)`` holding values in ``[0, 2**32)``.
+        int32 tensor of ``broadcast(P, counters)``: each value's two's complement
+        bits are the hash (``& 0xFFFFFFFF`` in int64 reads it as ``[0, 2**32)``).
     """
-    key = keys.view(-1, *([1] * max(0, counters.dim() - 1)))
-    if counters.dim() == 0:
-        key = keys
-    return _avalanche(((counters * _GOLDEN) & _MASK) ^ key)
+    shape = (-1, *([1] * max(0, counters.dim() - 1))) if counters.dim() else (-1,)
+    # counter * golden modulo 2**32: wrapping int32 arithmetic, exact for any counter below 2**32
+    words = counters.to(torch.int32) * _GOLDEN
+    key = _int32_words(keys).view(shape)
+    if words.shape == torch.broadcast_shapes(words.shape, key.shape):
+        words.bitwise_xor_(key)  # counters of the full shape: no second tensor
+    else:
+        words = torch.bitwise_xor(words, key)
+    return _avalanche_in_place(words)
+
+
+def _int32_words(words: torch.Tensor) -> torch.Tensor:
+    """int32 holding the same 32 bits as int64 ``words`` in ``[0, 2**32)``."""
+    return torch.where(words >= 1 << 31, words - (1 << 32), words).to(torch.int32)
 
 
 def uniform(keys: torch.Tensor, counters: torch.Tensor) -> torch.Tensor:
     """float32 uniforms in ``[0, 1)`` on a 2**-24 grid (exact in float32)."""
-    return (bits(keys, counters) >> 8).to(torch.float32) * (1.0 / (1 << 24))
+    top = (bits(keys, counters) >> 8).bitwise_and_(0xFFFFFF)  # the top 24 bits, unsigned
+    return top.to(torch.float32).mul_(1.0 / (1 << 24))
 
 
 def keep_thresholds(rates: Sequence[float], device: torch.device | str = "cpu") -> torch.Tensor:
-    """``(P, 1, 1)`` int64 thresholds of :func:`keep_mask` for dropout ``rates`` in ``[0, 1)``.
+    """``(P, 1, 1)`` int32 thresholds of :func:`keep_mask` for dropout ``rates`` in ``[0, 1)``.
 
     An element is kept when its 24-bit uniform ``u / 2**24`` is at least the
     rate, that is when ``u >= ceil(rate * 2**24)``: integers, so the comparison
     is exact on every device.
     """
     found = [math.ceil(float(rate) * (1 << 24)) for rate in rates]
-    return torch.tensor(found, dtype=torch.int64, device=device).view(-1, 1, 1)
+    return torch.tensor(found, dtype=torch.int32, device=device).view(-1, 1, 1)
 
 
 def keep_mask(keys: torch.Tensor, counters: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
@@ -144,14 +182,18 @@ def keep_mask(keys: torch.Tensor, counters: torch.Tensor, thresholds: torch.Tens
         counters: Positions of the elements (see :func:`bits`).
         thresholds: :func:`keep_thresholds`, broadcastable like the result (0 keeps all).
     """
-    return (bits(keys, counters) >> 8) >= thresholds
+    top = (bits(keys, counters) >> 8).bitwise_and_(0xFFFFFF)
+    return top >= thresholds
 
 
 def permutations(keys: torch.Tensor, n: int) -> torch.Tensor:
     """``(P, n)`` int64: one permutation of ``range(n)`` per member key.
 
-    The order sorts the members' hashes of ``0..n-1``; a stable sort settles
-    equal hashes by index, so the result is the same on every device.
+    The order sorts the members' hashes of ``0..n-1`` read as unsigned; a
+    stable sort settles equal hashes by index, so the result is the same on
+    every device.
     """
-    counters = torch.arange(n, device=keys.device, dtype=torch.int64).unsqueeze(0)
-    return torch.argsort(bits(keys, counters), dim=1, stable=True)
+    counters = torch.arange(n, device=keys.device, dtype=torch.int32).unsqueeze(0)
+    # flipping the sign bit orders int32 words as their unsigned values
+    ordered = bits(keys, counters).bitwise_xor_(_as_int32(1 << 31))
+    return torch.argsort(ordered, dim=1, stable=True)

@@ -68,10 +68,10 @@ class _Slot:
     # activation (kind, slope) -> its members (None: every member); the rest pass through
     kinds: tuple[tuple[str, float, torch.Tensor | None], ...] = ()
     rates: torch.Tensor | None = None  # (P, 1, 1) dropout rates (0 where it passes through)
-    thresholds: torch.Tensor | None = None  # (P, 1, 1) int64 keep thresholds of the rates
+    thresholds: torch.Tensor | None = None  # (P, 1, 1) int32 keep thresholds of the rates
     draws: bool = False  # whether some member drops anything (known up front: no device sync)
     drawing: torch.Tensor | None = None  # (D,) members that drop, when not all of them do
-    real_widths: torch.Tensor | None = None  # (P, 1, 1) int64 each member's real units
+    real_widths: torch.Tensor | None = None  # (P, 1, 1) int32 each member's real units
     stream: torch.Tensor | None = None  # (P,) the dropout slot's random stream keys
     numbers: tuple[float, ...] = ()  # batch norm (eps, momentum)
 
@@ -158,7 +158,7 @@ class StackedModel(nn.Module):
                 rates=per_member(rates, device),
                 thresholds=counter_rng.keep_thresholds(rates, device),
                 draws=any(rate > 0 for rate in rates),
-                real_widths=torch.tensor(outs, device=device).view(-1, 1, 1),
+                real_widths=torch.tensor(outs, dtype=torch.int32, device=device).view(-1, 1, 1),
                 drawing=None
                 if all(rate > 0 for rate in rates)
                 else torch.tensor([m for m, r in enumerate(rates) if r > 0], device=device),
@@ -254,8 +254,9 @@ class StackedModel(nn.Module):
             return x
         _, batch, width = x.shape
         keys = counter_rng.stream_keys(slot.stream, self.steps)
-        rows = torch.arange(batch, device=x.device).view(1, -1, 1)
-        cols = torch.arange(width, device=x.device).view(1, 1, -1)
+        # int32 counters: the hash works on 32-bit words (see counter_rng)
+        rows = torch.arange(batch, dtype=torch.int32, device=x.device).view(1, -1, 1)
+        cols = torch.arange(width, dtype=torch.int32, device=x.device).view(1, 1, -1)
         real = slot.real_widths
         assert real is not None
         if slot.drawing is None:

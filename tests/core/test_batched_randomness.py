@@ -47,6 +47,38 @@ def test_a_member_draws_the_same_numbers_alone_and_in_any_group():
     assert keys[2] == one[0]
 
 
+def _reference_hash(key: int, counter: int) -> int:
+    """The mixer as specified, on Python ints: what the int32 tensor arithmetic must equal."""
+    mask = 0xFFFFFFFF
+    x = ((counter * 0x61C88647) & mask) ^ key
+    for shift, multiplier in ((16, 0x7FEB352D), (15, 0x2C1B3C6D), (16, 0x297A2D39)):
+        x = ((x ^ (x >> shift)) * multiplier) & mask
+    return x ^ (x >> 15)
+
+
+def test_the_int32_words_are_the_specified_32_bit_hash():
+    keys = counter_rng.stream_keys(counter_rng.member_keys([3, -8, 2**40 + 1]), 5, 9)
+    # counters across the whole 32-bit range, an odd count (a vector tail), int64 and int32
+    counters = torch.cat([torch.arange(1001), torch.arange(2**31 - 500, 2**31 + 501)])
+    counters = torch.cat([counters, torch.arange(2**32 - 1001, 2**32)]).view(1, -1)
+    words = counter_rng.bits(keys, counters)
+    assert words.dtype == torch.int32
+    small = counter_rng.bits(keys, torch.arange(1001, dtype=torch.int32).view(1, -1))
+    assert torch.equal(small, words[:, :1001])
+    unsigned = (words.to(torch.int64) & 0xFFFFFFFF).tolist()
+    for member, key in enumerate(keys.tolist()):
+        expected = [_reference_hash(key, c) for c in counters[0].tolist()]
+        assert unsigned[member] == expected
+    # uniforms and keep masks read the top 24 bits as unsigned
+    top = [[value >> 8 for value in row] for row in unsigned]
+    assert counter_rng.uniform(keys, counters).mul(1 << 24).long().tolist() == top
+    thresholds = counter_rng.keep_thresholds([0.0, 0.5, 0.9])
+    kept = counter_rng.keep_mask(keys, counters.view(1, 1, -1), thresholds)
+    limits = [0, 1 << 23, 15_099_495]  # ceil(rate * 2**24)
+    expected = [[u >= limit for u in row] for row, limit in zip(top, limits, strict=True)]
+    assert kept[:, 0].tolist() == expected
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_the_streams_are_the_same_on_the_gpu():
     keys = counter_rng.member_keys([5, 6])
