@@ -1,4 +1,4 @@
-"""A child network from two parents the user chose: one-point crossover with their weights.
+"""One-point crossover of two parents the user chose: of genomes, and of networks with weights.
 
 Evolution breeds from one parent at a time (:mod:`~galapagos_nao.core.evolution`);
 crossover is the interactive counterpart, as in Picbreeder: the person picks two
@@ -9,18 +9,21 @@ child starts from the trained weights of the parent that gave it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from galapagos_nao.core.checks import describe
-from galapagos_nao.core.evolution import crossover
+from galapagos_nao.core.evolution import Origins, copy_layer, fits
 from galapagos_nao.core.network import Network, build, inherit_weights, seed_init
+from galapagos_nao.core.typing import Genome, Layer
 
-__all__ = ["crossover_networks"]
+__all__ = ["crossover", "crossover_networks"]
 
 
 def crossover_networks(first: Network, second: Network, rng: np.random.Generator) -> Network:
-    """A new, unevaluated child: ``first[:i] + second[j:]`` (see :func:`evolution.crossover`).
+    """A new, unevaluated child: ``first[:i] + second[j:]`` (see :func:`crossover`).
 
     Args:
         first: Gives the head of the child (and its ``parent_id``, input shape,
@@ -69,3 +72,56 @@ def crossover_networks(first: Network, second: Network, rng: np.random.Generator
         weights=weights,
         input_transform=first.input_transform,
     )
+
+
+def crossover(
+    first: Genome,
+    second: Genome,
+    rng: np.random.Generator,
+    *,
+    input_shape: Sequence[int] | None = None,
+) -> tuple[list[Layer], Origins, Origins]:
+    """One-point crossover: a head of ``first`` followed by a tail of ``second``.
+
+    The cut points are drawn so that each parent gives at least one layer when
+    it has any: ``first[:i] + second[j:]`` with ``1 <= i <= len(first)`` and
+    ``0 <= j < len(second)``. Given ``input_shape``, a pair of cuts whose child
+    would not fit it (a convolutional tail after a flat head) is replaced by one
+    drawn from the pairs that fit.
+
+    Returns:
+        ``(layers, origins_in_first, origins_in_second)``: the child and, for
+        each child layer, its index in the parent it came from (None where it
+        came from the other one), which :func:`~galapagos_nao.core.network.inherit_weights`
+        takes once per parent.
+
+    Raises:
+        ValueError: when no pair of cuts gives a child that fits ``input_shape``.
+    """
+    cut_first = int(rng.integers(1, len(first) + 1)) if first else 0
+    cut_second = int(rng.integers(len(second))) if second else 0
+    if not fits([*first[:cut_first], *second[cut_second:]], input_shape):
+        cut_first, cut_second = _fitting_cuts(first, second, rng, input_shape)
+    head = [copy_layer(layer) for layer in first[:cut_first]]
+    tail = [copy_layer(layer) for layer in second[cut_second:]]
+    from_first: Origins = (*range(cut_first), *([None] * len(tail)))
+    from_second: Origins = (*([None] * len(head)), *range(cut_second, len(second)))
+    return head + tail, from_first, from_second
+
+
+def _fitting_cuts(
+    first: Genome, second: Genome, rng: np.random.Generator, input_shape: Sequence[int] | None
+) -> tuple[int, int]:
+    pairs = [
+        (i, j)
+        for i in range(1, len(first) + 1)
+        for j in range(len(second))
+        if fits([*first[:i], *second[j:]], input_shape)
+    ]
+    if not pairs:
+        raise ValueError(
+            f"no head of the first genome followed by a tail of the second fits the input "
+            f"{tuple(input_shape or ())}: every such child puts a convolution or pool after "
+            "a layer that flattened"
+        )
+    return pairs[int(rng.integers(len(pairs)))]

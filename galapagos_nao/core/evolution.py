@@ -38,7 +38,7 @@ __all__ = [
     "MutationFailed",
     "Offspring",
     "constraint_violation",
-    "crossover",
+    "copy_layer",
     "fits",
     "genome_key",
     "duplicate",
@@ -127,7 +127,7 @@ def duplicate(
     Returns:
         ``(layers, origins, mutations)`` of the result.
     """
-    result = [_copy_layer(layer) for layer in layers]
+    result = [copy_layer(layer) for layer in layers]
     origin = _origins_or_identity(layers, origins)
     if not result or not should_mutate(rng, rate):
         return result, origin, []
@@ -138,7 +138,7 @@ def duplicate(
             start = int(rng.integers(len(result)))
             stop = int(rng.integers(start + 1, len(result) + 1))
         at = int(rng.integers(len(result) + 1))
-        grown = result[:at] + [_copy_layer(layer) for layer in result[start:stop]] + result[at:]
+        grown = result[:at] + [copy_layer(layer) for layer in result[start:stop]] + result[at:]
         if fits(grown, input_shape):
             new_origins = origin[:at] + origin[start:stop] + origin[at:]
             return grown, new_origins, [f"duplicate [{start}:{stop}] at {at}"]
@@ -166,7 +166,7 @@ def remove(
         if fits(trial, input_shape):  # else removing it breaks a later layer: it stays
             dropped.add(index)
     log = [f"remove {index} {_show(layers[index])}" for index in sorted(dropped)]
-    kept = [_copy_layer(layer) for i, layer in enumerate(layers) if i not in dropped]
+    kept = [copy_layer(layer) for i, layer in enumerate(layers) if i not in dropped]
     kept_origins = tuple(origin[i] for i in range(len(layers)) if i not in dropped)
     return kept, kept_origins, log
 
@@ -237,7 +237,7 @@ def mutate(
     log: list[str] = []
     type_names = sorted(layer_types)
     for index, (type_name, params) in enumerate(layers):
-        rest = [_copy_layer(layer) for layer in layers[index + 1 :]]
+        rest = [copy_layer(layer) for layer in layers[index + 1 :]]
         if not should_mutate(rng, rate):
             result.append((type_name, list(params)))
             continue
@@ -347,60 +347,8 @@ def constraint_violation(
     return None
 
 
-def crossover(
-    first: Genome,
-    second: Genome,
-    rng: np.random.Generator,
-    *,
-    input_shape: Sequence[int] | None = None,
-) -> tuple[list[Layer], Origins, Origins]:
-    """One-point crossover: a head of ``first`` followed by a tail of ``second``.
-
-    The cut points are drawn so that each parent gives at least one layer when
-    it has any: ``first[:i] + second[j:]`` with ``1 <= i <= len(first)`` and
-    ``0 <= j < len(second)``. Given ``input_shape``, a pair of cuts whose child
-    would not fit it (a convolutional tail after a flat head) is replaced by one
-    drawn from the pairs that fit.
-
-    Returns:
-        ``(layers, origins_in_first, origins_in_second)``: the child and, for
-        each child layer, its index in the parent it came from (None where it
-        came from the other one), which :func:`~galapagos_nao.core.network.inherit_weights`
-        takes once per parent.
-
-    Raises:
-        ValueError: when no pair of cuts gives a child that fits ``input_shape``.
-    """
-    cut_first = int(rng.integers(1, len(first) + 1)) if first else 0
-    cut_second = int(rng.integers(len(second))) if second else 0
-    if not fits([*first[:cut_first], *second[cut_second:]], input_shape):
-        cut_first, cut_second = _fitting_cuts(first, second, rng, input_shape)
-    head = [_copy_layer(layer) for layer in first[:cut_first]]
-    tail = [_copy_layer(layer) for layer in second[cut_second:]]
-    from_first: Origins = (*range(cut_first), *([None] * len(tail)))
-    from_second: Origins = (*([None] * len(head)), *range(cut_second, len(second)))
-    return head + tail, from_first, from_second
-
-
-def _fitting_cuts(
-    first: Genome, second: Genome, rng: np.random.Generator, input_shape: Sequence[int] | None
-) -> tuple[int, int]:
-    pairs = [
-        (i, j)
-        for i in range(1, len(first) + 1)
-        for j in range(len(second))
-        if fits([*first[:i], *second[j:]], input_shape)
-    ]
-    if not pairs:
-        raise ValueError(
-            f"no head of the first genome followed by a tail of the second fits the input "
-            f"{tuple(input_shape or ())}: every such child puts a convolution or pool after "
-            "a layer that flattened"
-        )
-    return pairs[int(rng.integers(len(pairs)))]
-
-
-def _copy_layer(layer: Layer) -> Layer:
+def copy_layer(layer: Layer) -> Layer:
+    """A copy of ``layer`` whose params list can be changed without touching the original."""
     type_name, params = layer
     return (type_name, list(params))
 

@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import galapagos_nao as gn
 from galapagos_nao.core import evolution, genome, measures, network
-from galapagos_nao.core.crossover import crossover_networks
+from galapagos_nao.core.crossover import crossover, crossover_networks
 from galapagos_nao.core.network import Network
 
 MNIST = (1, 28, 28)
@@ -259,7 +259,7 @@ def test_crossover_of_a_cnn_and_an_mlp_gives_a_child_that_fits():
         child = crossover_networks(mlp, cnn, np.random.default_rng(seed))
         assert _fits(child.layers), child.layers
     with pytest.raises(ValueError, match="no head of the first genome"):
-        evolution.crossover(
+        crossover(
             [("dense", [4, "relu"])],
             [("conv2d", [2, 3, "relu"])],
             np.random.default_rng(0),
