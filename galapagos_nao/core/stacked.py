@@ -42,8 +42,8 @@ from galapagos_nao.core.group_plan import (
     padded_widths,
 )
 from galapagos_nao.core.stacked_ops import (
-    AddBias,
     activate,
+    linear,
     linear_parameters,
     per_member,
     per_member_sum,
@@ -141,7 +141,8 @@ class StackedModel(nn.Module):
         base = _Slot(kind, key, width_in, width_out, leaves, tuple(outs), active)
         if kind in ("linear", "head"):
             weight, bias = linear_parameters(self._keys, leaves, ins, outs, pads, device)
-            self.register_parameter(f"{key}_weight", nn.Parameter(weight))
+            # stored (P, in, out): see stacked_ops.linear
+            self.register_parameter(f"{key}_weight", nn.Parameter(weight.mT.contiguous()))
             self.register_parameter(f"{key}_bias", nn.Parameter(bias))
             return base
         if kind == "batch_norm":
@@ -216,7 +217,7 @@ class StackedModel(nn.Module):
             bias = getattr(self, f"{slot.key}_bias")
             if members is not None:
                 weight, bias = weight.index_select(0, members), bias.index_select(0, members)
-            return AddBias.apply(torch.bmm(x, weight.transpose(1, 2)), bias)
+            return linear(x, weight, bias)
         if slot.kind == "batch_norm":
             if members is None:
                 return self._batch_norm(slot, x)
@@ -297,10 +298,10 @@ class StackedModel(nn.Module):
                     flat = getattr(self, f"{slot.key}_{part}")
                     found.append((f"{leaf.name}.{part}", part, flat[start:stop]))
                 continue
-            weight = getattr(self, f"{slot.key}_weight")[member]
+            weight = getattr(self, f"{slot.key}_weight")[member]  # (in, out)
             bias = getattr(self, f"{slot.key}_bias")[member]
             found.append(
-                (f"{leaf.name}.weight", "weight", weight[: leaf.width_out, : leaf.width_in])
+                (f"{leaf.name}.weight", "weight", weight[: leaf.width_in, : leaf.width_out].T)
             )
             found.append((f"{leaf.name}.bias", "bias", bias[: leaf.width_out]))
         return found
@@ -317,7 +318,10 @@ class StackedModel(nn.Module):
         """``member``'s state dict as its own compiled network names it (CPU copies)."""
         state = {}
         for name, part, tensor in self._member_slices(member):
-            state[name] = tensor.detach().to("cpu", copy=True)
+            # a contiguous copy: a linear weight is a transposed view of its stored slice
+            state[name] = tensor.detach().to(
+                "cpu", copy=True, memory_format=torch.contiguous_format
+            )
             if part == "running_var":  # then its count, in the order a BatchNorm1d keeps
                 prefix = name.removesuffix(".running_var")
                 counted = self._counted_before.get((member, prefix), 0) + self.steps

@@ -18,6 +18,7 @@ from galapagos_nao.core.group_leaves import Leaf
 __all__ = [
     "AddBias",
     "activate",
+    "linear",
     "linear_parameters",
     "per_member",
     "per_member_sum",
@@ -69,6 +70,31 @@ def linear_parameters(
     real = (units < real_out[:, 0]) & present.view(-1, 1)
     bias = torch.where(real, (draw * 2.0 - 1.0) * limit[:, 0], 0.0)
     return weight, bias
+
+
+def linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x @ weight + bias`` per member: ``(P, batch, in) -> (P, batch, out)``.
+
+    Args:
+        x: The members' rows.
+        weight_t: ``(P, in, out)``: each member's weight stored transposed, so that
+            the product's weight gradient comes out in the parameter's own layout
+            (a ``(P, out, in)`` weight used as ``.transpose(1, 2)`` would get its
+            gradient transposed, and a contiguous copy of it every step).
+        bias: ``(P, out)``.
+
+    The bias enters as the product of a column of ones by it, to which the
+    batched product adds ``x @ weight``: its gradient is then the product of
+    the ones by the output's gradient, each member's rows summed alone in one
+    fused kernel, the same bits for any ``P`` (autograd's reduction of a
+    broadcast add rounds by ``P``; see :class:`AddBias`).
+    """
+    # (P, 1, batch) ones, used transposed: autograd's product for the bias gradient
+    # then multiplies these very rows (contiguous), as per_member_sum does; a
+    # (P, batch, 1) column of ones would reach it as a transposed view, which the
+    # batched product treats differently for one member than for several.
+    ones = x.new_ones(x.shape[0], 1, x.shape[1])
+    return torch.baddbmm(torch.bmm(ones.mT, bias.unsqueeze(1)), x, weight_t)
 
 
 def activate(name: str, slope: float, x: torch.Tensor) -> torch.Tensor:
