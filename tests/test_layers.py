@@ -49,6 +49,7 @@ ORDER: tuple[str, ...] = (
     "core.group_forming",
     "core.budget",
     "core.stacked_ops",
+    "core.stacked_dropout",
     "core.stacked",
     "core.grouped",
     "core.training",

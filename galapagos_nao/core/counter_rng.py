@@ -40,6 +40,7 @@ __all__ = [
     "keep_thresholds",
     "member_keys",
     "permutations",
+    "step_keys",
     "stream_keys",
     "uniform",
 ]
@@ -110,13 +111,13 @@ def stream_keys(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
     """The members' keys for one stream: ``keys`` mixed with each word in turn.
 
     Args:
-        keys: ``(P,)`` member keys.
+        keys: ``(P,)`` member keys (or any shape the words broadcast against).
         words: The stream's tag, step, position...: ints, or ``(P,)`` int64
             tensors where the word differs per member (a layer's position in
             each member's own network).
 
     Returns:
-        ``(P,)`` int64 keys in ``[0, 2**32)``.
+        int64 keys in ``[0, 2**32)``, of the keys' and words' broadcast shape.
     """
     x = keys
     for word in words:
@@ -128,11 +129,22 @@ def stream_keys(keys: torch.Tensor, *words: int | torch.Tensor) -> torch.Tensor:
     return x
 
 
+def step_keys(keys: torch.Tensor, first: int, count: int) -> torch.Tensor:
+    """``(P, count)`` int32 words: column ``j`` is ``stream_keys(keys, first + j)``.
+
+    The keys of many steps in one evaluation, for a caller that draws every step
+    (a dropout slot), instead of a few small kernels per step.
+    """
+    steps = torch.arange(first, first + count, device=keys.device, dtype=torch.int64)
+    return _int32_words(stream_keys(keys.view(-1, 1), steps.view(1, -1)))
+
+
 def bits(keys: torch.Tensor, counters: torch.Tensor) -> torch.Tensor:
     """32 random bits for each (member, counter): ``keys`` ``(P,)`` broadcast over ``counters``.
 
     Args:
-        keys: ``(P,)`` stream keys (:func:`stream_keys`).
+        keys: ``(P,)`` stream keys (:func:`stream_keys`), or their int32 words
+            (:func:`step_keys`).
         counters: Non-negative int32 or int64 positions below ``2**32``, of a
             shape that broadcasts against ``(P, 1, ..., 1)``; the same counter
             gives the same bits for the same key whatever else is drawn.
@@ -144,7 +156,7 @@ def bits(keys: torch.Tensor, counters: torch.Tensor) -> torch.Tensor:
     shape = (-1, *([1] * max(0, counters.dim() - 1))) if counters.dim() else (-1,)
     # counter * golden modulo 2**32: wrapping int32 arithmetic, exact for any counter below 2**32
     words = counters.to(torch.int32) * _GOLDEN
-    key = _int32_words(keys).view(shape)
+    key = (keys if keys.dtype == torch.int32 else _int32_words(keys)).view(shape)
     if words.shape == torch.broadcast_shapes(words.shape, key.shape):
         words.bitwise_xor_(key)  # counters of the full shape: no second tensor
     else:

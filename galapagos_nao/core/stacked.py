@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,10 +42,12 @@ from galapagos_nao.core.group_plan import (
     Leaf,
     padded_widths,
 )
+from galapagos_nao.core.stacked_dropout import DropoutMasks
 from galapagos_nao.core.stacked_ops import (
     activate,
     linear,
     linear_parameters,
+    ones_row,
     per_member,
     per_member_sum,
     resized,
@@ -103,6 +106,8 @@ class StackedModel(nn.Module):
         self._keys = keys.to(device)
         # (member, batch norm prefix) -> batches it had counted before (inherited)
         self._counted_before: dict[tuple[int, str], int] = {}
+        self._dropout_masks: dict[str, DropoutMasks] = {}  # by slot key, made on first use
+        self._ones: dict[tuple[Any, ...], torch.Tensor] = {}  # see _ones_row
         self.slots: list[_Slot] = []
         pads = padded_widths(plan, input_features)
         with torch.no_grad():
@@ -217,7 +222,7 @@ class StackedModel(nn.Module):
             bias = getattr(self, f"{slot.key}_bias")
             if members is not None:
                 weight, bias = weight.index_select(0, members), bias.index_select(0, members)
-            return linear(x, weight, bias)
+            return linear(x, weight, bias, self._ones_row(x))
         if slot.kind == "batch_norm":
             if members is None:
                 return self._batch_norm(slot, x)
@@ -229,6 +234,17 @@ class StackedModel(nn.Module):
         if slot.kind == "dropout":
             return self._dropout(slot, x) if self.training else x
         return self._activation(slot, x)
+
+    def _ones_row(self, x: torch.Tensor) -> torch.Tensor:
+        """:func:`stacked_ops.ones_row` of ``x``, made once per shape, type and mode.
+
+        (A tensor made in inference mode cannot be saved for a backward pass.)
+        """
+        key = (x.shape[:2], x.dtype, x.device, torch.is_inference_mode_enabled())
+        found = self._ones.get(key)
+        if found is None:
+            found = self._ones[key] = ones_row(x)
+        return found
 
     def _batch_norm(self, slot: _Slot, x: torch.Tensor) -> torch.Tensor:
         # Flattened to (batch, P * width): F.batch_norm then keeps one channel per
@@ -249,28 +265,17 @@ class StackedModel(nn.Module):
 
     def _dropout(self, slot: _Slot, x: torch.Tensor) -> torch.Tensor:
         """Every member's mask in one draw: its key, the step, its layer, each element's place."""
-        assert slot.rates is not None and slot.stream is not None
-        assert slot.thresholds is not None
         if not slot.draws:
             return x
-        _, batch, width = x.shape
-        keys = counter_rng.stream_keys(slot.stream, self.steps)
-        # int32 counters: the hash works on 32-bit words (see counter_rng)
-        rows = torch.arange(batch, dtype=torch.int32, device=x.device).view(1, -1, 1)
-        cols = torch.arange(width, dtype=torch.int32, device=x.device).view(1, 1, -1)
-        real = slot.real_widths
-        assert real is not None
-        if slot.drawing is None:
-            keep = counter_rng.keep_mask(keys, rows * real + cols, slot.thresholds)
-        else:  # hash only the members that drop: the others keep every unit
-            drawn = counter_rng.keep_mask(
-                keys[slot.drawing],
-                rows * real[slot.drawing] + cols,
-                slot.thresholds[slot.drawing],
+        masks = self._dropout_masks.get(slot.key)
+        if masks is None:
+            assert slot.rates is not None and slot.stream is not None
+            assert slot.thresholds is not None and slot.real_widths is not None
+            masks = DropoutMasks(
+                slot.stream, slot.real_widths, slot.thresholds, slot.drawing, slot.rates
             )
-            keep = torch.ones(x.shape, dtype=torch.bool, device=x.device)
-            keep[slot.drawing] = drawn
-        return x * keep / (1.0 - slot.rates)
+            self._dropout_masks[slot.key] = masks
+        return masks(x, self.steps)
 
     def _activation(self, slot: _Slot, x: torch.Tensor) -> torch.Tensor:
         """Each member's own activation; members without one pass through."""

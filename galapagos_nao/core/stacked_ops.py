@@ -20,6 +20,7 @@ __all__ = [
     "activate",
     "linear",
     "linear_parameters",
+    "ones_row",
     "per_member",
     "per_member_sum",
     "resized",
@@ -72,7 +73,9 @@ def linear_parameters(
     return weight, bias
 
 
-def linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def linear(
+    x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor, ones: torch.Tensor | None = None
+) -> torch.Tensor:
     """``x @ weight + bias`` per member: ``(P, batch, in) -> (P, batch, out)``.
 
     Args:
@@ -82,6 +85,7 @@ def linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor) -> torch
             (a ``(P, out, in)`` weight used as ``.transpose(1, 2)`` would get its
             gradient transposed, and a contiguous copy of it every step).
         bias: ``(P, out)``.
+        ones: :func:`ones_row` of ``x``, if the caller keeps one.
 
     The bias enters as the product of a column of ones by it, to which the
     batched product adds ``x @ weight``: its gradient is then the product of
@@ -89,12 +93,20 @@ def linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor) -> torch
     fused kernel, the same bits for any ``P`` (autograd's reduction of a
     broadcast add rounds by ``P``; see :class:`AddBias`).
     """
-    # (P, 1, batch) ones, used transposed: autograd's product for the bias gradient
-    # then multiplies these very rows (contiguous), as per_member_sum does; a
-    # (P, batch, 1) column of ones would reach it as a transposed view, which the
-    # batched product treats differently for one member than for several.
-    ones = x.new_ones(x.shape[0], 1, x.shape[1])
+    if ones is None:
+        ones = ones_row(x)
     return torch.baddbmm(torch.bmm(ones.mT, bias.unsqueeze(1)), x, weight_t)
+
+
+def ones_row(x: torch.Tensor) -> torch.Tensor:
+    """``(P, 1, batch)`` ones of ``x``'s type, which :func:`linear` uses transposed.
+
+    Autograd's product for the bias gradient then multiplies these very rows
+    (contiguous), as :func:`per_member_sum` does; a ``(P, batch, 1)`` column of
+    ones would reach it as a transposed view, which the batched product treats
+    differently for one member than for several.
+    """
+    return x.new_ones(x.shape[0], 1, x.shape[1])
 
 
 def activate(name: str, slope: float, x: torch.Tensor) -> torch.Tensor:

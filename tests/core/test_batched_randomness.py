@@ -16,6 +16,7 @@ from galapagos_nao.core import counter_rng, datasets
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.device_data import DeviceData, DeviceDataCache
 from galapagos_nao.core.grouped import GroupMember, fit_group
+from galapagos_nao.core.stacked_dropout import DropoutMasks
 
 
 def test_uniforms_are_uniform_and_streams_differ():
@@ -77,6 +78,24 @@ def test_the_int32_words_are_the_specified_32_bit_hash():
     limits = [0, 1 << 23, 15_099_495]  # ceil(rate * 2**24)
     expected = [[u >= limit for u in row] for row, limit in zip(top, limits, strict=True)]
     assert kept[:, 0].tolist() == expected
+
+
+def test_a_dropout_slot_draws_each_step_from_that_steps_stream_key():
+    """The slot makes keys many steps at a time: every step, across chunks, is its own key's."""
+    stream = counter_rng.stream_keys(counter_rng.member_keys([4, 9, 30]), counter_rng.DROPOUT, 2)
+    real = torch.tensor([16, 12, 16], dtype=torch.int32).view(-1, 1, 1)
+    rates = [0.5, 0.0, 0.25]
+    thresholds = counter_rng.keep_thresholds(rates)
+    drawing = torch.tensor([0, 2])  # member 1 keeps everything
+    masks = DropoutMasks(stream, real, thresholds, drawing, torch.tensor(rates).view(-1, 1, 1))
+    x = torch.ones(3, 5, 16)
+    rows, cols = torch.arange(5).view(1, -1, 1), torch.arange(16).view(1, 1, -1)
+    for step in [*range(1, 4), *range(126, 133), 300, 2]:
+        keys = counter_rng.stream_keys(stream, step)
+        keep = counter_rng.keep_mask(keys, rows * real + cols, thresholds)
+        expected = x * keep / (1.0 - torch.tensor(rates).view(-1, 1, 1))
+        assert torch.equal(masks(x, step), expected), step
+    assert torch.equal(masks(x, 7)[1], x[1])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

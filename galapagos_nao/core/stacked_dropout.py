@@ -1,0 +1,84 @@
+"""A stacked dropout slot's keep masks, with what repeats from step to step made once.
+
+Each mask is the members' counter hash of (step, element position)
+(:func:`~galapagos_nao.core.counter_rng.keep_mask`), the same numbers as
+before; only the work around the hash is shared across steps: the step keys
+come 128 steps at a time (:func:`~galapagos_nao.core.counter_rng.step_keys`),
+and the element positions of a batch shape are kept while small. On the CPU a
+small network's step is bound by the count of kernels it launches, not by
+their arithmetic, so every kernel saved per step counts.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from galapagos_nao.core import counter_rng
+
+__all__ = ["DropoutMasks"]
+
+#: Steps whose keys one evaluation makes.
+_KEY_STEPS = 128
+#: Element positions kept per batch shape up to this many (16 MiB of int32).
+_KEPT_POSITIONS = 1 << 22
+
+
+class DropoutMasks:
+    """Applies one dropout slot's masks to ``(P, batch, units)`` rows.
+
+    Args:
+        stream: ``(P,)`` the slot's stream keys (one per member).
+        real_widths: ``(P, 1, 1)`` int32 units each member really has (a row's
+            positions run over those only, as alone).
+        thresholds: ``(P, 1, 1)`` keep thresholds (:func:`counter_rng.keep_thresholds`).
+        drawing: ``(D,)`` the members that drop anything, or None for all of them.
+        rates: ``(P, 1, 1)`` dropout rates (0 for a member that keeps all).
+    """
+
+    def __init__(
+        self,
+        stream: torch.Tensor,
+        real_widths: torch.Tensor,
+        thresholds: torch.Tensor,
+        drawing: torch.Tensor | None,
+        rates: torch.Tensor,
+    ) -> None:
+        if drawing is not None:  # only the members that drop hash anything
+            stream, real_widths = stream[drawing], real_widths[drawing]
+            thresholds = thresholds[drawing]
+        self._stream = stream
+        self._real = real_widths
+        self._thresholds = thresholds
+        self._drawing = drawing
+        self._kept_share = 1.0 - rates
+        self._keys: tuple[int, torch.Tensor] | None = None  # (first step, (D, steps) keys)
+        self._positions: dict[tuple[int, int], torch.Tensor] = {}
+
+    def __call__(self, x: torch.Tensor, step: int) -> torch.Tensor:
+        """``x`` with step ``step``'s mask applied, scaled by the kept share."""
+        _, batch, width = x.shape
+        keep = counter_rng.keep_mask(
+            self._step_keys(step), self._positions_of(batch, width, x.device), self._thresholds
+        )
+        if self._drawing is not None:
+            drawn = keep
+            keep = torch.ones(x.shape, dtype=torch.bool, device=x.device)
+            keep[self._drawing] = drawn
+        return x * keep / self._kept_share
+
+    def _step_keys(self, step: int) -> torch.Tensor:
+        if self._keys is None or not 0 <= step - self._keys[0] < _KEY_STEPS:
+            self._keys = (step, counter_rng.step_keys(self._stream, step, _KEY_STEPS))
+        return self._keys[1][:, step - self._keys[0]]
+
+    def _positions_of(self, batch: int, width: int, device: torch.device) -> torch.Tensor:
+        """``(D, batch, width)`` int32: each element's place in its member's own rows."""
+        found = self._positions.get((batch, width))
+        if found is not None:
+            return found
+        rows = torch.arange(batch, dtype=torch.int32, device=device).view(1, -1, 1)
+        cols = torch.arange(width, dtype=torch.int32, device=device).view(1, 1, -1)
+        found = rows * self._real.to(device) + cols
+        if found.numel() <= _KEPT_POSITIONS:
+            self._positions[(batch, width)] = found
+        return found
