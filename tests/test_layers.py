@@ -50,6 +50,7 @@ ORDER: tuple[str, ...] = (
     "core.budget",
     "core.stacked_ops",
     "core.stacked_dropout",
+    "core.stacked_conv",
     "core.stacked",
     "core.grouped",
     "core.training",

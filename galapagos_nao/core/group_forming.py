@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from galapagos_nao.core.group_plan import (
-    ELEMENT_WORK,
     MAX_PADDED_SHARE,
     GroupPlan,
     Leaf,
-    canonical,
+    bucket,
+    element_work,
     is_exact,
     joined_plan,
+    product_macs,
     wasted_share,
 )
 
@@ -84,7 +85,7 @@ class _OpenGroup:
         """Mappings and per-slot sums from :attr:`plan`."""
         self.mappings: dict[tuple[Any, ...], list[int]] = {}
         n_slots = len(self.plan.slots)
-        self.kinds = [self.plan.kind(s) for s in range(n_slots)]
+        self.firsts = [self.plan.first(s) for s in range(n_slots)]
         self.ins: list[set[int]] = [set() for _ in range(n_slots)]
         self.outs: list[set[int]] = [set() for _ in range(n_slots)]
         self.real = [0] * n_slots
@@ -107,23 +108,27 @@ class _OpenGroup:
 
     def _add(self, widths: Sequence[tuple[int, int, bool]]) -> None:
         for slot, (width_in, width_out, present) in enumerate(widths):
-            self.ins[slot].add(canonical(width_in))
-            self.outs[slot].add(canonical(width_out))
+            self.ins[slot].add(self._bucket(slot, width_in, "in"))
+            self.outs[slot].add(self._bucket(slot, width_out, "out"))
             if present:
                 self.real[slot] += self._work(slot, width_in, width_out)
 
     def _work(self, slot: int, width_in: int, width_out: int) -> int:
-        if self.kinds[slot] in ("linear", "head"):
-            return width_in * width_out
-        return ELEMENT_WORK.get(self.kinds[slot], 0) * width_in
+        first = self.firsts[slot]
+        return product_macs(first, width_in, width_out) + element_work(first, width_in)
+
+    def _bucket(self, slot: int, width: int, side: str) -> int:
+        """``width`` as held alone: an image's channels as they are, features rounded up."""
+        first = self.firsts[slot]
+        return bucket(width, bool(first.spatial_in if side == "in" else first.spatial_out))
 
     def _fits(
         self, widths: Sequence[tuple[int, int, bool]], size: int, exact: bool, max_wasted: float
     ) -> bool:
         real = padded = 0
         for slot, (width_in, width_out, present) in enumerate(widths):
-            ins = self.ins[slot] | {canonical(width_in)}
-            outs = self.outs[slot] | {canonical(width_out)}
+            ins = self.ins[slot] | {self._bucket(slot, width_in, "in")}
+            outs = self.outs[slot] | {self._bucket(slot, width_out, "out")}
             if exact and (len(ins) > 1 or len(outs) > 1):
                 return False
             real += self.real[slot] + (self._work(slot, width_in, width_out) if present else 0)
@@ -174,5 +179,5 @@ def _similarity_key(leaves: Sequence[Leaf]) -> tuple[Any, ...]:
     return (
         len(leaves),
         tuple(leaf.token for leaf in leaves),
-        tuple(canonical(leaf.width_out) for leaf in leaves),
+        tuple(leaf.bucket_out for leaf in leaves),
     )

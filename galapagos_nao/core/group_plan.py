@@ -39,6 +39,7 @@ from galapagos_nao.core.group_leaves import (
     ZERO_PRESERVING,
     Leaf,
     Unbatchable,
+    bucket,
     canonical,
     leaf_modules,
     member_leaves,
@@ -51,6 +52,7 @@ __all__ = [
     "Leaf",
     "Unbatchable",
     "canonical",
+    "element_work",
     "group_macs",
     "is_exact",
     "leaf_modules",
@@ -58,6 +60,7 @@ __all__ = [
     "joined_plan",
     "padded_share",
     "padded_widths",
+    "product_macs",
     "wasted_share",
     "ZERO_PRESERVING",
     "plan_group",
@@ -69,7 +72,7 @@ MAX_PADDED_SHARE = 0.5
 #: Leaf kinds a member may lack in a slot (it passes its input through), and what
 #: that costs in an alignment: a product padded for a member that skips it wastes
 #: far more than an element-wise slot.
-_PASS_COST = {"linear": 8, "batch_norm": 1, "act": 1, "dropout": 1}
+_PASS_COST = {"linear": 8, "conv": 8, "batch_norm": 1, "act": 1, "dropout": 1}
 SKIPPABLE = frozenset(_PASS_COST)
 #: Cost of matching a leaf to a slot whose inputs have another canonical width.
 _MISFIT = 4
@@ -94,9 +97,13 @@ class GroupPlan:
 
     def kind(self, slot: int) -> str:
         """The kind of the leaves in ``slot``."""
+        return self.first(slot).kind
+
+    def first(self, slot: int) -> Leaf:
+        """The first leaf in ``slot``: what every leaf there shares (its token) it holds too."""
         for member, index in enumerate(self.slots[slot]):
             if index is not None:
-                return self.members[member][index].kind
+                return self.members[member][index]
         raise AssertionError("a slot without leaves")
 
     def leaf(self, slot: int, member: int) -> Leaf | None:
@@ -105,7 +112,7 @@ class GroupPlan:
         return None if index is None else self.members[member][index]
 
     def widths(self, input_features: int) -> list[tuple[list[int], list[int]]]:
-        """Per slot, each member's real features coming in and going out."""
+        """Per slot, each member's real features (on an image, channels) coming in and going out."""
         current = [input_features] * self.size
         found = []
         for slot in range(len(self.slots)):
@@ -119,10 +126,6 @@ class GroupPlan:
         return found
 
 
-def _padded(widths: Sequence[int]) -> int:
-    return max(canonical(w) for w in widths)
-
-
 def padded_widths(plan: GroupPlan, input_features: int) -> list[tuple[int, int]]:
     """Per slot, the padded features coming in and going out.
 
@@ -131,7 +134,28 @@ def padded_widths(plan: GroupPlan, input_features: int) -> list[tuple[int, int]]
     optimizer's vector loop alone and in its vector body in a group, where the
     two round differently.
     """
-    return [(_padded(ins), _padded(outs)) for ins, outs in plan.widths(input_features)]
+    found = []
+    for slot, (ins, outs) in enumerate(plan.widths(input_features)):
+        first = plan.first(slot)
+        image_in, image_out = bool(first.spatial_in), bool(first.spatial_out)
+        found.append(
+            (max(bucket(w, image_in) for w in ins), max(bucket(w, image_out) for w in outs))
+        )
+    return found
+
+
+def product_macs(leaf: Leaf, width_in: int, width_out: int) -> int:
+    """Multiply-adds per sample of ``leaf``'s product at these widths (0 for other kinds)."""
+    if leaf.kind in ("linear", "head"):
+        return width_in * width_out
+    if leaf.kind == "conv":
+        return width_in * width_out * leaf.detail[0] ** 2 * leaf.area_in
+    return 0
+
+
+def element_work(leaf: Leaf, width_in: int) -> int:
+    """Work per sample of ``leaf``'s element-wise pass at this width (see :data:`ELEMENT_WORK`)."""
+    return ELEMENT_WORK.get(leaf.kind, 0) * width_in * leaf.area_in
 
 
 def group_macs(plan: GroupPlan, input_features: int) -> tuple[int, int]:
@@ -139,12 +163,11 @@ def group_macs(plan: GroupPlan, input_features: int) -> tuple[int, int]:
     real = padded = 0
     pads = padded_widths(plan, input_features)
     for slot, (ins, outs) in enumerate(plan.widths(input_features)):
-        if plan.kind(slot) not in ("linear", "head"):
-            continue
-        padded += plan.size * pads[slot][0] * pads[slot][1]
+        first = plan.first(slot)
+        padded += plan.size * product_macs(first, *pads[slot])
         for member in range(plan.size):
             if plan.leaf(slot, member) is not None:
-                real += ins[member] * outs[member]
+                real += product_macs(first, ins[member], outs[member])
     return real, padded
 
 
@@ -169,20 +192,27 @@ def wasted_share(plan: GroupPlan, input_features: int) -> float:
     real, padded = group_macs(plan, input_features)
     pads = padded_widths(plan, input_features)
     for slot, (ins, _) in enumerate(plan.widths(input_features)):
-        weight = ELEMENT_WORK.get(plan.kind(slot), 0)
-        if not weight:
-            continue
-        padded += weight * plan.size * pads[slot][0]
-        real += weight * sum(ins[m] for m in range(plan.size) if plan.leaf(slot, m) is not None)
+        first = plan.first(slot)
+        padded += plan.size * element_work(first, pads[slot][0])
+        real += sum(
+            element_work(first, ins[m]) for m in range(plan.size) if plan.leaf(slot, m) is not None
+        )
     return 1.0 - real / padded if padded else 0.0
 
 
 def is_exact(plan: GroupPlan, input_features: int) -> bool:
-    """Whether no member is padded past its own canonical width anywhere (see the module doc)."""
-    for ins, outs in plan.widths(input_features):
-        for widths in (ins, outs):
-            if len({canonical(w) for w in widths}) > 1:
-                return False
+    """Whether no member is padded past its own width alone anywhere (see the module doc).
+
+    Alone, features are rounded up to :data:`CANONICAL` and channels are not
+    (:func:`~galapagos_nao.core.group_leaves.bucket`): in an exact group the
+    members of a convolution slot have the same channels.
+    """
+    for slot, (ins, outs) in enumerate(plan.widths(input_features)):
+        first = plan.first(slot)
+        if len({bucket(w, bool(first.spatial_in)) for w in ins}) > 1:
+            return False
+        if len({bucket(w, bool(first.spatial_out)) for w in outs}) > 1:
+            return False
     return True
 
 
@@ -197,8 +227,11 @@ def _align(
     widths differ. None when no alignment exists.
     """
     tokens = [_slot_token(plan, s) for s in range(len(plan.slots))]
-    if widths_in is None:  # each slot's canonical input widths
-        widths_in = [{canonical(w) for w in ins} for ins, _ in plan.widths(leaves[0].width_in)]
+    if widths_in is None:  # each slot's input widths as held alone
+        widths_in = [
+            {bucket(w, bool(plan.first(s).spatial_in)) for w in ins}
+            for s, (ins, _) in enumerate(plan.widths(leaves[0].width_in))
+        ]
     n, m = len(tokens), len(leaves)
     inf = math.inf
     cost = [[inf] * (m + 1) for _ in range(n + 1)]
@@ -211,7 +244,7 @@ def _align(
                 continue
             if i < n and j < m and tokens[i] == leaves[j].token:
                 # a leaf whose input is not as wide as the slot's pads (or is padded)
-                matched = here + (canonical(leaves[j].width_in) not in widths_in[i]) * _MISFIT
+                matched = here + (leaves[j].bucket_in not in widths_in[i]) * _MISFIT
                 if matched < cost[i + 1][j + 1]:
                     cost[i + 1][j + 1], move[i + 1][j + 1] = matched, 0
             if i < n and tokens[i][0] in SKIPPABLE:
@@ -241,10 +274,7 @@ def _align(
 
 
 def _slot_token(plan: GroupPlan, slot: int) -> tuple[Any, ...]:
-    for member, index in enumerate(plan.slots[slot]):
-        if index is not None:
-            return plan.members[member][index].token
-    raise AssertionError("a slot without leaves")
+    return plan.first(slot).token
 
 
 def joined_plan(

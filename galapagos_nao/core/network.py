@@ -35,6 +35,7 @@ from galapagos_nao.core.typing import Genome, Layer
 
 __all__ = [
     "MNIST_SHAPE",
+    "InputReshape",
     "Network",
     "build",
     "count_parameters",
@@ -87,7 +88,7 @@ def build(
     entry = genome.entry_shape(checked, shape)
     # A flat genome flattens (as networks always did); an image genome reshapes,
     # so (N, 28, 28), (N, 1, 28, 28) and (N, 784) inputs all work.
-    shaper: nn.Module = nn.Flatten() if len(entry) == 1 else _Reshape(entry)
+    shaper: nn.Module = nn.Flatten() if len(entry) == 1 else InputReshape(entry)
     adapter: OrderedDict[str, nn.Module] = OrderedDict(
         standardize=Standardize(input_transform), flatten=shaper
     )
@@ -100,7 +101,7 @@ def build(
     return nn.Sequential(blocks)
 
 
-class _Reshape(nn.Module):
+class InputReshape(nn.Module):
     """Gives each sample the shape the first layer sees: flat, or ``(C, H, W)``.
 
     Inputs arrive as users hold them, ``(N, 28, 28)``, ``(N, 1, 28, 28)`` or

@@ -35,13 +35,14 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from galapagos_nao.core import counter_rng
+from galapagos_nao.core import counter_rng, stacked_conv
 from galapagos_nao.core.group_plan import (
     ZERO_PRESERVING,
     GroupPlan,
     Leaf,
     padded_widths,
 )
+from galapagos_nao.core.stacked_conv import conv_parameters
 from galapagos_nao.core.stacked_dropout import DropoutMasks
 from galapagos_nao.core.stacked_ops import (
     activate,
@@ -53,7 +54,10 @@ from galapagos_nao.core.stacked_ops import (
     resized,
 )
 
-__all__ = ["StackedModel", "per_member_sum"]
+__all__ = ["IMAGE_KINDS", "StackedModel", "per_member_sum"]
+
+#: Slot kinds :mod:`~galapagos_nao.core.stacked_conv` computes.
+IMAGE_KINDS = frozenset({"conv", "reshape", "flatten", "max_pool", "avg_pool"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,6 +81,7 @@ class _Slot:
     real_widths: torch.Tensor | None = None  # (P, 1, 1) int32 each member's real units
     stream: torch.Tensor | None = None  # (P,) the dropout slot's random stream keys
     numbers: tuple[float, ...] = ()  # batch norm (eps, momentum)
+    first: Leaf | None = None  # the first member's leaf: what the slot's leaves share
 
 
 class StackedModel(nn.Module):
@@ -143,7 +148,13 @@ class StackedModel(nn.Module):
         active = None
         if not all(present):
             active = torch.tensor([m for m, p in enumerate(present) if p], device=device)
-        base = _Slot(kind, key, width_in, width_out, leaves, tuple(outs), active)
+        first = next(leaf for leaf in leaves if leaf is not None)
+        base = _Slot(kind, key, width_in, width_out, leaves, tuple(outs), active, first=first)
+        if kind == "conv":
+            weight, bias = conv_parameters(self._keys, leaves, ins, outs, pads, device)
+            self.register_parameter(f"{key}_weight", nn.Parameter(weight))
+            self.register_parameter(f"{key}_bias", nn.Parameter(bias))
+            return base
         if kind in ("linear", "head"):
             weight, bias = linear_parameters(self._keys, leaves, ins, outs, pads, device)
             # stored (P, in, out): see stacked_ops.linear
@@ -152,7 +163,6 @@ class StackedModel(nn.Module):
             return base
         if kind == "batch_norm":
             self._init_batch_norm(key, width_in)
-            first = next(leaf for leaf in leaves if leaf is not None)
             return dataclasses.replace(base, numbers=first.detail)
         if kind == "dropout":
             rates = [leaf.detail[0] if leaf is not None else 0.0 for leaf in leaves]
@@ -164,12 +174,16 @@ class StackedModel(nn.Module):
                 rates=per_member(rates, device),
                 thresholds=counter_rng.keep_thresholds(rates, device),
                 draws=any(rate > 0 for rate in rates),
-                real_widths=torch.tensor(outs, dtype=torch.int32, device=device).view(-1, 1, 1),
+                # an image's units: its channels' pixels, channel by channel
+                real_widths=torch.tensor(outs, dtype=torch.int32, device=device).view(-1, 1, 1)
+                * first.area_in,
                 drawing=None
                 if all(rate > 0 for rate in rates)
                 else torch.tensor([m for m, r in enumerate(rates) if r > 0], device=device),
                 stream=stream.to(device),
             )
+        if kind in IMAGE_KINDS:
+            return base  # a reshape, a pool or a flatten: every member has one
         # an activation: each member its own kind, the identity where it has none
         details = [leaf.detail if leaf is not None else ("identity", 0.0) for leaf in leaves]
         kinds = []
@@ -183,6 +197,8 @@ class StackedModel(nn.Module):
         mask = None
         if any(not ZERO_PRESERVING[name] for name, _, _ in kinds) and min(outs) < width_out:
             mask = self._width_mask(outs_real, width_out, device)
+            if first.spatial_in:  # (P, 1, channels, 1, 1)
+                mask = mask.view(self.size, 1, width_out, 1, 1)
         return dataclasses.replace(base, active=None, kinds=tuple(kinds), mask=mask)
 
     def _init_batch_norm(self, key: str, width: int) -> None:
@@ -209,7 +225,9 @@ class StackedModel(nn.Module):
                 y = self._run(slot, x, None)
             else:  # only the members with a leaf here compute; the others pass through
                 part = self._run(slot, x.index_select(0, slot.active), slot.active)
-                y = resized(x, slot.width_out).index_copy(0, slot.active, part)
+                # (a convolution's members passing through: their channels, resized)
+                y = resized(x, slot.width_out, 2 if x.dim() == 5 else -1)
+                y = y.index_copy(0, slot.active, part)
             if slot.mask is not None:
                 y = y * slot.mask  # padded units back to exactly zero (and no gradient)
             x = y
@@ -223,6 +241,8 @@ class StackedModel(nn.Module):
             if members is not None:
                 weight, bias = weight.index_select(0, members), bias.index_select(0, members)
             return linear(x, weight, bias, self._ones_row(x))
+        if slot.kind in IMAGE_KINDS:
+            return self._run_image(slot, x, members)
         if slot.kind == "batch_norm":
             if members is None:
                 return self._batch_norm(slot, x)
@@ -231,6 +251,8 @@ class StackedModel(nn.Module):
                 0, members, x
             )
             return self._batch_norm(slot, whole).index_select(0, members)
+        if slot.kind == "dropout" and x.dim() == 5:  # an image's units as rows (see _slot)
+            return self._dropout(slot, x.flatten(2)).view(x.shape) if self.training else x
         if slot.kind == "dropout":
             return self._dropout(slot, x) if self.training else x
         return self._activation(slot, x)
@@ -246,11 +268,31 @@ class StackedModel(nn.Module):
             found = self._ones[key] = ones_row(x)
         return found
 
+    def _run_image(
+        self, slot: _Slot, x: torch.Tensor, members: torch.Tensor | None
+    ) -> torch.Tensor:
+        """A convolution, a pool, or an image's start or end (see :mod:`stacked_conv`)."""
+        leaf = slot.first
+        assert leaf is not None
+        if slot.kind == "conv":
+            stored = getattr(self, f"{slot.key}_weight")
+            bias = getattr(self, f"{slot.key}_bias")
+            if members is not None:
+                stored, bias = stored.index_select(0, members), bias.index_select(0, members)
+            return stacked_conv.conv(
+                x, stacked_conv.conv_weight(stored, slot.width_in, leaf.detail[0]), bias
+            )
+        if slot.kind == "reshape":
+            return stacked_conv.reshape(x, (slot.width_out, *leaf.spatial_out))
+        if slot.kind == "flatten":
+            return stacked_conv.flatten(x, slot.width_out)
+        return stacked_conv.pool(slot.kind, leaf.detail[0], x)
+
     def _batch_norm(self, slot: _Slot, x: torch.Tensor) -> torch.Tensor:
-        # Flattened to (batch, P * width): F.batch_norm then keeps one channel per
-        # member and unit, which is exactly each member's own statistics.
-        size, batch, width = x.shape
-        flat = x.transpose(0, 1).reshape(batch, size * width)
+        # Flattened to (batch, P * width[, H, W]): F.batch_norm then keeps one channel
+        # per member and unit (or image channel): exactly each member's own statistics.
+        size, batch, width, *pixels = x.shape
+        flat = x.transpose(0, 1).reshape(batch, size * width, *pixels)
         out = functional.batch_norm(
             flat,
             getattr(self, f"{slot.key}_running_mean"),
@@ -261,7 +303,7 @@ class StackedModel(nn.Module):
             slot.numbers[1],
             slot.numbers[0],
         )
-        return out.view(batch, size, width).transpose(0, 1)
+        return out.view(batch, size, width, *pixels).transpose(0, 1)
 
     def _dropout(self, slot: _Slot, x: torch.Tensor) -> torch.Tensor:
         """Every member's mask in one draw: its key, the step, its layer, each element's place."""
@@ -294,7 +336,7 @@ class StackedModel(nn.Module):
         found = []
         for slot in self.slots:
             leaf = slot.leaves[member]
-            if leaf is None or slot.kind not in ("linear", "head", "batch_norm"):
+            if leaf is None or slot.kind not in ("linear", "head", "batch_norm", "conv"):
                 continue
             if slot.kind == "batch_norm":
                 start = member * slot.width_in
@@ -303,11 +345,13 @@ class StackedModel(nn.Module):
                     flat = getattr(self, f"{slot.key}_{part}")
                     found.append((f"{leaf.name}.{part}", part, flat[start:stop]))
                 continue
-            weight = getattr(self, f"{slot.key}_weight")[member]  # (in, out)
+            weight = getattr(self, f"{slot.key}_weight")[member]  # (in, out); a conv's (out, lanes)
             bias = getattr(self, f"{slot.key}_bias")[member]
-            found.append(
-                (f"{leaf.name}.weight", "weight", weight[: leaf.width_in, : leaf.width_out].T)
-            )
+            if slot.kind == "conv":
+                weight = stacked_conv.member_conv_weight(weight, leaf, slot.width_in)
+            else:
+                weight = weight[: leaf.width_in, : leaf.width_out].T
+            found.append((f"{leaf.name}.weight", "weight", weight))
             found.append((f"{leaf.name}.bias", "bias", bias[: leaf.width_out]))
         return found
 

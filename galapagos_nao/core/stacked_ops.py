@@ -139,11 +139,15 @@ def per_member_sum(values: torch.Tensor) -> torch.Tensor:
     return torch.bmm(ones, values).squeeze(1)
 
 
-def resized(x: torch.Tensor, width: int) -> torch.Tensor:
-    """``x`` cut or zero-extended to ``width`` features (a member passing a slot through)."""
-    have = x.shape[-1]
+def resized(x: torch.Tensor, width: int, dim: int = -1) -> torch.Tensor:
+    """``x`` cut or zero-extended to ``width`` along ``dim`` (a member passing a slot through)."""
+    have = x.shape[dim]
     if have == width:
         return x
     if have > width:
-        return x[..., :width]
-    return functional.pad(x, (0, width - have))
+        return x.narrow(dim, 0, width)
+    if dim == -1:
+        return functional.pad(x, (0, width - have))
+    shape = list(x.shape)
+    shape[dim] = width - have
+    return torch.cat([x, x.new_zeros(shape)], dim)

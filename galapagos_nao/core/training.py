@@ -72,6 +72,7 @@ __all__ = [
     "counter_init",
     "estimated_macs",
     "fit",
+    "leaf_ordinals",
     "make_optimizer",
     "never",
     "resolve_device",
@@ -123,11 +124,13 @@ def counter_init(model: nn.Module, seed: int) -> None:
 
     torch's default distribution, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, for
     weights and biases; each value is the hash of the seed, the module's place
-    and the value's index (:mod:`~galapagos_nao.core.counter_rng`).
+    and the value's index (:mod:`~galapagos_nao.core.counter_rng`). A module's
+    place is the one the stacked model gives it (:func:`leaf_ordinals`), so a
+    network initialised here starts with the values it starts with in a group.
     """
     keys = counter_rng.member_keys([seed])
     with torch.no_grad():
-        for ordinal, module in enumerate(model.modules()):
+        for module, ordinal in leaf_ordinals(model).items():
             if not isinstance(module, (nn.Linear, nn.Conv2d)):
                 continue
             limit = torch.tensor(1.0 / math.sqrt(module.weight[0].numel()), dtype=torch.float32)
@@ -161,10 +164,27 @@ class _CountedDropout(nn.Module):
         return x * keep[0] / (1.0 - self.rate)
 
 
+def leaf_ordinals(model: nn.Module) -> dict[nn.Module, int]:
+    """Each module that holds no others (containers aside), by its place among them.
+
+    For a network of ``nn.Sequential`` blocks these are the leaves'
+    :attr:`~galapagos_nao.core.group_leaves.Leaf.ordinal`: the word that keys
+    the module's random streams alone and in a group.
+    """
+    found = [
+        m
+        for m in model.modules()
+        if next(m.children(), None) is None and not isinstance(m, nn.Sequential)
+    ]
+    return {module: ordinal for ordinal, module in enumerate(found)}
+
+
 def _counted_dropouts(model: nn.Module, seed: int, steps: list[int]) -> None:
     keys = counter_rng.member_keys([seed])
-    for ordinal, (name, module) in enumerate(list(model.named_modules())):
+    ordinals = leaf_ordinals(model)
+    for name, module in list(model.named_modules()):
         if isinstance(module, SeededDropout):
+            ordinal = ordinals[module]
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
             setattr(parent, child, _CountedDropout(module.p, keys, ordinal, steps))
