@@ -61,6 +61,9 @@ def test_a_budgeted_quality_run_reports_every_level_s_elite_and_the_best(
     assert levels and set(levels) <= {1, 2}
     best = figures["best"]
     assert best["val_acc"] == max(row["val_acc"] for row in figures["elites"])
+    # the conv search's own settings reach the run: convolutions can be drawn, at Adam 0.001
+    assert {"conv2d", "max_pool"} <= set(figures["settings"]["evolution"]["layer_types"])
+    assert figures["settings"]["training"]["learning_rate"] == 0.001
     figures.update(task="tiny", machine="test", load_start="0", load_end="0", training="t")
     text = format_report(figures, 2)
     assert f"test_acc {best['test_acc']:.4f}" in text
