@@ -1,13 +1,16 @@
 """Which candidates train together, and how their layers line up in one stacked model.
 
-A compiled network is read as a list of :class:`Leaf` records, one per module
-that computes something: a product (linear, convolution, the head), a batch
-norm, an activation, a dropout, a pool, a flatten. Members of a group need not
+A compiled network is read as a list of :class:`Leaf` records
+(:mod:`~galapagos_nao.core.group_leaves`), one per module that computes
+something: a product (linear, convolution, the head), a batch norm, an
+activation, a dropout, and on images the input's reshape, a pool, a flatten.
+Members of a group need not
 be alike. Their leaves are aligned into *slots* (:class:`GroupPlan`): a slot
 holds one leaf of each member that has one there; a member without one passes
 its input through (an identity position), which products, batch norms,
-activations and dropouts allow. Pools, flattens and the head change the shape
-and must line up in every member.
+activations and dropouts allow. Reshapes, pools, flattens and the head change
+the shape and must line up in every member; on images a slot's leaves also
+share the image size, and a convolution slot its kernel size.
 
 Widths are padded to the group's largest at each point. Every width is first
 rounded up to a multiple of :data:`CANONICAL`, alone too, so that a member's
@@ -22,6 +25,10 @@ Members of an exact group still differ in exact widths within a bucket, in
 depth, in activation kinds and slopes and in dropout rates. A *loose* group
 pads widths freely, up to a share of wasted multiply-adds: more members per
 group on a GPU, at the price of rounding differences from alone.
+
+An image's channels are padded the same way, but not rounded up alone (see
+:func:`~galapagos_nao.core.group_leaves.bucket`): the members of an exact
+group's convolution slots have the same channels.
 
 :func:`~galapagos_nao.core.group_forming.partition` forms either kind;
 :func:`padded_share` is the share of a group's multiply-adds spent on padding.

@@ -2,8 +2,10 @@
 
 The members' parameters are stacked along a leading population axis ``P``; one
 forward pass runs all of them with batched matmuls on activations of shape
-``(P, batch, features)``. The slots of a :class:`~galapagos_nao.core.group_plan.GroupPlan`
-become the model's operations; what varies per member is held as tensors:
+``(P, batch, features)``, and on images ``(P, batch, channels, height, width)``
+(convolutions and pools: :mod:`~galapagos_nao.core.stacked_conv`). The slots of
+a :class:`~galapagos_nao.core.group_plan.GroupPlan` become the model's
+operations; what varies per member is held as tensors:
 
 - widths: each slot is padded to the group's widest (every flat width rounded up
   to :data:`~galapagos_nao.core.group_plan.CANONICAL` first, alone too). Padded
