@@ -8,28 +8,33 @@ neither ever gets a gradient.
 
 How the members' convolutions run (:data:`GROUPED_ON_CPU`): as one grouped
 convolution over the population axis (``groups=P``), as ``torch.func.vmap`` of
-``conv2d``, or as one ``conv2d`` per member. Measured on this 2-core machine,
-one intra-op thread, batch 128, forward and backward, CPU ms per member
-(``/tmp`` script of the conv-groups session, medians of 5; the machine was
-shared, so figures swing by ~30%):
+``conv2d``, or as one ``conv2d`` per member. ``python -m benchmarks.conv_forms``
+on this 2-core machine (shared, so figures swing by tens of percent), batch
+128, one intra-op thread, forward and backward (no input gradient for the
+first convolution), CPU ms per member, median of 7 with the forms taking
+turns; "diff": some member's output or gradient differs from its convolution
+alone:
 
-=======================  =====  =======  =====  =====
-shape (Cin→Cout, k, px)   P     grouped  vmap   loop
-=======================  =====  =======  =====  =====
-1→16, 3, 28×28            4     18.5     12.5   11.2
-16→32, 3, 14×14           4     14.1     11.0   10.2
-16→16, 5, 14×14           4      9.3      9.9   10.3
-1→16, 3, 28×28            8     18.9     22.0   21.1
-16→32, 3, 14×14           8     16.6     13.4   12.5
-16→16, 5, 14×14           8     11.8     11.9   12.2
-=======================  =====  =======  =====  =====
+=======================  ==  ============  ===========  =====
+shape (Cin→Cout, k, px)  P   grouped       vmap         loop
+=======================  ==  ============  ===========  =====
+1→16, 3, 28×28           1   11.8          13.0 diff     5.8
+16→32, 3, 14×14          1    7.9           9.2 diff     8.1
+16→16, 5, 14×14          1    8.5           9.5 diff     8.7
+1→16, 3, 28×28           4    8.1 diff      9.0 diff     6.0
+16→32, 3, 14×14          4   16.1          16.1 diff    11.4
+16→16, 5, 14×14          4    9.4          10.0 diff    10.5
+1→16, 3, 28×28           8   15.7 diff     18.7 diff    14.6
+16→32, 3, 14×14          8   13.2          13.9 diff    13.3
+16→16, 5, 14×14          8   12.9          13.2 diff    12.8
+=======================  ==  ============  ===========  =====
 
-(alone, the same convolution cost 8.5-17 ms.) No form is faster on the CPU,
-and only the loop computes each member's bits as alone: the grouped form
-differed from alone by up to 1e-2 in a gradient (1→16 channels) and vmap by
-up to 5e-3 even for one member. So the CPU runs one ``conv2d`` per member (a
-group of one is exactly a plain convolution); other devices run the grouped
-convolution, one kernel for the whole group.
+The loop was the fastest or within 12% of the fastest in every row, vmap never
+the fastest, and only the loop gives each member its bits alone (vmap differs
+even for one member: it adds the bias apart; the grouped form differs on the
+one-channel input). So the CPU runs one
+``conv2d`` per member (a group of one is exactly a plain convolution); other
+devices run the grouped convolution, one kernel for the whole group.
 """
 
 from __future__ import annotations
@@ -48,7 +53,9 @@ __all__ = [
     "conv_parameters",
     "conv_weight",
     "flatten",
+    "grouped_conv",
     "member_conv_weight",
+    "member_convs",
     "pool",
     "reshape",
     "stored_lanes",
@@ -134,15 +141,23 @@ def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Ten
         weight: ``(P, Cout, Cin, k, k)`` (:func:`conv_weight`).
         bias: ``(P, lanes)``, of which the first ``Cout`` are used.
     """
+    bias = bias[:, : weight.shape[1]]
+    if x.device.type == "cpu" and not GROUPED_ON_CPU:
+        return member_convs(x, weight, bias)  # each member's bits alone (see the module doc)
+    return grouped_conv(x, weight, bias)
+
+
+def member_convs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """:func:`conv` as one ``conv2d`` per member (``bias`` ``(P, Cout)``)."""
+    padding = weight.shape[-1] // 2
+    found = [functional.conv2d(x[m], weight[m], bias[m], padding=padding) for m in range(len(x))]
+    return found[0].unsqueeze(0) if len(found) == 1 else torch.stack(found)
+
+
+def grouped_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """:func:`conv` as one convolution with ``groups=P`` (``bias`` ``(P, Cout)``)."""
     size, batch, channels, height, width = x.shape
     out_channels, kernel = weight.shape[1], weight.shape[-1]
-    bias = bias[:, :out_channels]
-    if x.device.type == "cpu" and not GROUPED_ON_CPU:
-        # one plain convolution per member: its bits alone (see the module doc)
-        found = [
-            functional.conv2d(x[m], weight[m], bias[m], padding=kernel // 2) for m in range(size)
-        ]
-        return found[0].unsqueeze(0) if size == 1 else torch.stack(found)
     images = x.transpose(0, 1).reshape(batch, size * channels, height, width)
     y = functional.conv2d(
         images,
