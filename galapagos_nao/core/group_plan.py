@@ -58,6 +58,7 @@ __all__ = [
     "GroupPlan",
     "Leaf",
     "Unbatchable",
+    "alignment",
     "canonical",
     "element_work",
     "group_macs",
@@ -244,22 +245,27 @@ def _align(
     cost = [[inf] * (m + 1) for _ in range(n + 1)]
     move: list[list[int]] = [[0] * (m + 1) for _ in range(n + 1)]
     cost[0][0] = 0.0
+    # what the loop reads, read once (it runs for every join partition tries)
+    leaf_tokens = [leaf.token for leaf in leaves]
+    buckets_in = [leaf.bucket_in for leaf in leaves]
+    skip_costs = [_PASS_COST.get(token[0], inf) for token in tokens]
+    insert_costs = [plan.size * _PASS_COST.get(leaf.kind, inf) for leaf in leaves]
     for i in range(n + 1):
         for j in range(m + 1):
             here = cost[i][j]
             if here == inf:
                 continue
-            if i < n and j < m and tokens[i] == leaves[j].token:
+            if i < n and j < m and tokens[i] == leaf_tokens[j]:
                 # a leaf whose input is not as wide as the slot's pads (or is padded)
-                matched = here + (leaves[j].bucket_in not in widths_in[i]) * _MISFIT
+                matched = here + (buckets_in[j] not in widths_in[i]) * _MISFIT
                 if matched < cost[i + 1][j + 1]:
                     cost[i + 1][j + 1], move[i + 1][j + 1] = matched, 0
-            if i < n and tokens[i][0] in SKIPPABLE:
-                skip = here + _PASS_COST[tokens[i][0]]
+            if i < n and skip_costs[i] < inf:
+                skip = here + skip_costs[i]
                 if skip < cost[i + 1][j]:
                     cost[i + 1][j], move[i + 1][j] = skip, 1
-            if j < m and leaves[j].kind in SKIPPABLE:
-                insert = here + plan.size * _PASS_COST[leaves[j].kind]
+            if j < m and insert_costs[j] < inf:
+                insert = here + insert_costs[j]
                 if insert < cost[i][j + 1]:
                     cost[i][j + 1], move[i][j + 1] = insert, 2
     if cost[n][m] == inf:
@@ -278,6 +284,17 @@ def _align(
             pairs.append((None, j - 1))
             j -= 1
     return pairs[::-1]
+
+
+def alignment(
+    plan: GroupPlan, leaves: Sequence[Leaf], widths_in: Sequence[set[int]] | None = None
+) -> list[tuple[int | None, int | None]] | None:
+    """The cheapest (slot, leaf) pairs lining ``leaves`` up with ``plan``'s slots, or None.
+
+    A ``(None, leaf)`` pair is a slot the leaf inserts, a ``(slot, None)`` one a
+    slot the new member passes through (see :func:`joined_plan`).
+    """
+    return _align(plan, leaves, widths_in)
 
 
 def _slot_token(plan: GroupPlan, slot: int) -> tuple[Any, ...]:
