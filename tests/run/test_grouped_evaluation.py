@@ -12,6 +12,8 @@ from torch import nn
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core import datasets, genome
 from galapagos_nao.core.device_data import DeviceDataCache
+from galapagos_nao.core.group_plan import group_macs, plan_group
+from galapagos_nao.core.grouped import member_plan
 from galapagos_nao.run.grouped import AUTO_CUDA_GROUP, resolve_group_size
 from galapagos_nao.run.local import LocalEvaluator
 from galapagos_nao.run.records import Candidate, EvaluationJob, Outcome
@@ -114,3 +116,30 @@ def test_auto_group_size_fills_a_gpu_and_follows_the_measurement_on_the_cpu():
     assert resolve_group_size("auto", torch.device("cuda", 0)) == AUTO_CUDA_GROUP
     assert resolve_group_size(3, torch.device("cpu")) == 3
     assert resolve_group_size("auto", torch.device("cpu")) >= 1
+
+
+def test_conv_candidates_train_in_groups_and_record_their_padded_share(tiny_task):
+    def cnn(channels: int) -> tuple:
+        return (("conv2d", (channels, 3, "relu")), ("max_pool", (2,)), ("dense", (16, "relu")))
+
+    candidates = [
+        Candidate(index=i, generation=0, layers=cnn(c), seed=i) for i, c in enumerate((6, 6, 4))
+    ]
+    grouped = evaluate(candidates, tiny_task, group_size=8)
+    alone = evaluate(candidates, tiny_task, group_size=1)
+    # the CPU's exact groups: the same channels in every convolution
+    assert [grouped[i].group_size for i in range(3)] == [2, 2, 1]
+    for index in range(3):
+        mine, theirs = grouped[index].network, alone[index].network
+        assert mine is not None and theirs is not None
+        assert mine.val_acc == theirs.val_acc
+        assert all(torch.equal(mine.weights[k], t) for k, t in theirs.weights.items())
+    # the share of the pair's multiply-adds spent on padding counts its convolutions
+    pair = [list(cnn(6))] * 2
+    _, padded = group_macs(plan_group([member_plan(g, (1, 28, 28), 10) for g in pair]), 784)
+    own = sum(genome.macs(g, (1, 28, 28), 10) for g in pair)
+    assert grouped[0].padded_share == pytest.approx(1 - own / padded)
+    # the dense layer's 1,176 inputs are padded to 1,184 and the head's 10 logits to 16:
+    # 224 of each member's 61,536 multiply-adds with the convolution counted (0.36%),
+    # where the dense products alone would show 1.2%
+    assert 0 < grouped[0].padded_share < 0.006
