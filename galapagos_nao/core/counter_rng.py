@@ -157,7 +157,8 @@ def bits(keys: torch.Tensor, counters: torch.Tensor) -> torch.Tensor:
     # counter * golden modulo 2**32: wrapping int32 arithmetic, exact for any counter below 2**32
     words = counters.to(torch.int32) * _GOLDEN
     key = (keys if keys.dtype == torch.int32 else _int32_words(keys)).view(shape)
-    if words.shape == torch.broadcast_shapes(words.shape, key.shape):
+    # key is (P, 1, ..., 1): the result has the counters' shape when they lead with P (or P is 1)
+    if words.dim() == key.dim() and key.shape[0] in (1, words.shape[0]):
         words.bitwise_xor_(key)  # counters of the full shape: no second tensor
     else:
         words = torch.bitwise_xor(words, key)

@@ -50,7 +50,7 @@ from galapagos_nao.core.stacked_ops import (
     activate,
     linear,
     linear_parameters,
-    ones_row,
+    ones_column,
     per_member,
     per_member_sum,
     resized,
@@ -114,7 +114,7 @@ class StackedModel(nn.Module):
         # (member, batch norm prefix) -> batches it had counted before (inherited)
         self._counted_before: dict[tuple[int, str], int] = {}
         self._dropout_masks: dict[str, DropoutMasks] = {}  # by slot key, made on first use
-        self._ones: dict[tuple[Any, ...], torch.Tensor] = {}  # see _ones_row
+        self._ones: dict[tuple[Any, ...], torch.Tensor] = {}  # see _ones_column
         self.slots: list[_Slot] = []
         pads = padded_widths(plan, input_features)
         with torch.no_grad():
@@ -159,9 +159,9 @@ class StackedModel(nn.Module):
             return base
         if kind in ("linear", "head"):
             weight, bias = linear_parameters(self._keys, leaves, ins, outs, pads, device)
-            # stored (P, in, out): see stacked_ops.linear
+            # stored (P, in, out) and (P, 1, out): see stacked_ops.linear
             self.register_parameter(f"{key}_weight", nn.Parameter(weight.mT.contiguous()))
-            self.register_parameter(f"{key}_bias", nn.Parameter(bias))
+            self.register_parameter(f"{key}_bias", nn.Parameter(bias.unsqueeze(1)))
             return base
         if kind == "batch_norm":
             self._init_batch_norm(key, width_in)
@@ -242,7 +242,7 @@ class StackedModel(nn.Module):
             bias = getattr(self, f"{slot.key}_bias")
             if members is not None:
                 weight, bias = weight.index_select(0, members), bias.index_select(0, members)
-            return linear(x, weight, bias, self._ones_row(x))
+            return linear(x, weight, bias, self._ones_column(x))
         if slot.kind in IMAGE_KINDS:
             return self._run_image(slot, x, members)
         if slot.kind == "batch_norm":
@@ -259,15 +259,15 @@ class StackedModel(nn.Module):
             return self._dropout(slot, x) if self.training else x
         return self._activation(slot, x)
 
-    def _ones_row(self, x: torch.Tensor) -> torch.Tensor:
-        """:func:`stacked_ops.ones_row` of ``x``, made once per shape, type and mode.
+    def _ones_column(self, x: torch.Tensor) -> torch.Tensor:
+        """:func:`stacked_ops.ones_column` of ``x``, made once per shape, type and mode.
 
         (A tensor made in inference mode cannot be saved for a backward pass.)
         """
         key = (x.shape[:2], x.dtype, x.device, torch.is_inference_mode_enabled())
         found = self._ones.get(key)
         if found is None:
-            found = self._ones[key] = ones_row(x)
+            found = self._ones[key] = ones_column(x)
         return found
 
     def _run_image(
@@ -294,7 +294,8 @@ class StackedModel(nn.Module):
         # Flattened to (batch, P * width[, H, W]): F.batch_norm then keeps one channel
         # per member and unit (or image channel): exactly each member's own statistics.
         size, batch, width, *pixels = x.shape
-        flat = x.transpose(0, 1).reshape(batch, size * width, *pixels)
+        # (one member: the same memory as a view, without two transposes and their backward)
+        flat = x[0] if size == 1 else x.transpose(0, 1).reshape(batch, size * width, *pixels)
         out = functional.batch_norm(
             flat,
             getattr(self, f"{slot.key}_running_mean"),
@@ -305,6 +306,8 @@ class StackedModel(nn.Module):
             slot.numbers[1],
             slot.numbers[0],
         )
+        if size == 1:
+            return out.unsqueeze(0)
         return out.view(batch, size, width, *pixels).transpose(0, 1)
 
     def _dropout(self, slot: _Slot, x: torch.Tensor) -> torch.Tensor:
@@ -351,8 +354,8 @@ class StackedModel(nn.Module):
             bias = getattr(self, f"{slot.key}_bias")[member]
             if slot.kind == "conv":
                 weight = stacked_conv.member_conv_weight(weight, leaf, slot.width_in)
-            else:
-                weight = weight[: leaf.width_in, : leaf.width_out].T
+            else:  # a linear's weight is stored (in, out), its bias (1, out)
+                weight, bias = weight[: leaf.width_in, : leaf.width_out].T, bias[0]
             found.append((f"{leaf.name}.weight", "weight", weight))
             found.append((f"{leaf.name}.bias", "bias", bias[: leaf.width_out]))
         return found

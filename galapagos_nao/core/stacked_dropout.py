@@ -64,7 +64,8 @@ class DropoutMasks:
             drawn = keep
             keep = torch.ones(x.shape, dtype=torch.bool, device=x.device)
             keep[self._drawing] = drawn
-        return x * keep / self._kept_share
+        # the product is this function's own: divided in place (autograd keeps the mask, not it)
+        return (x * keep).div_(self._kept_share)
 
     def _step_keys(self, step: int) -> torch.Tensor:
         if self._keys is None or not 0 <= step - self._keys[0] < _KEY_STEPS:

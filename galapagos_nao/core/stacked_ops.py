@@ -20,7 +20,7 @@ __all__ = [
     "activate",
     "linear",
     "linear_parameters",
-    "ones_row",
+    "ones_column",
     "per_member",
     "per_member_sum",
     "resized",
@@ -84,8 +84,8 @@ def linear(
             the product's weight gradient comes out in the parameter's own layout
             (a ``(P, out, in)`` weight used as ``.transpose(1, 2)`` would get its
             gradient transposed, and a contiguous copy of it every step).
-        bias: ``(P, out)``.
-        ones: :func:`ones_row` of ``x``, if the caller keeps one.
+        bias: ``(P, 1, out)``.
+        ones: :func:`ones_column` of ``x``, if the caller keeps one.
 
     The bias enters as the product of a column of ones by it, to which the
     batched product adds ``x @ weight``: its gradient is then the product of
@@ -94,19 +94,19 @@ def linear(
     broadcast add rounds by ``P``; see :class:`AddBias`).
     """
     if ones is None:
-        ones = ones_row(x)
-    return torch.baddbmm(torch.bmm(ones.mT, bias.unsqueeze(1)), x, weight_t)
+        ones = ones_column(x)
+    return torch.baddbmm(torch.bmm(ones, bias), x, weight_t)
 
 
-def ones_row(x: torch.Tensor) -> torch.Tensor:
-    """``(P, 1, batch)`` ones of ``x``'s type, which :func:`linear` uses transposed.
+def ones_column(x: torch.Tensor) -> torch.Tensor:
+    """``(P, batch, 1)`` ones of ``x``'s type for :func:`linear`, a transposed ``(P, 1, batch)``.
 
-    Autograd's product for the bias gradient then multiplies these very rows
-    (contiguous), as :func:`per_member_sum` does; a ``(P, batch, 1)`` column of
-    ones would reach it as a transposed view, which the batched product treats
-    differently for one member than for several.
+    Autograd's product for the bias gradient then multiplies the contiguous row
+    (as :func:`per_member_sum` does); a contiguous ``(P, batch, 1)`` column would
+    reach it as a transposed view, which the batched product treats differently
+    for one member than for several.
     """
-    return x.new_ones(x.shape[0], 1, x.shape[1])
+    return x.new_ones(x.shape[0], 1, x.shape[1]).mT
 
 
 def activate(name: str, slope: float, x: torch.Tensor) -> torch.Tensor:
