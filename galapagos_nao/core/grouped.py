@@ -1,11 +1,11 @@
 """Training candidates together as one stacked model; a candidate alone is a group of one.
 
 :func:`fit_group` trains any members whose layers line up
-(:func:`~galapagos_nao.core.group_plan.plan_group`: widths, depths, activation
-kinds and dropout rates may all differ) with one forward and backward per batch
-for all of them. :func:`~galapagos_nao.core.training.fit` trains a candidate
-alone by calling it with one member, so "the same as alone" holds by
-construction:
+(:func:`~galapagos_nao.core.group_plan.plan_group`: widths and channels,
+depths, activation kinds and dropout rates may all differ; pools and kernel
+sizes line up) with one forward and backward per batch for all of them.
+:func:`~galapagos_nao.core.training.fit` trains a candidate alone by calling it
+with one member, so "the same as alone" holds by construction:
 
 - every random draw (init, data order, dropout) is a hash of the member's seed,
   the step and the position (:mod:`~galapagos_nao.core.counter_rng`), computed
