@@ -18,7 +18,8 @@
 # tests when pytest is there: tests/run/test_engine.py, the grouped-vs-alone equivalence of
 # tests/core/test_grouped.py, the full-MNIST equivalence of homogeneous and mutated groups of 8
 # (tests/core/test_group_equivalence_mnist.py) and the device-independence of the random streams
-# (tests/core/test_batched_randomness.py), each on the GPU. The benchmark gives candidate-epochs/min
+# (tests/core/test_batched_randomness.py) and CUDA-graph against eager training
+# (tests/core/test_cuda_graphs.py), each on the GPU. The benchmark gives candidate-epochs/min
 # of the seed genome at generation_size 16, 64, 256 and 1,024 with mutation off and on, the share
 # of the float32 matmul peak, the mean group size, the padded share of the groups' multiply-adds,
 # the ratio to the per-candidate path measured in the same run and the overhead (breeding,
@@ -72,5 +73,6 @@ set -o pipefail
 if [[ $DEVICE == cuda* ]] && "$PYTHON" -c "import pytest" 2>/dev/null; then
     "$PYTHON" -m pytest tests/run/test_engine.py tests/core/test_grouped.py \
         tests/core/test_batched_randomness.py tests/core/test_group_equivalence_mnist.py \
+        tests/core/test_cuda_graphs.py \
         -q -k "gpu or cuda" -p no:cacheprovider 2>&1 | tee "$OUT/gpu-tests.log"
 fi

@@ -52,6 +52,7 @@ ORDER: tuple[str, ...] = (
     "core.stacked_dropout",
     "core.stacked_conv",
     "core.stacked",
+    "core.graph_step",
     "core.grouped",
     "core.training",
     "core.continual",

@@ -153,6 +153,18 @@ def one_of(*choices: str) -> Check:
 ranged(boolean, "True or False")
 
 
+def auto_or_boolean(name: str, value: Any) -> bool | str:
+    """Checks ``'auto'``, ``True`` or ``False`` (not 0 or 1, nor other strings)."""
+    if value == "auto" and isinstance(value, str):
+        return value
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be 'auto', True or False, got {describe(value)}")
+    return value
+
+
+ranged(auto_or_boolean, "'auto', True or False")
+
+
 def device_name(name: str, value: Any) -> str:
     """Checks the spelling of a device: 'auto', 'cpu', 'cuda' or 'cuda:N'."""
     if not isinstance(value, str) or not (

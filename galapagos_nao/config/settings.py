@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 
 from galapagos_nao.config.setting_checks import (
     Check,
+    auto_or_boolean,
     auto_or_int,
     backend_name,
     boolean,
@@ -280,6 +281,12 @@ class TrainingSettings(Section):
         "estimated memory one candidate (or group) may need to train, else it is dropped "
         "('auto': half the free RAM or GPU memory, shared by the workers)",
     )
+    cuda_graphs: bool | str = setting(
+        "auto",
+        auto_or_boolean,
+        "a group training on CUDA replays its full-batch step as one CUDA graph "
+        "('auto': when it has more than 8 full batches; never on the CPU; see Grouped training)",
+    )
     seed: int | None = setting(
         None, optional_seed, "seed of the run's generator (None: fresh entropy)"
     )
@@ -308,6 +315,7 @@ class TrainingSettings(Section):
             precision=self.precision,
             group_size=self.group_size,
             max_memory=self.max_memory,
+            cuda_graphs=self.cuda_graphs,
         )
 
 

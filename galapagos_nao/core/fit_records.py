@@ -93,6 +93,8 @@ class TrainSettings:
             or an int; 1 trains each alone); read by the evaluators, not by :func:`fit`.
         max_memory: Bytes one candidate (or group) may need to train, or ``"auto"``;
             read by the evaluators, which drop candidates over it before training.
+        cuda_graphs: ``"auto"``, True or False: whether a group training on CUDA
+            replays its full-batch step as a CUDA graph (:mod:`~galapagos_nao.core.graph_step`).
     """
 
     epochs: int
@@ -104,6 +106,7 @@ class TrainSettings:
     precision: str
     group_size: int | str
     max_memory: int | str
+    cuda_graphs: bool | str
 
 
 @dataclass(frozen=True)
@@ -176,14 +179,17 @@ def estimated_macs(layers: Genome, input_shape: Sequence[int] | int, n_classes: 
         return 0
 
 
-def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+def autocast_for(
+    device: torch.device, precision: str, *, cache: bool = True
+) -> contextlib.AbstractContextManager[Any]:
     """The context a forward pass runs in: bf16 autocast on CUDA when asked, else none.
 
     bf16 stays off on the CPU: without native bf16 matrix units it is slower
-    there, and the networks are too small for memory to matter.
+    there, and the networks are too small for memory to matter. ``cache=False``
+    under CUDA graph capture (torch's cache of cast weights must not be captured).
     """
     if precision == "bf16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 
@@ -230,8 +236,14 @@ def hit_rates(hits: torch.Tensor, groups: torch.Tensor | None = None) -> list[fl
     return rates
 
 
-def make_optimizer(settings: TrainSettings, model: nn.Module) -> torch.optim.Optimizer:
-    """The optimizer ``settings`` name over ``model``'s parameters (fused where it can be)."""
+def make_optimizer(
+    settings: TrainSettings, model: nn.Module, *, capturable: bool = False
+) -> torch.optim.Optimizer:
+    """The optimizer ``settings`` name over ``model``'s parameters (fused where it can be).
+
+    ``capturable``: Adam's and AdamW's step count on the device, for a CUDA graph
+    (SGD's update has no step count, and captures as it is).
+    """
     params = list(model.parameters())
     # The fused kernels update every tensor in one call: on the CPU the per-tensor
     # loop of the default Adam costs more than the forward pass of a small network.
@@ -239,8 +251,17 @@ def make_optimizer(settings: TrainSettings, model: nn.Module) -> torch.optim.Opt
     if settings.optimizer == "sgd":
         return torch.optim.SGD(params, lr=settings.learning_rate, momentum=0.9, fused=fused)
     if settings.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=settings.learning_rate, fused=fused)
-    return torch.optim.Adam(params, lr=settings.learning_rate, fused=fused)
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+            params, lr=settings.learning_rate, fused=fused, capturable=capturable
+        )
+    else:
+        optimizer = torch.optim.Adam(
+            params, lr=settings.learning_rate, fused=fused, capturable=capturable
+        )
+    if capturable:  # its first step and an epoch's last, smaller batch run uncaptured,
+        # by design: torch's warning that this is slow would only repeat the caller's choice
+        optimizer._warned_capturable_if_run_uncaptured = True
+    return optimizer
 
 
 def never() -> bool:

@@ -47,6 +47,7 @@ from galapagos_nao.core.fit_records import (
     make_optimizer,
     never,
 )
+from galapagos_nao.core.graph_step import Stepper, graphs_wanted
 from galapagos_nao.core.group_forming import partition
 from galapagos_nao.core.group_plan import (
     Leaf,
@@ -234,7 +235,6 @@ def _train(
     """The training epochs: failures by member, mean losses and train accuracies of the last."""
     device = data.device
     size = stacked.size
-    optimizer = make_optimizer(settings, stacked)
     failures: dict[int, CandidateFailure] = {}
     x_rows, _, _ = batched_rows(data, stacked.input_width)
     n_train = x_rows.shape[0]
@@ -244,6 +244,19 @@ def _train(
     n_batched = n_train - 1 if n_train > 1 and n_train % batch_size == 1 else n_train
     loss_sum = torch.zeros(size, device=device)
     correct = torch.zeros(size, dtype=torch.int64, device=device)
+    graphs = graphs_wanted(
+        settings.cuda_graphs, device, settings.epochs * (n_batched // batch_size)
+    )
+    optimizer = make_optimizer(settings, stacked, capturable=graphs)
+    stepper = Stepper(
+        stacked,
+        optimizer,
+        x_rows,
+        data.y_train,
+        (loss_sum, correct),
+        settings.precision,
+        capture=graphs,
+    )
     for epoch in range(settings.epochs):
         stacked.train()
         loss_sum.zero_()
@@ -256,24 +269,7 @@ def _train(
             failure = _interrupted(should_stop, deadline, started)
             if failure is not None:
                 return failure
-            index = orders[:, start : min(start + batch_size, n_batched)]
-            batch = index.shape[1]
-            x = x_rows.index_select(0, index.reshape(-1)).view(size, batch, -1)
-            y = data.y_train.index_select(0, index.reshape(-1)).view(size, batch)
-            with autocast_for(device, settings.precision):
-                logits = stacked(x)
-                losses = functional.cross_entropy(
-                    logits.float().reshape(size * batch, -1), y.reshape(-1), reduction="none"
-                )
-                # a row sum per member rounds alike for any P (measured); so does its gradient
-                losses = losses.view(size, batch).sum(dim=1) / batch
-            optimizer.zero_grad(set_to_none=True)
-            # The gradient of a sum reaches each member's own loss with weight 1 whatever
-            # the other terms are: a NaN member spoils only its own slice of every tensor.
-            losses.sum().backward()
-            optimizer.step()
-            loss_sum.add_(losses.detach(), alpha=batch)
-            correct += (logits.detach().argmax(dim=2) == y).sum(dim=1)
+            stepper.step(orders[:, start : min(start + batch_size, n_batched)])
             if step % FINITE_CHECK_EVERY == 0:
                 _note_non_finite(loss_sum, failures, step)
     _note_non_finite(loss_sum, failures, None)

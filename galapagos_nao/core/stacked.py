@@ -324,6 +324,10 @@ class StackedModel(nn.Module):
             self._dropout_masks[slot.key] = masks
         return masks(x, self.steps)
 
+    def dropout_masks(self) -> list[DropoutMasks]:
+        """The dropout slots' masks made so far (one forward in training makes them all)."""
+        return list(self._dropout_masks.values())
+
     def _activation(self, slot: _Slot, x: torch.Tensor) -> torch.Tensor:
         """Each member's own activation; members without one pass through."""
         y = x

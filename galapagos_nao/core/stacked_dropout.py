@@ -53,12 +53,14 @@ class DropoutMasks:
         self._kept_share = 1.0 - rates
         self._keys: tuple[int, torch.Tensor] | None = None  # (first step, (D, steps) keys)
         self._positions: dict[tuple[int, int], torch.Tensor] = {}
+        self._held: torch.Tensor | None = None  # (D,) keys read instead of the step's (hold_keys)
 
     def __call__(self, x: torch.Tensor, step: int) -> torch.Tensor:
         """``x`` with step ``step``'s mask applied, scaled by the kept share."""
         _, batch, width = x.shape
+        keys = self._step_keys(step) if self._held is None else self._held
         keep = counter_rng.keep_mask(
-            self._step_keys(step), self._positions_of(batch, width, x.device), self._thresholds
+            keys, self._positions_of(batch, width, x.device), self._thresholds
         )
         if self._drawing is not None:
             drawn = keep
@@ -66,6 +68,23 @@ class DropoutMasks:
             keep[self._drawing] = drawn
         # the product is this function's own: divided in place (autograd keeps the mask, not it)
         return (x * keep).div_(self._kept_share)
+
+    def hold_keys(self, step: int) -> None:
+        """Copies step ``step``'s keys into a buffer that every call reads from now on.
+
+        A captured CUDA graph replays its kernels on the memory it captured: each
+        step's keys must arrive in that buffer, or every replay would draw the
+        captured step's masks (:mod:`~galapagos_nao.core.graph_step`).
+        """
+        keys = self._step_keys(step)
+        if self._held is None:
+            self._held = keys.clone()
+        else:
+            self._held.copy_(keys)
+
+    def release_keys(self) -> None:
+        """Back to the keys of the step each call names."""
+        self._held = None
 
     def _step_keys(self, step: int) -> torch.Tensor:
         if self._keys is None or not 0 <= step - self._keys[0] < _KEY_STEPS:

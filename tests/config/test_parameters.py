@@ -200,6 +200,7 @@ def test_train_settings_carry_the_training_section_into_fit():
         precision=section.precision,
         group_size=section.group_size,
         max_memory=section.max_memory,
+        cuda_graphs=section.cuda_graphs,
     )
     # fit's record has no defaults of its own: the training section is the one source.
     assert all(f.default is MISSING and f.default_factory is MISSING for f in fields(train))
