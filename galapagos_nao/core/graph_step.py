@@ -34,6 +34,7 @@ session that wrote it); its tests are CUDA-only (``tests/core/test_cuda_graphs.p
 from __future__ import annotations
 
 import logging
+import threading
 
 import torch
 from torch.nn import functional
@@ -50,6 +51,9 @@ logger = logging.getLogger("galapagos_nao.core.graph_step")
 AUTO_MIN_REPLAYS = 8
 #: Warm-up steps on the side stream before the capture.
 _WARMUP_STEPS = 3
+#: Torch supports one capture underway at a time in a process: groups training
+#: in other threads take turns here (their eager steps and replays go on meanwhile).
+_ONE_CAPTURE = threading.Lock()
 
 
 def graphs_wanted(setting: bool | str, device: torch.device, full_steps: int) -> bool:
@@ -166,7 +170,8 @@ class Stepper:
     def _try_capture(self) -> None:
         saved = self._save()
         try:
-            self._graph = self._warm_up_and_capture()
+            with _ONE_CAPTURE:
+                self._graph = self._warm_up_and_capture()
         except Exception as error:  # any failure: train eagerly, as if never tried
             logger.warning(
                 "CUDA graph capture of a group of %d failed (%s: %s); training it eagerly",
@@ -186,16 +191,16 @@ class Stepper:
         x_rows, y_rows = self._rows
         run = (self._stacked, self._optimizer, x_rows, y_rows, self._index, self._sums)
         with torch.cuda.device(x_rows.device):  # the data's GPU, whichever is current
+            # the key buffers made here, on the stream that fills them before every step
+            self._hold_keys()  # (warm-up's values are undone: the same keys serve its steps)
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
                 for _ in range(_WARMUP_STEPS):
-                    self._hold_keys()
                     train_step(*run, self._precision, autocast_cache=False)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             self._optimizer.zero_grad(set_to_none=True)  # gradients from the graph's own pool
-            self._hold_keys()
             # thread_local: other threads may be training other groups on this GPU meanwhile
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 train_step(*run, self._precision, autocast_cache=False)
@@ -216,6 +221,5 @@ class Stepper:
         steps, copies = saved
         self._stacked.steps = steps
         with torch.no_grad():
-            for live, copy in copies:
+            for live, copy in copies:  # on the stream every later step runs on: in order
                 live.copy_(copy)
-        torch.cuda.synchronize(self._rows[0].device)
