@@ -17,7 +17,9 @@ with one member, so "the same as alone" holds by construction:
   several candidates or groups at once, as the engine does.
 
 A member keeps its own batch-norm statistics and optimizer state; one whose
-loss goes non-finite fails alone, the others go on.
+loss goes non-finite fails alone, the others go on. On CUDA the full-batch step
+is captured once as a CUDA graph and replayed (``training.cuda_graphs``,
+:mod:`~galapagos_nao.core.graph_step`; not yet run on a GPU); the CPU steps eagerly.
 """
 
 from __future__ import annotations
