@@ -31,6 +31,7 @@ ORDER: tuple[str, ...] = (
     "core.layer_spec",
     "core.builtin_layers",
     "core.genome",
+    "core.inheritance",
     "core.network",
     "core.record_checks",
     "core.evolution",

@@ -16,7 +16,8 @@ import torch
 
 from galapagos_nao.core.checks import describe
 from galapagos_nao.core.evolution import Origins, copy_layer, fits
-from galapagos_nao.core.network import Network, build, inherit_weights, seed_init
+from galapagos_nao.core.inheritance import inherit_weights
+from galapagos_nao.core.network import Network, build, seed_init
 from galapagos_nao.core.typing import Genome, Layer
 
 __all__ = ["crossover", "crossover_networks"]
@@ -92,7 +93,7 @@ def crossover(
     Returns:
         ``(layers, origins_in_first, origins_in_second)``: the child and, for
         each child layer, its index in the parent it came from (None where it
-        came from the other one), which :func:`~galapagos_nao.core.network.inherit_weights`
+        came from the other one), which :func:`~galapagos_nao.core.inheritance.inherit_weights`
         takes once per parent.
 
     Raises:

@@ -57,7 +57,8 @@ from galapagos_nao.core.group_plan import (
     member_leaves,
     plan_group,
 )
-from galapagos_nao.core.network import build, inherit_weights
+from galapagos_nao.core.inheritance import inherit_weights
+from galapagos_nao.core.network import build
 from galapagos_nao.core.stacked import StackedModel
 from galapagos_nao.core.typing import Genome
 

@@ -11,7 +11,6 @@ child inherit its parent's weights layer by layer after mutation.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import uuid
@@ -30,6 +29,7 @@ from galapagos_nao.core import genome
 from galapagos_nao.core.bindings import Viewable, bound
 from galapagos_nao.core.builtin_layers import FlatLinear
 from galapagos_nao.core.checks import check_int, describe
+from galapagos_nao.core.inheritance import aligned_origins, inherit_weights, layer_prefix
 from galapagos_nao.core.transform import IDENTITY, InputTransform, Standardize
 from galapagos_nao.core.typing import Genome, Layer
 
@@ -40,17 +40,11 @@ __all__ = [
     "build",
     "count_parameters",
     "fitness_or",
-    "aligned_origins",
-    "inherit_weights",
     "seed_init",
 ]
 
 #: Input shape of MNIST images, the default task.
 MNIST_SHAPE: tuple[int, ...] = (1, 28, 28)
-
-
-def _layer_prefix(index: int) -> str:
-    return f"layer{index}"
 
 
 def build(
@@ -95,7 +89,7 @@ def build(
     blocks: OrderedDict[str, nn.Module] = OrderedDict(input=nn.Sequential(adapter))
     for index, layer in enumerate(checked):
         modules, entry = genome.build_layer(layer, entry)
-        blocks[_layer_prefix(index)] = nn.Sequential(*modules)
+        blocks[layer_prefix(index)] = nn.Sequential(*modules)
     head = FlatLinear if len(entry) > 1 else nn.Linear  # after a pool the head flattens
     blocks["head"] = head(math.prod(entry), n_classes)
     return nn.Sequential(blocks)
@@ -150,96 +144,6 @@ def seed_init(model: nn.Module, generator: torch.Generator) -> None:
                 module.weight.uniform_(-limit, limit, generator=generator)
                 if module.bias is not None:
                     module.bias.uniform_(-limit, limit, generator=generator)
-
-
-def inherit_weights(
-    model: nn.Module,
-    parent_weights: Mapping[str, torch.Tensor],
-    origins: Sequence[int | None],
-) -> int:
-    """Copies a parent's trained weights into a child, layer by layer.
-
-    A layer whose shapes still match takes its parent's tensors whole. A layer
-    of the same kind that gained or lost units or channels (or whose input did)
-    takes the part the two share: the parent's rows and columns for the units
-    both have, its kernels for the channels both have, centred when the kernel
-    size changed; what is new keeps its fresh init. So a child continues what
-    its parent learned even when a mutation resized it.
-
-    Args:
-        model: The freshly built child.
-        parent_weights: The parent's state dict.
-        origins: For each child layer, the index of the parent layer it came
-            from, or None for a new layer. The head always maps to the head.
-
-    Returns:
-        How many tensors were copied, whole or in part.
-    """
-    mapping = {_layer_prefix(i): _layer_prefix(j) for i, j in enumerate(origins) if j is not None}
-    mapping["head"] = "head"
-    child_state = model.state_dict()
-    copied = 0
-    with torch.no_grad():
-        for block, source in mapping.items():
-            child = {k: v for k, v in child_state.items() if k.partition(".")[0] == block}
-            parent = {
-                name.partition(".")[2]: parent_weights.get(f"{source}.{name.partition('.')[2]}")
-                for name in child
-            }
-            if not _same_kind(child, parent):
-                continue
-            for name, tensor in child.items():
-                copied += _copy_shared(tensor, parent[name.partition(".")[2]])
-    return copied
-
-
-def _same_kind(
-    child: Mapping[str, torch.Tensor], parent: Mapping[str, torch.Tensor | None]
-) -> bool:
-    """Whether a parent block holds the same tensors (by name and rank) as the child's."""
-    return bool(child) and all(
-        (source := parent[name.partition(".")[2]]) is not None and source.dim() == tensor.dim()
-        for name, tensor in child.items()
-    )
-
-
-def _window(size: int, shared: int, centred: bool) -> slice:
-    start = (size - shared) // 2 if centred else 0
-    return slice(start, start + shared)
-
-
-def _copy_shared(tensor: torch.Tensor, source: torch.Tensor | None) -> int:
-    """Copies the part ``source`` and ``tensor`` share into ``tensor``; 1 if anything was."""
-    if source is None or source.dim() != tensor.dim():
-        return 0
-    if source.shape == tensor.shape:
-        tensor.copy_(source)
-        return 1
-    into, out_of = [], []
-    for axis, (mine, theirs) in enumerate(zip(tensor.shape, source.shape, strict=True)):
-        # A kernel's spatial axes (a conv weight's last two) line up by their centre.
-        centred = tensor.dim() == 4 and axis >= 2
-        shared = min(mine, theirs)
-        into.append(_window(mine, shared, centred))
-        out_of.append(_window(theirs, shared, centred))
-    tensor[tuple(into)] = source[tuple(out_of)].to(tensor.dtype)
-    return 1
-
-
-def aligned_origins(old: Genome, new: Genome) -> tuple[int | None, ...]:
-    """For each layer of ``new``, the index of the ``old`` layer it most likely is, or None.
-
-    Layers equal in both keep their pairing even when others were inserted or
-    removed around them; a layer edited in place pairs with the one it replaced
-    (:func:`inherit_weights` then keeps only the tensors whose shapes still match).
-    """
-    origins: list[int | None] = [None] * len(new)
-    matcher = difflib.SequenceMatcher(a=list(old), b=list(new), autojunk=False)
-    for tag, old_start, old_stop, new_start, new_stop in matcher.get_opcodes():
-        if tag in ("equal", "replace"):
-            for offset in range(min(old_stop - old_start, new_stop - new_start)):
-                origins[new_start + offset] = old_start + offset
-    return tuple(origins)
 
 
 def _frozen_layers(layers: Genome, input_shape: Sequence[int] | None = None) -> tuple[Layer, ...]:

@@ -48,7 +48,8 @@ from galapagos_nao.core.fit_records import (
 )
 from galapagos_nao.core.genome import SeededDropout
 from galapagos_nao.core.grouped import GroupMember, Unbatchable, fit_group, single_thread_on_cpu
-from galapagos_nao.core.network import build, count_parameters, inherit_weights
+from galapagos_nao.core.inheritance import inherit_weights
+from galapagos_nao.core.network import build, count_parameters
 from galapagos_nao.core.typing import Genome
 
 __all__ = [

@@ -30,7 +30,8 @@ from galapagos_nao.core.grouped import (
     partition,
     single_thread_on_cpu,
 )
-from galapagos_nao.core.network import build, inherit_weights
+from galapagos_nao.core.inheritance import inherit_weights
+from galapagos_nao.core.network import build
 from galapagos_nao.core.stacked import StackedModel
 from galapagos_nao.core.training import (
     FitResult,

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from galapagos_nao.config.settings import TrainingSettings
-from galapagos_nao.core import datasets, network
+from galapagos_nao.core import datasets, inheritance, network
 from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.network import Network
 from galapagos_nao.core.training import fit
@@ -103,7 +103,7 @@ def test_inherit_weights_copies_matching_layers_and_the_shared_part_of_resized_o
     child_layers = [("dense", [16, "relu"]), ("dense", [9, "relu"]), ("dense", [8, "relu"])]
     child = network.build(child_layers, (4,), 3)
     fresh = child.layer1[0].weight.detach().clone()
-    copied = network.inherit_weights(child, parent.state_dict(), origins=(0, 1, None))
+    copied = inheritance.inherit_weights(child, parent.state_dict(), origins=(0, 1, None))
     # layer0 and the head (8 -> 3 in both) whole, layer1 (8 -> 9 units) in part; layer2 is new
     assert copied == 6
     assert torch.equal(child.layer0[0].weight, parent.layer0[0].weight)
@@ -118,7 +118,7 @@ def test_a_conv_layer_that_gained_channels_starts_from_its_parents_kernels():
     parent = network.build([("conv2d", [4, 3, "relu"]), ("max_pool", [2])], (1, 8, 8), 3)
     child = network.build([("conv2d", [6, 5, "relu"]), ("max_pool", [2])], (1, 8, 8), 3)
     fresh = child.layer0[0].weight.detach().clone()
-    network.inherit_weights(child, parent.state_dict(), origins=(0, 1))
+    inheritance.inherit_weights(child, parent.state_dict(), origins=(0, 1))
     kernels = child.layer0[0].weight
     # The 3x3 kernels sit in the centre of the 5x5 ones; channels 4 and 5 are new.
     assert torch.equal(kernels[:4, :, 1:4, 1:4], parent.layer0[0].weight)
@@ -130,7 +130,7 @@ def test_a_conv_layer_that_gained_channels_starts_from_its_parents_kernels():
 def test_a_conv_layer_that_lost_channels_keeps_the_parents_first_ones():
     parent = network.build([("conv2d", [6, 3, "relu"]), ("dense", [5, "relu"])], (1, 6, 6), 3)
     child = network.build([("conv2d", [2, 3, "relu"]), ("dense", [5, "relu"])], (1, 6, 6), 3)
-    network.inherit_weights(child, parent.state_dict(), origins=(0, 1))
+    inheritance.inherit_weights(child, parent.state_dict(), origins=(0, 1))
     assert torch.equal(child.layer0[0].weight, parent.layer0[0].weight[:2])
     # The dense layer after it sees 2*36 features instead of 6*36: the shared columns carry over.
     assert torch.equal(child.layer1[0].weight, parent.layer1[0].weight[:, :72])

@@ -9,7 +9,7 @@ import torch
 import galapagos_nao as gn
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.config.settings import TrainingSettings
-from galapagos_nao.core import datasets, evolution, network
+from galapagos_nao.core import datasets, evolution, inheritance, network
 from galapagos_nao.core.network import Network
 from galapagos_nao.core.training import DeviceDataCache, fit
 from galapagos_nao.run.generation import breed
@@ -39,7 +39,7 @@ def test_unchanged_layers_start_from_the_parents_trained_weights(parent):
         model = network.build(child.layers)
         network.seed_init(model, torch.Generator().manual_seed(1))
         untouched = {k: v.clone() for k, v in model.state_dict().items()}
-        copied = network.inherit_weights(model, parent.weights, child.origins)
+        copied = inheritance.inherit_weights(model, parent.weights, child.origins)
         blocks = {f"layer{i}": f"layer{j}" for i, j in enumerate(child.origins) if j is not None}
         blocks["head"] = "head"
         expected = 0
