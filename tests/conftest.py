@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,18 @@ def pytest_report_header() -> str:
     if root is None:
         return "galapagos_nao data: bundled MNIST subset (no GN_DATA_DIR or ../shared/data)"
     return f"galapagos_nao data: full MNIST from {root}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Gives the suite Python's Ctrl-C handler when it was started with SIGINT ignored.
+
+    A shell starts a background command (``make test &``, ``nohup``) with SIGINT
+    ignored, and Python then installs no KeyboardInterrupt handler: the tests
+    that press Ctrl-C would wait forever, and Ray's worker processes would
+    inherit the ignore, so a cancelled task would go on training.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
