@@ -362,6 +362,9 @@ def test_a_worker_killed_mid_task_is_retried_and_the_run_goes_on(ray_cluster, sm
     parameters = ray_parameters(generation_size=2)
     parameters.put(gn.training, {"epochs": 30})  # long enough to be caught training
     selection = Selection(parameters=parameters)
+    # A task an earlier test gave up on may still be training in its worker: killing
+    # that one would leave this run alone, so start only once every worker is free.
+    wait_for(lambda: not candidate_processes(), "earlier tests' tasks to end")
     run = gn.evolve(seed_layers(), 1, small_mnist, selection=selection, seed=2)
     [victim, *_] = wait_for(candidate_processes, "a worker training a candidate")
     os.kill(victim.pid, signal.SIGKILL)
