@@ -1,7 +1,7 @@
 """A group's networks as one stacked model: one forward for all members, any shapes.
 
 The members' parameters are stacked along a leading population axis ``P``; one
-forward pass runs all of them with batched matmuls on activations of shape
+forward pass runs all of them on activations of shape
 ``(P, batch, features)``, and on images ``(P, batch, channels, height, width)``
 (convolutions and pools: :mod:`~galapagos_nao.core.stacked_conv`). The slots of
 a :class:`~galapagos_nao.core.group_plan.GroupPlan` become the model's
@@ -20,10 +20,14 @@ Every random draw (initial weights, dropout masks) is computed by
 :mod:`~galapagos_nao.core.counter_rng` from the member's key, the step and the
 layer's position in the member's own network, for all members at once.
 
-Why explicit ``bmm`` rather than ``torch.func.vmap(functional_call)``: the
-members' padded shapes and per-member kinds are plain tensors here, and a member
-alone runs these same kernels (a group of one), which is what makes its
-arithmetic the same in a group.
+How the dense products run: on the CPU one ``addmm`` per member, ``nn.Linear``'s
+own calls (a member alone keeps ``nn.Linear``'s parameter shapes), which on two
+cores is faster than one batched product for a member alone, the CPU's default;
+elsewhere one ``bmm`` for the group (:data:`~galapagos_nao.core.stacked_ops.BMM_ON_CPU`,
+as :mod:`~galapagos_nao.core.stacked_conv` does for convolutions). Either way a
+member runs the same kernels alone and in any group, which is what makes its
+arithmetic the same in a group; ``torch.func.vmap(functional_call)`` was not
+used, as it rounds a member differently from the member alone.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from galapagos_nao.core import counter_rng, stacked_conv
+from galapagos_nao.core import counter_rng, stacked_conv, stacked_ops
 from galapagos_nao.core.group_plan import (
     ZERO_PRESERVING,
     GroupPlan,
@@ -50,6 +54,7 @@ from galapagos_nao.core.stacked_ops import (
     activate,
     linear,
     linear_parameters,
+    member_linears,
     ones_column,
     per_member,
     per_member_sum,
@@ -111,6 +116,8 @@ class StackedModel(nn.Module):
         self.input_width = padded_widths(plan, input_features)[0][0]
         self.n_classes = plan.members[0][-1].width_out
         self._keys = keys.to(device)
+        # dense products as one addmm per member (the CPU) or one bmm for all
+        self.member_loop = torch.device(device).type == "cpu" and not stacked_ops.BMM_ON_CPU
         # (member, batch norm prefix) -> batches it had counted before (inherited)
         self._counted_before: dict[tuple[int, str], int] = {}
         self._dropout_masks: dict[str, DropoutMasks] = {}  # by slot key, made on first use
@@ -159,9 +166,12 @@ class StackedModel(nn.Module):
             return base
         if kind in ("linear", "head"):
             weight, bias = linear_parameters(self._keys, leaves, ins, outs, pads, device)
-            # stored (P, in, out) and (P, 1, out): see stacked_ops.linear
-            self.register_parameter(f"{key}_weight", nn.Parameter(weight.mT.contiguous()))
-            self.register_parameter(f"{key}_bias", nn.Parameter(bias.unsqueeze(1)))
+            if not self.member_loop:  # stored (P, in, out) and (P, 1, out): see stacked_ops.linear
+                weight, bias = weight.mT.contiguous(), bias.unsqueeze(1)
+            elif self.size == 1:  # a candidate alone: nn.Linear's own (out, in) and (out,)
+                weight, bias = weight[0], bias[0]
+            self.register_parameter(f"{key}_weight", nn.Parameter(weight))
+            self.register_parameter(f"{key}_bias", nn.Parameter(bias))
             return base
         if kind == "batch_norm":
             self._init_batch_norm(key, width_in)
@@ -242,6 +252,8 @@ class StackedModel(nn.Module):
             bias = getattr(self, f"{slot.key}_bias")
             if members is not None:
                 weight, bias = weight.index_select(0, members), bias.index_select(0, members)
+            if self.member_loop:
+                return member_linears(x, weight, bias)
             return linear(x, weight, bias, self._ones_column(x))
         if slot.kind in IMAGE_KINDS:
             return self._run_image(slot, x, members)
@@ -354,11 +366,17 @@ class StackedModel(nn.Module):
                     flat = getattr(self, f"{slot.key}_{part}")
                     found.append((f"{leaf.name}.{part}", part, flat[start:stop]))
                 continue
-            weight = getattr(self, f"{slot.key}_weight")[member]  # (in, out); a conv's (out, lanes)
-            bias = getattr(self, f"{slot.key}_bias")[member]
+            # a conv's (out, lanes); a linear's (out, in), (out,) looping (without the P axis
+            # alone), else (in, out), (1, out)
+            weight = getattr(self, f"{slot.key}_weight")
+            bias = getattr(self, f"{slot.key}_bias")
+            if not (self.member_loop and self.size == 1 and slot.kind != "conv"):
+                weight, bias = weight[member], bias[member]
             if slot.kind == "conv":
                 weight = stacked_conv.member_conv_weight(weight, leaf, slot.width_in)
-            else:  # a linear's weight is stored (in, out), its bias (1, out)
+            elif self.member_loop:
+                weight = weight[: leaf.width_out, : leaf.width_in]
+            else:
                 weight, bias = weight[: leaf.width_in, : leaf.width_out].T, bias[0]
             found.append((f"{leaf.name}.weight", "weight", weight))
             found.append((f"{leaf.name}.bias", "bias", bias[: leaf.width_out]))

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from galapagos_nao.config.settings import TrainingSettings
-from galapagos_nao.core import datasets, genome
+from galapagos_nao.core import counter_rng, datasets, genome, stacked_ops
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.device_data import DeviceData, DeviceDataCache
 from galapagos_nao.core.group_plan import is_exact, padded_share, plan_group
@@ -28,6 +28,8 @@ from galapagos_nao.core.grouped import (
     member_plan,
     partition,
 )
+from galapagos_nao.core.network import build
+from galapagos_nao.core.stacked import StackedModel
 from galapagos_nao.core.training import (
     CandidateStopped,
     CandidateTimeout,
@@ -46,6 +48,13 @@ RUNNING_RTOL = 1e-3
 ACC_ABS = 1 / 250
 
 SETTINGS = TrainingSettings(device="cpu").train_settings()
+
+
+@pytest.fixture(params=["addmm per member", "bmm"])
+def product_form(request, monkeypatch) -> str:
+    """The CPU's dense products (one addmm per member), or the batched form other devices run."""
+    monkeypatch.setattr(stacked_ops, "BMM_ON_CPU", request.param == "bmm")
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +146,7 @@ def test_members_may_differ_in_dropout_rate_and_leaky_slope(data):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
-def test_the_seed_genome_matches_with_every_optimizer(optimizer, data):
+def test_the_seed_genome_matches_with_every_optimizer(optimizer, product_form, data):
     layers = [
         ("dense", [16, "relu"]),
         ("batch_norm", []),
@@ -171,7 +180,7 @@ def test_padded_members_compute_what_the_unpadded_network_computes(data):
     check_group([GroupMember(v, seed=i) for i, v in enumerate(across)], data, exact=False)
 
 
-def test_members_of_different_depths_and_activation_kinds_train_as_alone(data):
+def test_members_of_different_depths_and_activation_kinds_train_as_alone(product_form, data):
     base = [("dense", [16, "relu"]), ("dropout", [0.5]), ("dense", [16, "tanh"])]
     variants = [
         base,
@@ -185,6 +194,32 @@ def test_members_of_different_depths_and_activation_kinds_train_as_alone(data):
     assert is_exact(plan, 784)
     assert any(None in column for column in plan.slots), "some members pass a slot through"
     check_group([GroupMember(v, seed=i) for i, v in enumerate(variants)], data)
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_a_member_on_the_cpu_computes_nn_linears_bits(size, data):
+    layers = [("dense", [32, "relu"]), ("dense", [16, "tanh"])]
+    plan = plan_group([member_plan(layers, data.input_shape, data.n_classes)] * size)
+    keys = counter_rng.member_keys(range(5, 5 + size))
+    stacked = StackedModel(plan, 784, keys, torch.device("cpu"))
+    network = build(layers, data.input_shape, data.n_classes)
+    network.load_state_dict(stacked.member_state(0))
+    x = data.x_train[:50].reshape(50, -1)
+    stacked(x.expand(size, -1, -1)).sum().backward()
+    network(x).sum().backward()
+    linears = [m for m in network.modules() if isinstance(m, nn.Linear)]
+    slots = [slot for slot in stacked.slots if slot.kind in ("linear", "head")]
+    assert len(linears) == len(slots) == 3
+    for module, slot in zip(linears, slots, strict=True):
+        out_features, in_features = module.weight.shape
+        weight = getattr(stacked, f"{slot.key}_weight")
+        bias = getattr(stacked, f"{slot.key}_bias")
+        # alone, stored as nn.Linear stores it; in a group, (P, out, in) and (P, out)
+        assert weight.dim() == (2 if size == 1 else 3)
+        weight_grad = weight.grad if size == 1 else weight.grad[0]
+        bias_grad = bias.grad if size == 1 else bias.grad[0]
+        assert torch.equal(weight_grad[:out_features, :in_features], module.weight.grad)
+        assert torch.equal(bias_grad[:out_features], module.bias.grad)
 
 
 def test_members_inherit_their_parents_weights_as_alone(data):
