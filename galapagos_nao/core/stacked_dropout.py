@@ -15,12 +15,22 @@ import torch
 
 from galapagos_nao.core import counter_rng
 
-__all__ = ["DropoutMasks"]
+__all__ = ["DropoutMasks", "kept_scales"]
 
 #: Steps whose keys one evaluation makes.
 _KEY_STEPS = 128
 #: Element positions kept per batch shape up to this many (16 MiB of int32).
 _KEPT_POSITIONS = 1 << 22
+
+
+def kept_scales(rates: torch.Tensor) -> torch.Tensor:
+    """float32 ``1 / (1 - rate)`` of float32 ``rates``, rounded once from float64.
+
+    What a kept element is multiplied by: one product per element (in the
+    forward and again in the backward), as ``F.dropout`` scales, rather than a
+    product by the mask and a division by the kept share.
+    """
+    return (1.0 / (1.0 - rates.double())).float()
 
 
 class DropoutMasks:
@@ -50,7 +60,8 @@ class DropoutMasks:
         self._real = real_widths
         self._thresholds = thresholds
         self._drawing = drawing
-        self._kept_share = 1.0 - rates
+        self._scales = kept_scales(rates)
+        self._scale_of: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
         self._keys: tuple[int, torch.Tensor] | None = None  # (first step, (D, steps) keys)
         self._positions: dict[tuple[int, int], torch.Tensor] = {}
         self._held: torch.Tensor | None = None  # (D,) keys read instead of the step's (hold_keys)
@@ -66,8 +77,16 @@ class DropoutMasks:
             drawn = keep
             keep = torch.ones(x.shape, dtype=torch.bool, device=x.device)
             keep[self._drawing] = drawn
-        # the product is this function's own: divided in place (autograd keeps the mask, not it)
-        return (x * keep).div_(self._kept_share)
+        scale, zero = self._scales_as(x)
+        return x * torch.where(keep, scale, zero)  # in x's type: a bf16 batch stays bf16
+
+    def _scales_as(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The members' scales and a zero, in ``x``'s type and place (made once)."""
+        found = self._scale_of.get(x.dtype)
+        if found is None:
+            scales = self._scales.to(device=x.device, dtype=x.dtype)
+            found = self._scale_of[x.dtype] = (scales, scales.new_zeros(()))
+        return found
 
     def hold_keys(self, step: int) -> None:
         """Copies step ``step``'s keys into a buffer that every call reads from now on.

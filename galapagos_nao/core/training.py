@@ -50,6 +50,7 @@ from galapagos_nao.core.genome import SeededDropout
 from galapagos_nao.core.grouped import GroupMember, Unbatchable, fit_group, single_thread_on_cpu
 from galapagos_nao.core.inheritance import inherit_weights
 from galapagos_nao.core.network import build, count_parameters
+from galapagos_nao.core.stacked_dropout import kept_scales
 from galapagos_nao.core.typing import Genome
 
 __all__ = [
@@ -162,7 +163,8 @@ class _CountedDropout(nn.Module):
         counters = torch.arange(x.numel(), device=x.device).view(1, *x.shape)
         thresholds = counter_rng.keep_thresholds([self.rate], x.device)[0]
         keep = counter_rng.keep_mask(keys, counters, thresholds)
-        return x * keep[0] / (1.0 - self.rate)
+        scale = kept_scales(torch.tensor(self.rate, dtype=torch.float32)).to(x.device, x.dtype)
+        return x * torch.where(keep[0], scale, 0.0)  # as a stacked dropout slot scales
 
 
 def leaf_ordinals(model: nn.Module) -> dict[nn.Module, int]:
