@@ -9,8 +9,11 @@ the ``training.max_memory`` budget and drop a candidate over it before building
 its weights.
 
 The estimate builds the network on the ``meta`` device (shapes only, no memory,
-no random draws) and runs one forward pass there to learn each module's output
-size, so it follows whatever shapes a registered layer produces.
+no random draws). A genome of built-in layer types gives each module's output
+size from the shapes its layers declare; one with a registered user type runs
+a forward pass on ``meta`` to learn them, so it follows whatever shapes such a
+layer produces. (The meta forward goes through torch's Python reference
+kernels: 2-10 ms a genome, paid by every candidate before it trains.)
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from galapagos_nao.core import genome
 from galapagos_nao.core.fit_records import EVAL_BATCH, CandidateFailure
 from galapagos_nao.core.network import build
 from galapagos_nao.core.typing import Genome
@@ -90,7 +94,33 @@ def format_bytes(size: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _output_sizes(model: nn.Module, input_shape: Sequence[int]) -> list[int]:
+def _leaves(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if not list(m.children())]
+
+
+def _declared_sizes(
+    model: nn.Module, layers: Genome, input_shape: Sequence[int], n_classes: int
+) -> list[int]:
+    """:func:`_forward_sizes` of a built network of built-in layer types, from its shapes.
+
+    Every module of a built-in layer outputs the layer's shape (a dense or
+    convolution block's product and activation, a pool, a dropout...); the input
+    block's modules output the sample's values, the head the classes.
+    """
+    shapes = genome.layer_shapes(layers, input_shape)
+    sizes: list[int] = []
+    for name, block in model.named_children():
+        if name == "input":
+            size = math.prod(input_shape)
+        elif name == "head":
+            size = n_classes
+        else:
+            size = math.prod(shapes[int(name.removeprefix("layer")) + 1])
+        sizes.extend([size] * len(_leaves(block)))
+    return sizes
+
+
+def _forward_sizes(model: nn.Module, input_shape: Sequence[int]) -> list[int]:
     """Values per sample that each leaf module of ``model`` (on ``meta``) outputs."""
     sizes: list[int] = []
 
@@ -98,8 +128,7 @@ def _output_sizes(model: nn.Module, input_shape: Sequence[int]) -> list[int]:
         if isinstance(output, torch.Tensor):
             sizes.append(math.prod(output.shape[1:]))
 
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [leaf.register_forward_hook(record) for leaf in leaves]
+    handles = [leaf.register_forward_hook(record) for leaf in _leaves(model)]
     try:
         model.eval()  # eval: dropout draws nothing, batch norm needs no batch statistics
         with torch.no_grad():
@@ -131,7 +160,10 @@ def estimate_training_memory(
     parameters = sum(p.numel() for p in model.parameters()) + sum(
         b.numel() for b in model.buffers()
     )
-    sizes = _output_sizes(model, input_shape)
+    if all(genome.is_builtin(genome.layer_type(name)) for name, _ in layers):
+        sizes = _declared_sizes(model, layers, input_shape, n_classes)
+    else:
+        sizes = _forward_sizes(model, input_shape)
     features = math.prod(input_shape)
     widest = max([features, *sizes])
     # Training keeps each module's output for the backward pass, and a gradient as

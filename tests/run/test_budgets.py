@@ -18,10 +18,12 @@ import pytest
 import torch
 
 import galapagos_nao as gn
+from benchmarks.genomes import BENCH_GENOMES
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
+from galapagos_nao.core import budget
 from galapagos_nao.core.budget import estimate_training_memory
-from galapagos_nao.core.network import Network
+from galapagos_nao.core.network import Network, build
 from galapagos_nao.run.devices import usable_cores
 from galapagos_nao.run.limits import THREADS_PER_CORE, bound_threads, memory_budget
 from galapagos_nao.run.records import Outcome
@@ -40,6 +42,18 @@ def test_the_estimate_follows_the_genome_batch_and_input():
     small = estimate_training_memory(SMALL, (1, 28, 28), 10, 512)
     assert small.total < 100e6 and small.parameters == (784 * 8 + 8 + 8 * 10 + 10) * 16
     assert small.times(4).total == 4 * small.total
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [SMALL, HUGE[:4], gn.example.seed_layers(), gn.example.conv_layers()]
+    + [list(g) for g in BENCH_GENOMES.values()],
+)
+def test_declared_sizes_are_what_a_forward_pass_on_meta_measures(layers):
+    shape = (1, 28, 28)
+    with torch.device("meta"):
+        model = build(layers, shape, 10)
+    assert budget._declared_sizes(model, layers, shape, 10) == budget._forward_sizes(model, shape)
 
 
 @pytest.mark.parametrize("group_size", [1, 2])
