@@ -307,7 +307,7 @@ class StackedModel(nn.Module):
         # per member and unit (or image channel): exactly each member's own statistics.
         size, batch, width, *pixels = x.shape
         # (one member: the same memory as a view, without two transposes and their backward)
-        flat = x[0] if size == 1 else x.transpose(0, 1).reshape(batch, size * width, *pixels)
+        flat = x.squeeze(0) if size == 1 else x.transpose(0, 1).reshape(batch, size * width, *pixels)
         out = functional.batch_norm(
             flat,
             getattr(self, f"{slot.key}_running_mean"),
