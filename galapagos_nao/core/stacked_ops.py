@@ -123,7 +123,8 @@ def member_linears(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
     bits are those of its product alone, whatever the group.
     """
     if weight.dim() == 2:  # a member alone, whose parameters are stored as nn.Linear's
-        return torch.addmm(bias, x.squeeze(0), weight.t()).unsqueeze(0)
+        # one call: linear folds (1, batch) into the rows of that same addmm
+        return functional.linear(x, weight, bias)
     products = [
         torch.addmm(b, rows, w.t())
         for rows, w, b in zip(x.unbind(0), weight.unbind(0), bias.unbind(0), strict=True)
