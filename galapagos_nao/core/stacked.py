@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from galapagos_nao.core import counter_rng, stacked_conv, stacked_ops
+from galapagos_nao.core import stacked_conv, stacked_ops
 from galapagos_nao.core.group_plan import (
     ZERO_PRESERVING,
     GroupPlan,
@@ -49,16 +49,16 @@ from galapagos_nao.core.group_plan import (
     padded_widths,
 )
 from galapagos_nao.core.stacked_conv import conv_parameters
-from galapagos_nao.core.stacked_dropout import DropoutMasks
+from galapagos_nao.core.stacked_dropout import DropoutMasks, dropout_fields
 from galapagos_nao.core.stacked_ops import (
     activate,
     linear,
     linear_parameters,
     member_linears,
     ones_column,
-    per_member,
     per_member_sum,
     resized,
+    width_mask,
 )
 
 __all__ = ["IMAGE_KINDS", "StackedModel", "per_member_sum"]
@@ -134,13 +134,6 @@ class StackedModel(nn.Module):
 
     # -- construction ---------------------------------------------------------------
 
-    def _width_mask(
-        self, widths: tuple[int, ...], padded: int, device: torch.device
-    ) -> torch.Tensor:
-        units = torch.arange(padded, device=device).view(1, 1, -1)
-        real = torch.tensor(widths, device=device).view(-1, 1, 1)
-        return (units < real).to(torch.float32)
-
     def _slot(
         self,
         index: int,
@@ -176,24 +169,9 @@ class StackedModel(nn.Module):
         if kind == "batch_norm":
             self._init_batch_norm(key, width_in)
             return dataclasses.replace(base, numbers=first.detail)
-        if kind == "dropout":
-            rates = [leaf.detail[0] if leaf is not None else 0.0 for leaf in leaves]
-            ordinals = torch.tensor([leaf.ordinal if leaf else 0 for leaf in leaves])
-            stream = counter_rng.stream_keys(self._keys, counter_rng.DROPOUT, ordinals)
-            return dataclasses.replace(
-                base,
-                active=None,  # a member without a dropout here draws with rate 0: keeps all
-                rates=per_member(rates, device),
-                thresholds=counter_rng.keep_thresholds(rates, device),
-                draws=any(rate > 0 for rate in rates),
-                # an image's units: its channels' pixels, channel by channel
-                real_widths=torch.tensor(outs, dtype=torch.int32, device=device).view(-1, 1, 1)
-                * first.area_in,
-                drawing=None
-                if all(rate > 0 for rate in rates)
-                else torch.tensor([m for m, r in enumerate(rates) if r > 0], device=device),
-                stream=stream.to(device),
-            )
+        if kind == "dropout":  # a member without a dropout here draws with rate 0: keeps all
+            fields = dropout_fields(self._keys, leaves, outs, first.area_in, device)
+            return dataclasses.replace(base, active=None, **fields)
         if kind in IMAGE_KINDS:
             return base  # a reshape, a pool or a flatten: every member has one
         # an activation: each member its own kind, the identity where it has none
@@ -208,7 +186,7 @@ class StackedModel(nn.Module):
         outs_real = tuple(outs)
         mask = None
         if any(not ZERO_PRESERVING[name] for name, _, _ in kinds) and min(outs) < width_out:
-            mask = self._width_mask(outs_real, width_out, device)
+            mask = width_mask(outs_real, width_out, device)
             if first.spatial_in:  # (P, 1, channels, 1, 1)
                 mask = mask.view(self.size, 1, width_out, 1, 1)
         return dataclasses.replace(base, active=None, kinds=tuple(kinds), mask=mask)
@@ -307,7 +285,9 @@ class StackedModel(nn.Module):
         # per member and unit (or image channel): exactly each member's own statistics.
         size, batch, width, *pixels = x.shape
         # (one member: the same memory as a view, without two transposes and their backward)
-        flat = x.squeeze(0) if size == 1 else x.transpose(0, 1).reshape(batch, size * width, *pixels)
+        flat = (
+            x.squeeze(0) if size == 1 else x.transpose(0, 1).reshape(batch, size * width, *pixels)
+        )
         out = functional.batch_norm(
             flat,
             getattr(self, f"{slot.key}_running_mean"),

@@ -11,16 +11,52 @@ their arithmetic, so every kernel saved per step counts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 
 from galapagos_nao.core import counter_rng
+from galapagos_nao.core.group_leaves import Leaf
 
-__all__ = ["DropoutMasks", "kept_scales"]
+__all__ = ["DropoutMasks", "dropout_fields", "kept_scales"]
 
 #: Steps whose keys one evaluation makes.
 _KEY_STEPS = 128
 #: Element positions kept per batch shape up to this many (16 MiB of int32).
 _KEPT_POSITIONS = 1 << 22
+
+
+def dropout_fields(
+    keys: torch.Tensor,
+    leaves: Sequence[Leaf | None],
+    outs: Sequence[int],
+    area: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """What a stacked dropout slot holds per member (the stacked model's slot fields).
+
+    Args:
+        keys: ``(P,)`` member keys.
+        leaves: Each member's dropout leaf, None where it has none (it keeps all).
+        outs: Each member's real units (channels on an image).
+        area: Pixels per channel on an image, else 1: a row's units run channel by channel.
+        device: Where the tensors live.
+    """
+    rates = [leaf.detail[0] if leaf is not None else 0.0 for leaf in leaves]
+    ordinals = torch.tensor([leaf.ordinal if leaf else 0 for leaf in leaves])
+    stream = counter_rng.stream_keys(keys, counter_rng.DROPOUT, ordinals)
+    drawing = None
+    if not all(rate > 0 for rate in rates):
+        drawing = torch.tensor([m for m, r in enumerate(rates) if r > 0], device=device)
+    return {
+        "rates": torch.tensor(rates, dtype=torch.float32, device=device).view(-1, 1, 1),
+        "thresholds": counter_rng.keep_thresholds(rates, device),
+        "draws": any(rate > 0 for rate in rates),
+        "real_widths": torch.tensor(outs, dtype=torch.int32, device=device).view(-1, 1, 1) * area,
+        "drawing": drawing,
+        "stream": stream.to(device),
+    }
 
 
 def kept_scales(rates: torch.Tensor) -> torch.Tensor:

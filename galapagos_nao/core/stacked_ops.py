@@ -26,6 +26,7 @@ __all__ = [
     "per_member",
     "per_member_sum",
     "resized",
+    "width_mask",
 ]
 
 #: Whether the CPU runs a group's dense products as batched ``bmm`` (the form other
@@ -185,3 +186,10 @@ def resized(x: torch.Tensor, width: int, dim: int = -1) -> torch.Tensor:
     shape = list(x.shape)
     shape[dim] = width - have
     return torch.cat([x, x.new_zeros(shape)], dim)
+
+
+def width_mask(widths: tuple[int, ...], padded: int, device: torch.device) -> torch.Tensor:
+    """``(P, 1, padded)`` float32: ones on each member's ``widths`` real units, zeros after."""
+    units = torch.arange(padded, device=device).view(1, 1, -1)
+    real = torch.tensor(widths, device=device).view(-1, 1, 1)
+    return (units < real).to(torch.float32)
