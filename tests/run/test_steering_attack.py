@@ -71,7 +71,10 @@ class Attacker:
         self.selection = selection
         self.unexpected: list[str] = []
         # Only a veto can empty the archive, and the person would mean it: the
-        # attack vetoes an archived network only while another genome remains.
+        # attack vetoes an archived network only while an elite of another genome
+        # remains. (A queued network does not count: a generation consumes it by
+        # breeding from it, and if every child it gets is dropped, say by a forbid
+        # another thread put, nothing of it reaches the archive.)
         self._veto_lock = threading.Lock()
 
     def cell(self, index: int) -> Any:
@@ -84,10 +87,9 @@ class Attacker:
             self.veto(held[index % len(held)])
 
     def veto(self, net: Network) -> None:
-        """Vetoes ``net`` (and every network of its genome) if another genome stays."""
+        """Vetoes ``net`` (and every network of its genome) if an elite of another genome stays."""
         with self._veto_lock:
-            held = [*self.selection.elites().values(), *self.selection.queued().values()]
-            if {n.layers for n in held} - {net.layers}:
+            if {n.layers for n in self.selection.elites().values()} - {net.layers}:
                 self.selection.veto(net)
 
     def perform(self, call: tuple[Any, ...]) -> None:
