@@ -201,8 +201,9 @@ class Selection(Curated, Recorded, Viewable):
     def put_unevaluated(self, net: Network | Sequence[Any]) -> int:
         """Queues a network (or a bare genome) for the next generation.
 
-        It shows up in :meth:`get_all` at a negative key until that generation
-        has bred from it; then only elites stay.
+        It shows up in :meth:`get_all` at a negative key until a generation
+        has bred from it; then only elites stay. (If every child drawn from it is
+        dropped at breeding, say by ``evolution.forbid``, it stays queued.)
 
         Returns:
             The negative key it was queued at.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from galapagos_nao.run.workers import call_with_deadline, stuck_after
 
 __all__ = [
     "MAX_REDRAWS",
+    "bred_from",
     "breed",
     "breed_plan",
     "breed_within",
@@ -185,6 +186,19 @@ def breed(
             )
         )
     return candidates
+
+
+def bred_from(queued: Mapping[int, Network], candidates: Sequence[Candidate]) -> dict[int, Network]:
+    """The queued networks a generation used up: those it bred a child from.
+
+    One whose children were all dropped at breeding (``forbid``, ``max_layers``,
+    the veto list) stays queued for the next generation, as ``put_unevaluated``
+    promises; one that carries metrics competes as it is, so it is used up too.
+    """
+    parents = {id(candidate.parent) for candidate in candidates}
+    return {
+        key: net for key, net in queued.items() if id(net) in parents or net.fitness is not None
+    }
 
 
 def breed_plan(

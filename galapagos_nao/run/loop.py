@@ -36,7 +36,12 @@ from galapagos_nao.core.datasets import Task, default_task
 from galapagos_nao.core.device_data import DeviceDataCache
 from galapagos_nao.core.listeners import Listeners
 from galapagos_nao.run.failures import GenerationsFailing, Retries
-from galapagos_nao.run.generation import breed_within, make_evaluator, nothing_to_breed
+from galapagos_nao.run.generation import (
+    bred_from,
+    breed_within,
+    make_evaluator,
+    nothing_to_breed,
+)
 from galapagos_nao.run.records import CANDIDATE_LOGGER, EvaluationJob, Evaluator, Outcome
 from galapagos_nao.run.reports import CandidateHook, GenerationHook, GenerationReport, RunStatus
 from galapagos_nao.run.stream import TaskStream
@@ -312,7 +317,9 @@ class Run(Waiting, Viewable):
                 # Queued networks that already carry metrics compete as they are.
                 pool = [o.network for o in outcomes if o.network is not None]
                 pool += [n for n in queued.values() if n.fitness is not None]
-                changes = self.selection.select(pool, settings=settings, consumed=queued)
+                changes = self.selection.select(
+                    pool, settings=settings, consumed=bred_from(queued, candidates)
+                )
         if failed_entirely:
             limit = settings.orchestration.max_failed_generations
             self._retries.failed(generation, outcomes, limit)

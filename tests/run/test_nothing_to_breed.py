@@ -176,3 +176,25 @@ def test_an_emptied_selection_waits_for_a_network(tiny_task, caplog):
     finally:
         run.stop()
     assert run.join(30) and run.status().state == "stopped"
+
+
+def test_a_queued_network_none_of_whose_children_was_bred_stays_queued(tiny_task, caplog):
+    # Found by the steering attack: its child dropped while another parent's bred,
+    # a queued network left the queue with nothing of it archived.
+    caplog.set_level(logging.WARNING, logger="galapagos_nao")
+    selection = trained_archive(tiny_task)  # mutation_rate 0: children are clones
+    with_dropout = Network(
+        [("dense", [6, "tanh"]), ("dropout", [0.2])], input_shape=(4,), n_classes=2
+    )
+    selection.put_unevaluated(with_dropout)
+    selection.parameters.put("evolution", {"forbid": ["dropout"]})
+    run = gn.evolve(None, 1, tiny_task, selection=selection, seed=1)
+    assert run.join(60) and run.status().state == "finished"
+    assert run.status().evaluated >= 1, "the elites' children were bred and trained"
+    assert said(caplog, f"dropped after {20} draws: forbid 'dropout'")
+    # the generation bred nothing from it: it waits for the next, as the docstring says
+    assert [n.id for n in selection.queued().values()] == [with_dropout.id]
+    selection.parameters.put("evolution", {"forbid": []})
+    run = gn.evolve(None, 1, tiny_task, selection=selection, seed=2)
+    assert run.join(60) and run.status().state == "finished"
+    assert not selection.queued(), "bred from at last, it leaves the queue"
