@@ -72,6 +72,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="'cpu' (default) or 'cuda'")
     parser.add_argument("--seed", type=int, default=1, help="seed of every run (default 1)")
     parser.add_argument(
+        "--backend",
+        default="threads",
+        choices=["threads", "processes"],
+        help="our engine's orchestration.backend in the throughput section (default threads)",
+    )
+    parser.add_argument(
         "--sections",
         default=",".join(DEFAULT_SECTIONS),
         help=f"comma-separated subset of {','.join(SECTIONS)}",
@@ -174,7 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     steps = {
         "throughput": (
             "peak matmul rate, then our engine and the seed pipeline on each genome",
-            lambda: sections.throughput(task, args.data, args.device, args.seed, args.generations),
+            lambda: sections.throughput(
+                task, args.data, args.device, args.seed, args.generations, args.backend
+            ),
         ),
         "conv": (
             "the conv seed: ours against a plain PyTorch loop, CPU ms per candidate-epoch",

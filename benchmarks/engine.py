@@ -155,12 +155,18 @@ def _parameters(
     generation_size: int,
     training: Mapping[str, Any],
     evolution: Mapping[str, Any],
+    backend: str = "threads",
 ) -> Parameters:
     parameters = Parameters()
     parameters.put("evolution", {"mutation_rate": 0.0, "inherit_weights": False, **evolution})
     parameters.put(
         "orchestration",
-        {"generation_size": generation_size, "workers": workers, "threads_per_worker": threads},
+        {
+            "generation_size": generation_size,
+            "workers": workers,
+            "threads_per_worker": threads,
+            "backend": backend,
+        },
     )
     # One level per genome, so that every genome stays a parent in every generation.
     parameters.put("selection", {"complexity_levels": max(len(g) for g in genomes)})
@@ -179,6 +185,7 @@ def measure_engine(
     generations: int = 1,
     training: Mapping[str, Any] | None = None,
     evolution: Mapping[str, Any] | None = None,
+    backend: str = "threads",
 ) -> EngineMeasure:
     """Trains clones of ``genomes`` through :func:`evolve` and times the steady state.
 
@@ -192,12 +199,14 @@ def measure_engine(
         generations: Measured generations, after one warm-up generation.
         training: Extra ``training`` settings (device, batch size, precision...).
         evolution: ``evolution`` settings over the clones' (mutation and inheritance off).
+        backend: ``orchestration.backend``: ``"threads"`` or ``"processes"`` (whose
+            workers start in the warm-up generation, outside the measure).
 
     Returns:
         The measure of the generations after the warm-up.
     """
     parameters = _parameters(
-        genomes, workers, threads, generation_size, training or {}, evolution or {}
+        genomes, workers, threads, generation_size, training or {}, evolution or {}, backend
     )
     recorder = _Recorder()
     run = evolve(

@@ -74,8 +74,12 @@ def _layout(measure: EngineMeasure) -> str:
     return f"{measure.workers} × {measure.threads}"
 
 
-def throughput(task: Task, root: str, device: str, seed: int, generations: int) -> dict[str, Any]:
+def throughput(
+    task: Task, root: str, device: str, seed: int, generations: int, backend: str = "threads"
+) -> dict[str, Any]:
     """Ours against the seed pipeline on every genome, with the share of the matmul peak.
+
+    ``backend`` is ours' ``orchestration.backend`` (``"threads"`` or ``"processes"``).
 
     Ours is one run whose generations hold clones of all four genomes (as a
     generation of varied children does); the seed pipeline trains each genome in
@@ -92,6 +96,7 @@ def throughput(task: Task, root: str, device: str, seed: int, generations: int) 
         generation_size=(2 if on_gpu else 1) * len(genomes),
         generations=generations,
         training={"device": device},
+        backend=backend,
     )
     processes = min(len(genomes), ours.workers)
     threads = 1 if on_gpu else max(1, usable_cores() // processes)
@@ -135,6 +140,7 @@ def throughput(task: Task, root: str, device: str, seed: int, generations: int) 
         "n_test": task.n_test,
         "train_split": n_train,
         "policy": f"{_layout(ours)} workers × threads, batch {_batch_label(task)}",
+        "backend": backend,
         "seed_policy": f"{processes} processes × {threads} thread, batch 64, SGD 0.01",
         "peak_gflops": peak / 1e9,
         "peak_layout": peak_layout,

@@ -213,8 +213,8 @@ def layer_type_defaults(name: str, value: Any) -> dict[str, list[Any]]:
 
 
 def backend_name(name: str, value: Any) -> str:
-    """Checks the backend: 'threads', or 'ray' when Ray is installed."""
-    check_choice(name, value, ["threads", "ray"])
+    """Checks the backend: 'threads', 'processes', or 'ray' when Ray is installed."""
+    check_choice(name, value, ["threads", "processes", "ray"])
     if value == "ray":
         check_ray_installed()  # choosing Ray without the extra fails now, naming the extra
     return str(value)
@@ -240,7 +240,7 @@ def gpu_share(name: str, value: Any) -> float:
 ranged(gpu_share, "[0, 1] or a whole number up to 64")
 
 
-ranged(backend_name, "'threads' or 'ray'")
+ranged(backend_name, "'threads', 'processes' or 'ray'")
 ranged(optional_address, "None or 'host:port'")
 
 

@@ -211,7 +211,12 @@ class OrchestrationSettings(Section):
         auto_or_int(256),
         "intra-op threads of each CPU worker (workers × threads is cut to what the machine runs)",
     )
-    backend: str = setting("threads", backend_name, "'threads' (this machine) or 'ray' (a cluster)")
+    backend: str = setting(
+        "threads",
+        backend_name,
+        "'threads' or 'processes' (this machine; processes train more a minute on a CPU) "
+        "or 'ray' (a cluster)",
+    )
     ray_address: str | None = setting(
         None, optional_address, "Ray cluster (None: RAY_ADDRESS or local)"
     )

@@ -16,6 +16,7 @@ from galapagos_nao.core import evolution
 from galapagos_nao.core.network import Network
 from galapagos_nao.core.typing import Layer
 from galapagos_nao.run.local import LocalEvaluator
+from galapagos_nao.run.processes import ProcessEvaluator
 from galapagos_nao.run.records import Candidate, Evaluator
 from galapagos_nao.run.workers import call_with_deadline, stuck_after
 
@@ -251,7 +252,7 @@ def breed_within(
 
 
 def make_evaluator(parameters: Parameters) -> Evaluator:
-    """The evaluator the parameters ask for (local threads by default).
+    """The evaluator the parameters ask for (local threads by default, or processes, or Ray).
 
     Raises:
         ImportError: naming the ``galapagos-nao[ray]`` extra when the Ray backend
@@ -263,4 +264,6 @@ def make_evaluator(parameters: Parameters) -> Evaluator:
         from galapagos_nao.run.ray.driver import RayEvaluator
 
         return RayEvaluator(address=orchestration.ray_address)
+    if orchestration.backend == "processes":
+        return ProcessEvaluator()
     return LocalEvaluator()

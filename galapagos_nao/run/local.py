@@ -43,7 +43,7 @@ from galapagos_nao.run.records import Candidate, EvaluationJob, Outcome
 from galapagos_nao.run.train import failed_outcome
 from galapagos_nao.run.workers import STUCK_GRACE_SECONDS, Finished, Supervisor, Task, stuck_after
 
-__all__ = ["LocalEvaluator", "STUCK_GRACE_SECONDS", "stuck_after"]
+__all__ = ["LocalEvaluator", "STUCK_GRACE_SECONDS", "stuck_after", "unit_timeout"]
 
 logger = logging.getLogger("galapagos_nao")
 
@@ -86,13 +86,17 @@ class LocalEvaluator:
                 functools.partial(
                     self._train_unit, group, device, share, settings, job, timeout, budget
                 ),
-                allowance=stuck_after(_unit_timeout(timeout, group, device)),
+                allowance=self.allowance(group, device, timeout),
                 tag=group,
             )
             for group, device, share in units
         ]
         for finished in self._supervisor.run(tasks, job.stop_event, workers, threads):
             yield from _outcomes(finished)
+
+    def allowance(self, group: Sequence[Candidate], device: torch.device, timeout: float) -> float:
+        """Seconds after its start at which a unit is given up: its timeout plus a grace."""
+        return stuck_after(unit_timeout(timeout, group, device))
 
     def _workers(
         self, units: int, devices: Sequence[torch.device], orchestration: OrchestrationSettings
@@ -187,7 +191,7 @@ class LocalEvaluator:
         started = time.monotonic()
         if job.stop_event.is_set():
             return [Outcome(c, stopped=True) for c in group]
-        deadline = started + _unit_timeout(timeout, group, device)
+        deadline = started + unit_timeout(timeout, group, device)
         try:
             data = job.data_cache.get(job.task, device, settings.validation_fraction)
             with self._stream(device):
@@ -214,7 +218,7 @@ class LocalEvaluator:
         self._supervisor.close()
 
 
-def _unit_timeout(timeout: float, group: Sequence[Candidate], device: torch.device) -> float:
+def unit_timeout(timeout: float, group: Sequence[Candidate], device: torch.device) -> float:
     """Seconds a task may train before it times out.
 
     On the CPU a group's members share the cores, so it gets each one's

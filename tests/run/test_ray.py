@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,23 +22,21 @@ from typing import Any
 import psutil
 import pytest
 import torch
+from evaluation_helpers import PATIENCE, backend_parameters, candidate, job_for, wait_for
 from torch import nn
 
 import galapagos_nao as gn
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core import genome
-from galapagos_nao.core.training import DeviceDataCache
 from galapagos_nao.example import seed_layers
 from galapagos_nao.run.generation import make_evaluator
 from galapagos_nao.run.local import LocalEvaluator
 from galapagos_nao.run.ray import driver
-from galapagos_nao.run.records import Candidate, EvaluationJob, Outcome
+from galapagos_nao.run.records import Outcome
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 NO_RAY = "Ray is not installed: pip install 'galapagos-nao[ray]' (CI installs it)"
-#: Generous bounds for things that happen in well under a second when the machine is idle.
-PATIENCE = 120.0
 
 pytestmark = pytest.mark.ray
 
@@ -102,17 +99,7 @@ def ray_cluster(ray_head: subprocess.Popen[bytes]) -> Any:
 
 
 def ray_parameters(**orchestration: Any) -> Parameters:
-    parameters = Parameters()
-    parameters.put(gn.orchestration, {"backend": "ray", **orchestration})
-    return parameters
-
-
-def job_for(task: gn.datasets.Task, parameters: Parameters) -> EvaluationJob:
-    return EvaluationJob(task, parameters.settings(), threading.Event(), DeviceDataCache())
-
-
-def candidate(index: int, layers: list[Any], seed: int = 7) -> Candidate:
-    return Candidate(index=index, generation=0, layers=tuple(layers), seed=seed)
+    return backend_parameters("ray", **orchestration)
 
 
 def candidate_processes() -> list[psutil.Process]:
@@ -123,16 +110,6 @@ def candidate_processes() -> list[psutil.Process]:
         if title.startswith(f"ray::{driver.TASK_NAME}"):
             busy.append(process)
     return busy
-
-
-def wait_for(predicate: Any, what: str, timeout: float = PATIENCE) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"gave up waiting for {what}")
 
 
 def messages(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:

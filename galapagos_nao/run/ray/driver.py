@@ -39,6 +39,7 @@ from galapagos_nao.core.training import (
     NonFiniteLoss,
     TrainSettings,
 )
+from galapagos_nao.run.log_relay import replay
 from galapagos_nao.run.ray.connection import connect, disconnect, import_ray
 from galapagos_nao.run.ray.group_tasks import evaluate_groups, ray_group_size, run_group_task
 from galapagos_nao.run.ray.worker import (
@@ -82,14 +83,6 @@ class _Attempt:
     number: int  # 1 for the first try
     submitted: float
     started: float | None = None
-
-
-def _replay(logs: Sequence[tuple[str, int, str]]) -> None:
-    """Emits a task's records on the driver's loggers, as if training had run here."""
-    for name, level, message in logs:
-        target = logging.getLogger(name)
-        if target.isEnabledFor(level):
-            target.handle(target.makeRecord(name, level, __file__, 0, message, (), None))
 
 
 def _first_line(error: BaseException) -> str:
@@ -279,7 +272,7 @@ class RayEvaluator:
             return None, error
 
     def _success(self, candidate: Candidate, result: TaskResult) -> Outcome:
-        _replay(result.logs)
+        replay(result.logs)
         network = result.network.replace(weights=result.weights)
         return Outcome(candidate, network=network, seconds=result.seconds)
 

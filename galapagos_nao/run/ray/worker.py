@@ -11,7 +11,6 @@ package imports without the extra.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import time
 import warnings
@@ -25,6 +24,7 @@ from galapagos_nao.core import genome
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.device_data import DeviceData, DeviceDataCache, resolve_device
 from galapagos_nao.core.training import CandidateFailure, TrainSettings, never
+from galapagos_nao.run.log_relay import collecting
 from galapagos_nao.run.records import Candidate
 from galapagos_nao.run.train import train_candidate
 
@@ -165,17 +165,6 @@ def register_missing(layer_types: Sequence[genome.LayerType]) -> None:
             )
 
 
-class _Collect(logging.Handler):
-    """Keeps the records training emits, to be replayed on the driver."""
-
-    def __init__(self, level: int) -> None:
-        super().__init__(level)
-        self.records: list[tuple[str, int, str]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102
-        self.records.append((record.name, record.levelno, record.getMessage()))
-
-
 #: CUDA_VISIBLE_DEVICES when this worker process first used a GPU. torch numbers
 #: devices by it for the life of the process, while Ray sets the variable anew for
 #: every task it gives a reused worker.
@@ -225,21 +214,12 @@ def run_candidate_task(request: TaskRequest, shared: list[Any]) -> Iterator[Any]
     if shared[1] is not None and candidate.parent is not None:
         parent = candidate.parent.replace(weights=ray.get(shared[1]))
         candidate = dataclasses.replace(candidate, parent=parent)
-    root = logging.getLogger("galapagos_nao")
-    collect = _Collect(request.log_level)
-    saved = root.level, root.propagate
-    root.addHandler(collect)
-    # Records go back to the driver, not to this worker's stderr (which Ray may forward).
-    root.setLevel(request.log_level)
-    root.propagate = False
     try:
-        outcome = train_candidate(
-            candidate, data, settings, never, time.monotonic() + request.timeout
-        )
+        with collecting(request.log_level) as logs:
+            outcome = train_candidate(
+                candidate, data, settings, never, time.monotonic() + request.timeout
+            )
     finally:
-        root.removeHandler(collect)
-        root.setLevel(saved[0])
-        root.propagate = saved[1]
         if settings.device.startswith("cuda"):
             torch.cuda.empty_cache()  # the GPU may be shared with other tasks (num_gpus < 1)
     network = outcome.network
@@ -249,5 +229,5 @@ def run_candidate_task(request: TaskRequest, shared: list[Any]) -> Iterator[Any]
         network=network.replace(weights=None),
         weights=dict(network.weights),
         seconds=outcome.seconds,
-        logs=tuple(collect.records),
+        logs=tuple(logs),
     )
