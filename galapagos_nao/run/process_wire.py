@@ -3,15 +3,17 @@
 The ``processes`` backend (:mod:`galapagos_nao.run.processes`) talks to each
 worker (:mod:`galapagos_nao.run.process_worker`) over its stdin and stdout.
 Every message is one frame: two little-endian 8-byte lengths, a JSON header,
-then a blob. Tensors travel as safetensors, networks as the library's own
-sealed file format (:mod:`galapagos_nao.store.codec`), so reading a message
-never executes code. What a worker sends back is checked like any input: a
-frame past :data:`MAX_RESULT_BYTES`, a network whose seal does not hold, or a
-field of the wrong type or range is refused with a :class:`WireError` naming it.
+then a blob. The data travels as the tensors' raw bytes, described in the
+header; networks as the library's own sealed file format
+(:mod:`galapagos_nao.store.codec`), so reading a message never executes code.
+What a worker sends back is checked like any input: a frame past
+:data:`MAX_RESULT_BYTES`, a network whose seal does not hold, or a field of the
+wrong type or range is refused with a :class:`WireError` naming it.
 
 The messages:
 
-- ``task``: the run's data (parent to worker, once per task and worker);
+- ``data``: the run's splits (parent to worker, once per task, validation
+  fraction and worker);
 - ``unit``: a group of candidates to train (parent to worker);
 - ``result``: one outcome per candidate and the log records training emitted.
 """
@@ -25,12 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import safetensors.numpy
 import torch
 
 from galapagos_nao.core.checks import describe
-from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.device_data import DeviceData
 from galapagos_nao.core.fit_records import TrainSettings
 from galapagos_nao.core.network import Network
 from galapagos_nao.core.transform import InputTransform
@@ -41,13 +41,14 @@ from galapagos_nao.store import codec
 __all__ = [
     "MAX_RESULT_BYTES",
     "PREFIX_BYTES",
+    "SPLITS",
     "Unit",
     "WireError",
     "frame_lengths",
     "frame_prefix",
     "result_message",
-    "task_from_message",
-    "task_message",
+    "data_from_message",
+    "data_message",
     "unit_from_message",
     "unit_message",
     "outcomes_from_message",
@@ -61,20 +62,21 @@ MAX_HEADER_BYTES = 64 << 20
 MAX_RESULT_BYTES = 4 << 30
 #: Log records one result may carry; more is a worker gone wrong.
 MAX_LOG_ENTRIES = 100_000
-_SPLITS = ("x_train", "y_train", "x_test", "y_test")
+#: The splits the data message carries, in the order of their bytes.
+SPLITS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
 
 class WireError(ValueError):
     """A message that is not what the protocol allows; names the field and value."""
 
 
-def frame_prefix(header: Mapping[str, Any], blob: bytes) -> bytes:
-    """The prefix and JSON header of a frame; the blob follows them."""
+def frame_prefix(header: Mapping[str, Any], blob_length: int) -> bytes:
+    """The prefix and JSON header of a frame; a blob of ``blob_length`` bytes follows them."""
     text = json.dumps(header, allow_nan=False).encode()
-    return len(text).to_bytes(8, "little") + len(blob).to_bytes(8, "little") + text
+    return len(text).to_bytes(8, "little") + blob_length.to_bytes(8, "little") + text
 
 
-def frame_lengths(prefix: bytes, max_blob: int) -> tuple[int, int]:
+def frame_lengths(prefix: bytes | bytearray, max_blob: int) -> tuple[int, int]:
     """The header's and blob's lengths a prefix announces, checked before memory is spent.
 
     Raises:
@@ -89,7 +91,7 @@ def frame_lengths(prefix: bytes, max_blob: int) -> tuple[int, int]:
     return header_length, blob_length
 
 
-def parse_header(text: bytes) -> dict[str, Any]:
+def parse_header(text: bytes | bytearray) -> dict[str, Any]:
     """A frame's JSON header.
 
     Raises:
@@ -104,31 +106,53 @@ def parse_header(text: bytes) -> dict[str, Any]:
     return header
 
 
-# -- the task ------------------------------------------------------------------
+# -- the data -----------------------------------------------------------------
+
+#: Tensor types the data may hold, by name.
+_DTYPES = {"float32": torch.float32, "int64": torch.int64}
 
 
-def task_message(task: Task) -> tuple[dict[str, Any], bytes]:
-    """The run's data as a header and a safetensors blob."""
-    arrays = {name: getattr(task, name).contiguous().numpy() for name in _SPLITS}
+def data_message(data: DeviceData) -> tuple[dict[str, Any], list[memoryview]]:
+    """The run's splits on the CPU as a header and the tensors' own bytes, uncopied.
+
+    The worker's tensors are views of the bytes it reads (:func:`data_from_message`),
+    so each worker holds one copy of the splits and nothing else of the task.
+    """
+    tensors, parts, offset = {}, [], 0
+    for name in SPLITS:
+        tensor = getattr(data, name).contiguous()
+        dtype = str(tensor.dtype).removeprefix("torch.")
+        if dtype not in _DTYPES:
+            raise ValueError(f"data: {name} is {tensor.dtype}, not one of {sorted(_DTYPES)}")
+        part = memoryview(tensor.numpy()).cast("B")
+        tensors[name] = [dtype, list(tensor.shape), offset, part.nbytes]
+        parts.append(part)
+        offset += part.nbytes
     header = {
-        "kind": "task",
-        "name": task.name,
-        "n_classes": task.n_classes,
-        "source": task.source,
-        "input_transform": task.input_transform.to_dict(),
+        "kind": "data",
+        "tensors": tensors,
+        "input_shape": list(data.input_shape),
+        "n_classes": data.n_classes,
+        "input_transform": data.input_transform.to_dict(),
     }
-    return header, safetensors.numpy.save(arrays)
+    return header, parts
 
 
-def task_from_message(header: Mapping[str, Any], blob: bytes) -> Task:
-    """The inverse of :func:`task_message` (run by the worker, which trusts its parent)."""
-    arrays = safetensors.numpy.load(blob)
-    return Task(
-        name=header["name"],
+def data_from_message(header: Mapping[str, Any], blob: bytearray) -> DeviceData:
+    """The inverse of :func:`data_message` (run by the worker): tensors viewing ``blob``."""
+    tensors = {}
+    for name in SPLITS:
+        dtype, shape, offset, nbytes = header["tensors"][name]
+        kind = _DTYPES[dtype]
+        count = nbytes // kind.itemsize
+        flat = torch.frombuffer(blob, dtype=kind, count=count, offset=offset) if count else None
+        tensors[name] = (flat if flat is not None else torch.empty(0, dtype=kind)).view(shape)
+    return DeviceData(
+        device=torch.device("cpu"),
+        input_shape=tuple(header["input_shape"]),
         n_classes=header["n_classes"],
-        source=header["source"],
         input_transform=InputTransform.from_dict(header["input_transform"]),
-        **{name: torch.from_numpy(np.ascontiguousarray(arrays[name])) for name in _SPLITS},
+        **tensors,
     )
 
 
@@ -192,14 +216,14 @@ def unit_message(unit: Unit) -> tuple[dict[str, Any], bytes]:
     return plain, bytes(blob)
 
 
-def unit_from_message(header: Mapping[str, Any], blob: bytes) -> Unit:
+def unit_from_message(header: Mapping[str, Any], blob: bytes | bytearray) -> Unit:
     """The inverse of :func:`unit_message` (run by the worker)."""
     candidates = []
     for fields in header["candidates"]:
         parent = None
         if fields["parent"] is not None:
             start, length = fields["parent"]
-            parent = codec.from_bytes(blob[start : start + length], "the parent record")
+            parent = codec.from_bytes(bytes(blob[start : start + length]), "the parent record")
         candidates.append(
             Candidate(
                 index=fields["index"],

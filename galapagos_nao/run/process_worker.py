@@ -16,28 +16,29 @@ killing it) and exits on its own when its parent is gone.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
 import threading
 import time
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import torch
 
-from galapagos_nao.core.datasets import Task
-from galapagos_nao.core.device_data import DeviceDataCache
+from galapagos_nao.core.device_data import DeviceData
 from galapagos_nao.core.training import never
 from galapagos_nao.run.grouped import train_group
-from galapagos_nao.run.log_relay import collecting
+from galapagos_nao.run.log_relay import LogEntry, collecting
 from galapagos_nao.run.process_wire import (
     PREFIX_BYTES,
+    SPLITS,
     Unit,
+    data_from_message,
     frame_lengths,
     frame_prefix,
     parse_header,
     result_message,
-    task_from_message,
     unit_from_message,
 )
 from galapagos_nao.run.records import Outcome
@@ -49,13 +50,19 @@ __all__ = ["main", "train_unit"]
 PARENT_POLL_SECONDS = 1.0
 
 
-def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
-    """``size`` bytes, or None when the stream ends first."""
-    data = stream.read(size)
-    return data if data is not None and len(data) == size else None
+def _read_exactly(stream: BinaryIO, size: int) -> bytearray | None:
+    """``size`` bytes (writable: tensors view them), or None when the stream ends first."""
+    data = bytearray(size)
+    view, done = memoryview(data), 0
+    while done < size:
+        got = stream.readinto(view[done:])  # type: ignore[attr-defined]
+        if not got:
+            return None
+        done += got
+    return data
 
 
-def read_frame(stream: BinaryIO) -> tuple[dict[str, object], bytes] | None:
+def read_frame(stream: BinaryIO) -> tuple[dict[str, Any], bytearray] | None:
     """The next frame's header and blob; None when the parent closed the channel."""
     prefix = _read_exactly(stream, PREFIX_BYTES)
     if prefix is None:
@@ -63,20 +70,19 @@ def read_frame(stream: BinaryIO) -> tuple[dict[str, object], bytes] | None:
     # The parent is trusted to size its frames: a task's data can be any size.
     header_length, blob_length = frame_lengths(prefix, max_blob=1 << 62)
     header = _read_exactly(stream, header_length)
-    blob = _read_exactly(stream, blob_length) if blob_length else b""
+    blob = _read_exactly(stream, blob_length)
     if header is None or blob is None:
         return None
     return parse_header(header), blob
 
 
-def train_unit(unit: Unit, task: Task, cache: DeviceDataCache) -> tuple[list[Outcome], list]:
+def train_unit(unit: Unit, data: DeviceData) -> tuple[list[Outcome], list[LogEntry]]:
     """Trains one unit as a worker thread would; its outcomes and the records it logged."""
     torch.set_num_threads(unit.threads)
     started = time.monotonic()
     group = list(unit.candidates)
     with collecting(unit.log_level) as logs:
         try:
-            data = cache.get(task, torch.device(unit.device), unit.settings.validation_fraction)
             outcomes = train_group(
                 group,
                 data,
@@ -93,6 +99,20 @@ def train_unit(unit: Unit, task: Task, cache: DeviceDataCache) -> tuple[list[Out
     return outcomes, list(logs)
 
 
+class _Splits:
+    """The run's splits as received (on the CPU), and their copies on other devices."""
+
+    def __init__(self, received: DeviceData) -> None:
+        self._copies = {"cpu": received}
+
+    def on(self, device: str) -> DeviceData:
+        if device not in self._copies:
+            cpu = self._copies["cpu"]
+            moved = {name: getattr(cpu, name).to(device) for name in SPLITS}
+            self._copies[device] = dataclasses.replace(cpu, device=torch.device(device), **moved)
+        return self._copies[device]
+
+
 def _exit_when_orphaned(parent: int) -> None:
     while True:
         time.sleep(PARENT_POLL_SECONDS)
@@ -102,19 +122,18 @@ def _exit_when_orphaned(parent: int) -> None:
 
 def serve(channel_in: BinaryIO, channel_out: BinaryIO) -> None:
     """Trains the units read from ``channel_in`` until it ends."""
-    task: Task | None = None
-    cache = DeviceDataCache()
+    splits: _Splits | None = None
     while (frame := read_frame(channel_in)) is not None:
         header, blob = frame
-        if header["kind"] == "task":
-            cache.clear()
-            task = task_from_message(header, blob)
+        if header["kind"] == "data":
+            splits = _Splits(data_from_message(header, blob))
             continue
-        if task is None:
-            raise RuntimeError("a unit arrived before the task's data")
-        outcomes, logs = train_unit(unit_from_message(header, blob), task, cache)
+        if splits is None:
+            raise RuntimeError("a unit arrived before the run's data")
+        unit = unit_from_message(header, blob)
+        outcomes, logs = train_unit(unit, splits.on(unit.device))
         reply, reply_blob = result_message(outcomes, logs)
-        channel_out.write(frame_prefix(reply, reply_blob))
+        channel_out.write(frame_prefix(reply, len(reply_blob)))
         channel_out.write(reply_blob)
         channel_out.flush()
 

@@ -5,13 +5,16 @@ Planning, grouping, worker counts and memory budgets are the local backend's
 (:class:`~galapagos_nao.run.local.LocalEvaluator`); only where a unit trains
 differs. Each worker thread hands its unit to a worker process of its own
 (:mod:`galapagos_nao.run.process_worker`), started on first use and kept for
-the run, and waits for the result. Processes share no interpreter lock, so on
-a CPU they train more candidates a minute than threads
-(``docs/guide/performance.md`` has the figures); and a candidate that never
-returns is killed with its process rather than left running on a thread.
+the run, and waits for the result. A worker holds one copy of the run's splits
+(the ones a worker thread would train on: 219 MB for MNIST), sent when it
+starts and again only when the task or ``validation_fraction`` changes.
+Processes share no interpreter lock, so on a CPU they train more candidates a
+minute than threads (``docs/guide/performance.md`` has the figures); and a
+candidate that never returns is killed with its process rather than left
+running on a thread.
 
-Messages are bytes (:mod:`galapagos_nao.run.process_wire`), never pickle: the
-data goes to each process once per task, parents and results travel as sealed
+Messages are bytes (:mod:`galapagos_nao.run.process_wire`), never pickle:
+the splits travel as their tensors' bytes, parents and results as sealed
 network files, and a result is checked like any input before it is used.
 
 What cannot travel as bytes trains on the worker thread, as with the local
@@ -46,11 +49,11 @@ from galapagos_nao.run.process_wire import (
     PREFIX_BYTES,
     Unit,
     WireError,
+    data_message,
     frame_lengths,
     frame_prefix,
     outcomes_from_message,
     parse_header,
-    task_message,
     unit_message,
 )
 from galapagos_nao.run.records import Candidate, EvaluationJob, Outcome
@@ -92,7 +95,7 @@ class WorkerProcess:
 
     def __init__(self, number: int) -> None:
         self.name = f"worker process {number}"
-        self.task: Task | None = None  # the data it holds
+        self.holds: tuple[Task, float] | None = None  # whose splits it holds, by validation share
         # Kept for the life of the process: the crash report if it dies.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         env = dict(os.environ)
@@ -112,10 +115,16 @@ class WorkerProcess:
         os.set_blocking(self._in, False)
         os.set_blocking(self._out, False)
 
-    def send(self, prefix: bytes, blob: bytes, deadline: float, stopped: Stopped) -> None:
-        """Writes one frame (see :func:`~galapagos_nao.run.process_wire.frame_prefix`)."""
-        for part in (prefix, blob):
-            view = memoryview(part)
+    def send(
+        self,
+        prefix: bytes,
+        parts: Sequence[bytes | bytearray | memoryview],
+        deadline: float,
+        stopped: Stopped,
+    ) -> None:
+        """Writes one frame: its prefix, then the parts of its blob, in order."""
+        for part in (prefix, *parts):
+            view = memoryview(part).cast("B")
             while view:
                 self._wait(self._in, deadline, stopped, writing=True)
                 try:
@@ -199,7 +208,6 @@ class ProcessEvaluator(LocalEvaluator):
         self._idle: list[WorkerProcess] = []
         self._every: list[WorkerProcess] = []
         self._closed = False
-        self._task_frame: tuple[Task, bytes, bytes] | None = None
 
     def allowance(self, group: Sequence[Candidate], device: torch.device, timeout: float) -> float:
         """The unit's allowance, plus the time to start a worker process and send it the data."""
@@ -232,7 +240,7 @@ class ProcessEvaluator(LocalEvaluator):
         )
         try:
             header, blob = unit_message(unit)
-            return self._in_a_process(unit, frame_prefix(header, blob), blob, job)
+            return self._in_a_process(unit, frame_prefix(header, len(blob)), blob, job)
         except WorkerStopped:
             return [Outcome(c, stopped=True, seconds=time.monotonic() - started) for c in group]
         except (WorkerGone, WireError, ValueError, OSError) as error:
@@ -246,11 +254,8 @@ class ProcessEvaluator(LocalEvaluator):
         try:
             start_by = time.monotonic() + START_SECONDS
             try:
-                if worker.task is not job.task:
-                    worker.task = None
-                    worker.send(*self._task_frame_for(job.task), start_by, stopped)
-                    worker.task = job.task
-                worker.send(prefix, blob, start_by, stopped)
+                self._send_data(worker, job, unit.settings.validation_fraction, start_by)
+                worker.send(prefix, [blob], start_by, stopped)
             except WorkerTimedOut:
                 raise WorkerGone(
                     f"its worker process did not start and take the data within {START_SECONDS:g} s"
@@ -270,12 +275,19 @@ class ProcessEvaluator(LocalEvaluator):
         replay(logs, __file__)
         return outcomes
 
-    def _task_frame_for(self, task: Task) -> tuple[bytes, bytes]:
-        with self._lock:  # encoded once per task, for every worker
-            if self._task_frame is None or self._task_frame[0] is not task:
-                header, blob = task_message(task)
-                self._task_frame = (task, frame_prefix(header, blob), blob)
-            return self._task_frame[1], self._task_frame[2]
+    @staticmethod
+    def _send_data(worker: WorkerProcess, job: EvaluationJob, share: float, by: float) -> None:
+        """Sends the run's splits unless the worker holds them: once per task and share."""
+        held = worker.holds
+        if held is not None and held[0] is job.task and held[1] == share:
+            return
+        worker.holds = None
+        # The CPU splits a worker thread would train on, made once for the run.
+        data = job.data_cache.get(job.task, torch.device("cpu"), share)
+        header, parts = data_message(data)
+        length = sum(memoryview(p).nbytes for p in parts)
+        worker.send(frame_prefix(header, length), parts, by, job.stop_event.is_set)
+        worker.holds = (job.task, share)
 
     def _take(self) -> WorkerProcess:
         with self._lock:
@@ -307,7 +319,6 @@ class ProcessEvaluator(LocalEvaluator):
         with self._lock:
             self._closed = True
             workers, self._every, self._idle = self._every, [], []
-            self._task_frame = None
         for worker in workers:
             worker.close()
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from galapagos_nao.config.settings import TrainingSettings
+from galapagos_nao.core.training import DeviceDataCache
 from galapagos_nao.example import seed_layers
 from galapagos_nao.run import process_wire as wire
 from galapagos_nao.run.records import Candidate, Outcome
@@ -69,16 +70,20 @@ def test_a_unit_arrives_as_sent_with_its_parents_weights_only_when_inherited(tra
             assert got.parent.weights is None
 
 
-def test_the_task_arrives_with_the_same_tensors(small_mnist):
-    header, blob = wire.task_message(small_mnist)
-    task = wire.task_from_message(json.loads(json.dumps(header)), blob)
-    assert (task.name, task.n_classes, task.input_transform) == (
-        small_mnist.name,
-        small_mnist.n_classes,
-        small_mnist.input_transform,
+def test_the_splits_arrive_as_views_of_the_bytes_read(small_mnist):
+    data = DeviceDataCache().get(small_mnist, torch.device("cpu"), 0.1)
+    header, parts = wire.data_message(data)
+    blob = bytearray(b"".join(parts))  # as the worker reads it
+    got = wire.data_from_message(json.loads(json.dumps(header)), blob)
+    assert (got.input_shape, got.n_classes, got.input_transform) == (
+        data.input_shape,
+        data.n_classes,
+        data.input_transform,
     )
-    for split in ("x_train", "y_train", "x_test", "y_test"):
-        assert torch.equal(getattr(task, split), getattr(small_mnist, split))
+    for split in wire.SPLITS:
+        assert torch.equal(getattr(got, split), getattr(data, split))
+    blob[0:4] = bytes(4)  # no copy was made: the tensors are the bytes
+    assert got.x_train.reshape(-1)[0].item() == 0.0
 
 
 def test_a_result_reads_back_as_the_outcome_sent(trained):
@@ -138,7 +143,7 @@ def test_a_result_for_another_unit_or_with_foreign_log_records_is_refused(traine
 
 
 def test_frame_sizes_are_checked_before_anything_is_read():
-    prefix = wire.frame_prefix({"kind": "result"}, b"abc")
+    prefix = wire.frame_prefix({"kind": "result"}, 3)
     assert wire.frame_lengths(prefix[: wire.PREFIX_BYTES], 3) == (len(prefix) - 16, 3)
     with pytest.raises(wire.WireError, match="frame blob of 3 bytes is over 2"):
         wire.frame_lengths(prefix[: wire.PREFIX_BYTES], 2)
