@@ -239,3 +239,24 @@ def test_workers_ignore_the_terminals_ctrl_c_and_end_with_their_parent(tmp_path)
         worker.wait(timeout=PATIENCE)  # ends once it sees its parent gone
     finally:
         parent.kill()
+
+
+def test_a_new_validation_share_reaches_a_running_worker(small_mnist, evaluator):
+    layers = [("dense", [16, "relu"])]
+    by_share: dict[float, list[float]] = {}
+    for share in (0.1, 0.3):  # the same worker process trains both
+        parameters = processes_parameters(workers=1, threads_per_worker=1)
+        parameters.put(gn.training, {"validation_fraction": share})
+        threads = make_evaluator(backend_parameters("threads", threads_per_worker=1))
+        try:
+            pair = [
+                next(iter(made.evaluate([candidate(0, layers)], job_for(small_mnist, parameters))))
+                for made in (evaluator, threads)
+            ]
+        finally:
+            threads.close()
+        assert all(o.network is not None for o in pair)
+        by_share[share] = [o.network.val_acc for o in pair]  # type: ignore[union-attr]
+    assert by_share[0.1][0] == by_share[0.1][1] and by_share[0.3][0] == by_share[0.3][1]
+    assert by_share[0.1] != by_share[0.3]
+    assert len(worker_processes()) == 1
