@@ -109,6 +109,7 @@ ORDER: tuple[str, ...] = (
     "run.local",
     "run.process_wire",
     "run.process_worker",
+    "run.process_pool",
     "run.processes",
     "run.ray.worker",
     "run.ray.connection",

@@ -4,8 +4,9 @@ Chosen with ``gn.Parameters.put(gn.orchestration, {"backend": "processes"})``.
 Planning, grouping, worker counts and memory budgets are the local backend's
 (:class:`~galapagos_nao.run.local.LocalEvaluator`); only where a unit trains
 differs. Each worker thread hands its unit to a worker process of its own
-(:mod:`galapagos_nao.run.process_worker`), started on first use and kept for
-the run, and waits for the result. A worker holds one copy of the run's splits
+(:mod:`galapagos_nao.run.process_worker`), taken from a pool that keeps the
+processes for the session (:mod:`galapagos_nao.run.process_pool`), and waits
+for the result. A worker holds one copy of the run's splits
 (the ones a worker thread would train on: 219 MB for MNIST), sent when it
 starts and again only when the task or ``validation_fraction`` changes.
 Processes share no interpreter lock, so on a CPU they train more candidates a
@@ -26,16 +27,8 @@ task.
 from __future__ import annotations
 
 import logging
-import os
-import select
-import subprocess
-import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 
@@ -44,170 +37,39 @@ from galapagos_nao.core.datasets import ReplayTask, Task
 from galapagos_nao.core.training import TrainSettings
 from galapagos_nao.run.local import LocalEvaluator, unit_timeout
 from galapagos_nao.run.log_relay import replay
+from galapagos_nao.run.process_pool import (
+    START_SECONDS,
+    WorkerGone,
+    WorkerPool,
+    WorkerProcess,
+    WorkerStopped,
+    WorkerTimedOut,
+    shared_pool,
+)
 from galapagos_nao.run.process_wire import (
-    MAX_RESULT_BYTES,
-    PREFIX_BYTES,
     Unit,
     WireError,
     data_message,
-    frame_lengths,
     frame_prefix,
     outcomes_from_message,
-    parse_header,
     unit_message,
 )
 from galapagos_nao.run.records import Candidate, EvaluationJob, Outcome
 from galapagos_nao.run.train import failed_outcome
 from galapagos_nao.run.workers import stuck_after
 
-__all__ = ["ProcessEvaluator", "START_SECONDS", "WorkerProcess"]
+__all__ = ["ProcessEvaluator"]
 
 logger = logging.getLogger("galapagos_nao")
-
-#: Seconds a worker process may take to start (import torch) and take the data in.
-START_SECONDS = 120.0
-#: How often a wait looks at the run's stop event.
-POLL_SECONDS = 0.2
-#: Bytes moved per system call.
-CHUNK = 1 << 20
-#: The directory holding the ``galapagos_nao`` package, put first on the workers'
-#: path so that they import this very copy (a checkout, a worktree).
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-
-#: Polled while waiting: whether the run was stopped.
-Stopped = Callable[[], bool]
-
-
-class WorkerGone(Exception):
-    """The worker process ended, or the wait for it was given up; says why."""
-
-
-class WorkerTimedOut(WorkerGone):
-    """A wait on a worker process passed its deadline."""
-
-
-class WorkerStopped(Exception):
-    """The run was stopped while waiting on a worker process."""
-
-
-class WorkerProcess:
-    """One worker process and its channel; every wait has a deadline and sees the stop."""
-
-    def __init__(self, number: int) -> None:
-        self.name = f"worker process {number}"
-        self.holds: tuple[Task, float] | None = None  # whose splits it holds, by validation share
-        # Kept for the life of the process: the crash report if it dies.
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "galapagos_nao.run.process_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            env=env,
-            # Its own session: Ctrl-C at the user's terminal is for this process only.
-            start_new_session=True,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self._in = self.process.stdin.fileno()
-        self._out = self.process.stdout.fileno()
-        os.set_blocking(self._in, False)
-        os.set_blocking(self._out, False)
-
-    def send(
-        self,
-        prefix: bytes,
-        parts: Sequence[bytes | bytearray | memoryview],
-        deadline: float,
-        stopped: Stopped,
-    ) -> None:
-        """Writes one frame: its prefix, then the parts of its blob, in order."""
-        for part in (prefix, *parts):
-            view = memoryview(part).cast("B")
-            while view:
-                self._wait(self._in, deadline, stopped, writing=True)
-                try:
-                    written = os.write(self._in, view[:CHUNK])
-                except (BrokenPipeError, ConnectionResetError):
-                    raise WorkerGone(self.ended()) from None
-                view = view[written:]
-
-    def receive(self, deadline: float, stopped: Stopped) -> tuple[dict[str, Any], bytes]:
-        """Reads one frame: its header and blob.
-
-        Raises:
-            WorkerGone: past the deadline, or when the process ended.
-            WorkerStopped: when the run was stopped.
-            WireError: when the frame announces more than may be read.
-        """
-        prefix = self._read(PREFIX_BYTES, deadline, stopped)
-        header_length, blob_length = frame_lengths(prefix, MAX_RESULT_BYTES)
-        header = parse_header(self._read(header_length, deadline, stopped))
-        return header, self._read(blob_length, deadline, stopped)
-
-    def _read(self, size: int, deadline: float, stopped: Stopped) -> bytes:
-        data = bytearray()
-        while len(data) < size:
-            self._wait(self._out, deadline, stopped, writing=False)
-            chunk = os.read(self._out, min(CHUNK, size - len(data)))
-            if not chunk:
-                raise WorkerGone(self.ended())
-            data += chunk
-        return bytes(data)
-
-    def _wait(self, fd: int, deadline: float, stopped: Stopped, *, writing: bool) -> None:
-        while True:
-            if stopped():
-                raise WorkerStopped
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise WorkerTimedOut(self.name)
-            reads, writes = ([], [fd]) if writing else ([fd], [])
-            if any(select.select(reads, writes, [], min(left, POLL_SECONDS))):
-                return
-
-    def ended(self) -> str:
-        """Why the process is gone: its exit status and the last line it wrote to stderr."""
-        try:
-            code = self.process.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            return f"{self.name} closed its channel"
-        self._stderr.seek(0, os.SEEK_END)
-        self._stderr.seek(max(0, self._stderr.tell() - 4096))
-        lines = self._stderr.read().decode(errors="replace").strip().splitlines()
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-        return f"{self.name} {how}" + (f": {lines[-1]}" if lines else "")
-
-    def alive(self) -> bool:
-        """Whether the process is still running."""
-        return self.process.poll() is None
-
-    def close(self) -> None:
-        """Ends the process: EOF on its stdin, then a kill if it has not exited within a second."""
-        try:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            self.process.wait(timeout=1.0)
-        except (OSError, subprocess.TimeoutExpired):
-            self.kill()
-        self._stderr.close()
-
-    def kill(self) -> None:
-        """Kills the process at once."""
-        self.process.kill()
-        self.process.wait()
 
 
 class ProcessEvaluator(LocalEvaluator):
     """Trains each unit in a worker process of this machine (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool: WorkerPool | None = None) -> None:
+        """Trains in the processes of ``pool``: by default this session's (:func:`shared_pool`)."""
         super().__init__()
-        self._lock = threading.Lock()
-        self._idle: list[WorkerProcess] = []
-        self._every: list[WorkerProcess] = []
-        self._closed = False
+        self._pool = pool if pool is not None else shared_pool()
 
     def allowance(self, group: Sequence[Candidate], device: torch.device, timeout: float) -> float:
         """The unit's allowance, plus the time to start a worker process and send it the data."""
@@ -250,7 +112,7 @@ class ProcessEvaluator(LocalEvaluator):
         self, unit: Unit, prefix: bytes, blob: bytes, job: EvaluationJob
     ) -> list[Outcome]:
         stopped = job.stop_event.is_set
-        worker = self._take()
+        worker = self._pool.take()
         try:
             start_by = time.monotonic() + START_SECONDS
             try:
@@ -269,9 +131,9 @@ class ProcessEvaluator(LocalEvaluator):
                 ) from None
             outcomes, logs = outcomes_from_message(*reply, unit.candidates, worker.name)
         except BaseException:
-            worker.kill()  # whatever it was doing is given up; the next unit gets a fresh one
+            self._pool.discard(worker)  # what it was doing is given up; the next unit gets another
             raise
-        self._give_back(worker)
+        self._pool.give_back(worker)
         replay(logs, __file__)
         return outcomes
 
@@ -289,38 +151,10 @@ class ProcessEvaluator(LocalEvaluator):
         worker.send(frame_prefix(header, length), parts, by, job.stop_event.is_set)
         worker.holds = (job.task, share)
 
-    def _take(self) -> WorkerProcess:
-        with self._lock:
-            if self._closed:
-                raise WorkerGone("the run's worker processes were closed")
-            while self._idle:
-                worker = self._idle.pop()
-                if worker.alive():
-                    return worker
-            worker = WorkerProcess(len(self._every))
-            self._every.append(worker)
-            return worker
-
-    def _give_back(self, worker: WorkerProcess) -> None:
-        with self._lock:
-            if not self._closed:
-                self._idle.append(worker)
-                return
-        worker.close()
-
     def _say_once(self, message: str) -> None:
         if message not in self._warned:
             self._warned.add(message)
             logger.info(message)
-
-    def close(self) -> None:
-        """Ends the worker threads and the worker processes."""
-        super().close()
-        with self._lock:
-            self._closed = True
-            workers, self._every, self._idle = self._every, [], []
-        for worker in workers:
-            worker.close()
 
 
 def _stays_here(group: Sequence[Candidate], task: Task) -> str | None:

@@ -25,6 +25,7 @@ from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core import genome
 from galapagos_nao.example import seed_layers
 from galapagos_nao.run.generation import make_evaluator
+from galapagos_nao.run.process_pool import WorkerPool, shared_pool
 from galapagos_nao.run.processes import ProcessEvaluator
 from galapagos_nao.run.records import EvaluationJob, Outcome
 
@@ -47,12 +48,22 @@ def processes_parameters(**orchestration: Any) -> Parameters:
     return backend_parameters("processes", **orchestration)
 
 
+@pytest.fixture(autouse=True)
+def no_worker_outlives_its_test() -> Iterator[None]:
+    """This session's pool is closed after each test: the next one starts with none."""
+    yield
+    shared_pool().close()
+    wait_for(lambda: not worker_processes(), "the worker processes to end", 30.0)
+
+
 @pytest.fixture
 def evaluator() -> Iterator[ProcessEvaluator]:
-    made = ProcessEvaluator()
+    """An evaluator with a pool of its own."""
+    pool = WorkerPool()
+    made = ProcessEvaluator(pool)
     yield made
     made.close()
-    wait_for(lambda: not worker_processes(), "the worker processes to end", 30.0)
+    pool.close()
 
 
 def test_the_backend_is_chosen_by_name_and_refused_when_misspelt():
@@ -88,8 +99,6 @@ def test_a_seeded_run_gives_the_same_archive_as_on_threads(small_mnist, layers, 
         )
         assert run.join(PATIENCE) and run.status().state == "finished"
         assert run.status().failed == 0
-        if backend == "processes":  # no worker outlives its run
-            wait_for(lambda: not worker_processes(), "the run's worker processes to end", 30.0)
         archives[backend] = selection.elites()
         outcomes[backend] = sorted(seen, key=lambda o: (o.candidate.generation, o.candidate.index))
     local, remote = archives["threads"], archives["processes"]
@@ -260,3 +269,24 @@ def test_a_new_validation_share_reaches_a_running_worker(small_mnist, evaluator)
     assert by_share[0.1][0] == by_share[0.1][1] and by_share[0.3][0] == by_share[0.3][1]
     assert by_share[0.1] != by_share[0.3]
     assert len(worker_processes()) == 1
+
+
+def test_a_second_run_starts_in_the_sessions_processes_and_idle_ones_end(small_mnist):
+    pool = WorkerPool(idle_seconds=2.0)
+    parameters = processes_parameters(generation_size=2, workers=2)
+    seen = []
+    for seed in (1, 2):
+        run = gn.evolve(
+            seed_layers(),
+            1,
+            small_mnist,
+            selection=Selection(parameters=parameters),
+            seed=seed,
+            evaluator=ProcessEvaluator(pool),
+        )
+        assert run.join(PATIENCE) and run.status().state == "finished"
+        assert run.status().evaluated == 2
+        seen.append({p.pid for p in worker_processes()})
+    assert len(seen[0]) == 2 and seen[1] == seen[0]  # the second run started none
+    wait_for(lambda: not worker_processes(), "the idle processes to end", 30.0)
+    assert pool.workers() == 0
