@@ -28,13 +28,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
+from galapagos_nao.config.settings import OrchestrationSettings
 from galapagos_nao.core import genome
+from galapagos_nao.core.budget import format_bytes
 from galapagos_nao.core.datasets import ReplayTask, Task
 from galapagos_nao.core.training import TrainSettings
+from galapagos_nao.run.limits import available_memory
 from galapagos_nao.run.local import LocalEvaluator, unit_timeout
 from galapagos_nao.run.log_relay import replay
 from galapagos_nao.run.process_pool import (
@@ -58,9 +61,15 @@ from galapagos_nao.run.records import Candidate, EvaluationJob, Outcome
 from galapagos_nao.run.train import failed_outcome
 from galapagos_nao.run.workers import stuck_after
 
-__all__ = ["ProcessEvaluator"]
+__all__ = ["MEMORY_SHARE", "WORKER_BASE_BYTES", "ProcessEvaluator", "processes_that_fit"]
 
 logger = logging.getLogger("galapagos_nao")
+
+#: Unique memory of a worker process besides its data: torch and its lazy
+#: imports (measured 400 MiB on full MNIST with torch 2.14), with a margin.
+WORKER_BASE_BYTES = 512 << 20
+#: Share of the available memory that worker processes may take between them.
+MEMORY_SHARE = 0.5
 
 
 class ProcessEvaluator(LocalEvaluator):
@@ -70,6 +79,29 @@ class ProcessEvaluator(LocalEvaluator):
         """Trains in the processes of ``pool``: by default this session's (:func:`shared_pool`)."""
         super().__init__()
         self._pool = pool if pool is not None else shared_pool()
+        self._data_bytes = 0  # the task's splits, which every worker process holds
+
+    def evaluate(self, candidates: Sequence[Candidate], job: EvaluationJob) -> Iterator[Outcome]:
+        """As the local backend, with no more worker processes than the memory holds."""
+        task = job.task
+        self._data_bytes = sum(
+            t.nbytes for t in (task.x_train, task.y_train, task.x_test, task.y_test)
+        )
+        yield from super().evaluate(candidates, job)
+
+    def _workers(
+        self, units: int, devices: Sequence[torch.device], orchestration: OrchestrationSettings
+    ) -> tuple[int, int]:
+        workers, threads = super()._workers(units, devices, orchestration)
+        fit = processes_that_fit(workers, self._data_bytes, available_memory(torch.device("cpu")))
+        if fit < workers:
+            self._say_once(
+                f"orchestration.workers cut from {workers} to {fit} worker processes: each "
+                f"takes about {format_bytes(WORKER_BASE_BYTES + self._data_bytes)} (torch and "
+                f"the data), and at most half of the memory available goes to them",
+                logging.WARNING,
+            )
+        return fit, threads
 
     def allowance(self, group: Sequence[Candidate], device: torch.device, timeout: float) -> float:
         """The unit's allowance, plus the time to start a worker process and send it the data."""
@@ -151,10 +183,23 @@ class ProcessEvaluator(LocalEvaluator):
         worker.send(frame_prefix(header, length), parts, by, job.stop_event.is_set)
         worker.holds = (job.task, share)
 
-    def _say_once(self, message: str) -> None:
+    def _say_once(self, message: str, level: int = logging.INFO) -> None:
         if message not in self._warned:
             self._warned.add(message)
-            logger.info(message)
+            logger.log(level, message)
+
+
+def processes_that_fit(workers: int, data_bytes: int, available: int | None) -> int:
+    """At most ``workers`` worker processes, as many as half of ``available`` bytes hold.
+
+    Each holds torch (:data:`WORKER_BASE_BYTES`) and its own copy of the data;
+    the other half is left for training and for everything else. None for
+    ``available`` (the machine does not say) leaves ``workers`` as it is.
+    """
+    if available is None:
+        return workers
+    each = WORKER_BASE_BYTES + data_bytes
+    return max(1, min(workers, int(available * MEMORY_SHARE) // each))
 
 
 def _stays_here(group: Sequence[Candidate], task: Task) -> str | None:

@@ -25,8 +25,9 @@ from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core import genome
 from galapagos_nao.example import seed_layers
 from galapagos_nao.run.generation import make_evaluator
+from galapagos_nao.run.limits import available_memory
 from galapagos_nao.run.process_pool import WorkerPool, shared_pool
-from galapagos_nao.run.processes import ProcessEvaluator
+from galapagos_nao.run.processes import WORKER_BASE_BYTES, ProcessEvaluator, processes_that_fit
 from galapagos_nao.run.records import EvaluationJob, Outcome
 
 WORKER_MODULE = "galapagos_nao.run.process_worker"
@@ -290,3 +291,30 @@ def test_a_second_run_starts_in_the_sessions_processes_and_idle_ones_end(small_m
     assert len(seen[0]) == 2 and seen[1] == seen[0]  # the second run started none
     wait_for(lambda: not worker_processes(), "the idle processes to end", 30.0)
     assert pool.workers() == 0
+
+
+def test_no_more_worker_processes_start_than_half_the_memory_holds():
+    mib = 1 << 20
+    each = WORKER_BASE_BYTES + 219 * mib
+    assert processes_that_fit(8, 219 * mib, 100 * each) == 8
+    assert processes_that_fit(8, 219 * mib, 5 * each) == 2  # half of it: 2.5 processes
+    assert processes_that_fit(8, 219 * mib, mib) == 1  # one always, as with threads
+    assert processes_that_fit(8, 219 * mib, None) == 8  # the machine does not say
+
+
+def test_the_evaluator_cuts_its_workers_to_the_memory_and_says_so_once(caplog):
+    caplog.set_level(logging.WARNING, logger="galapagos_nao")
+    available = available_memory(torch.device("cpu"))
+    if available is None:
+        pytest.skip("this machine does not say how much memory is available")
+    made = ProcessEvaluator(WorkerPool())
+    made._data_bytes = available  # data as large as the free memory: one process fits
+    orchestration = processes_parameters(workers=2).settings().orchestration
+    try:
+        for _ in range(2):
+            workers, _threads = made._workers(4, [torch.device("cpu")], orchestration)
+            assert workers == 1
+    finally:
+        made.close()
+    said = [r.getMessage() for r in caplog.records if "worker processes" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("orchestration.workers cut from 2 to 1")
