@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from galapagos_nao.core.datasets import Task
+from galapagos_nao.core.training import CandidateFailure
 from galapagos_nao.run.process_wire import (
     MAX_RESULT_BYTES,
     PREFIX_BYTES,
@@ -59,8 +60,12 @@ PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 Stopped = Callable[[], bool]
 
 
-class WorkerGone(Exception):
-    """The worker process ended, or the wait for it was given up; says why."""
+class WorkerGone(CandidateFailure):
+    """The worker process ended, or the wait for it was given up; says why.
+
+    A :class:`~galapagos_nao.core.training.CandidateFailure`: the candidates it
+    was training are dropped with this reason, as for any other failure.
+    """
 
 
 class WorkerTimedOut(WorkerGone):
@@ -77,6 +82,7 @@ class WorkerProcess:
     def __init__(self, number: int) -> None:
         self.name = f"worker process {number}"
         self.idle_since = time.monotonic()
+        self.ready = False  # it said it started (imported torch)
         self.holds: tuple[Task, float] | None = None  # whose splits it holds, by validation share
         # Kept for the life of the process: the crash report if it dies.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
@@ -114,6 +120,15 @@ class WorkerProcess:
                 except (BrokenPipeError, ConnectionResetError):
                     raise WorkerGone(self.ended()) from None
                 view = view[written:]
+
+    def wait_until_ready(self, deadline: float, stopped: Stopped) -> None:
+        """Waits for a new process's first frame, which it sends once torch is imported."""
+        if self.ready:
+            return
+        header, _ = self.receive(deadline, stopped)
+        if header.get("kind") != "ready":
+            raise WorkerGone(f"{self.name} began with {header.get('kind')!r}, not 'ready'")
+        self.ready = True
 
     def receive(self, deadline: float, stopped: Stopped) -> tuple[dict[str, Any], bytes]:
         """Reads one frame: its header and blob.

@@ -145,6 +145,11 @@ def main() -> None:
     os.dup2(2, 1)  # what anything prints goes to stderr, never into a frame
     parent = os.getppid()
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    import torch._dynamo  # noqa: F401  (torch imports it at the first optimizer step: seconds)
+
+    # Started: the parent times units from here, not from the imports above.
+    channel_out.write(frame_prefix({"kind": "ready"}, 0))
+    channel_out.flush()
     serve(sys.stdin.buffer, channel_out)
 
 

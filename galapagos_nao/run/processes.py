@@ -80,10 +80,11 @@ class ProcessEvaluator(LocalEvaluator):
         super().__init__()
         self._pool = pool if pool is not None else shared_pool()
         self._data_bytes = 0  # the task's splits, which every worker process holds
+        self._task: Task | None = None  # the task being evaluated
 
     def evaluate(self, candidates: Sequence[Candidate], job: EvaluationJob) -> Iterator[Outcome]:
         """As the local backend, with no more worker processes than the memory holds."""
-        task = job.task
+        task = self._task = job.task
         self._data_bytes = sum(
             t.nbytes for t in (task.x_train, task.y_train, task.x_test, task.y_test)
         )
@@ -104,8 +105,11 @@ class ProcessEvaluator(LocalEvaluator):
         return fit, threads
 
     def allowance(self, group: Sequence[Candidate], device: torch.device, timeout: float) -> float:
-        """The unit's allowance, plus the time to start a worker process and send it the data."""
-        return super().allowance(group, device, timeout) + START_SECONDS
+        """The unit's allowance; one that travels gets the time to start a process and send data."""
+        allowance = super().allowance(group, device, timeout)
+        if self._task is not None and _stays_here(group, self._task) is None:
+            allowance += START_SECONDS
+        return allowance
 
     def _train_unit(
         self,
@@ -148,6 +152,7 @@ class ProcessEvaluator(LocalEvaluator):
         try:
             start_by = time.monotonic() + START_SECONDS
             try:
+                worker.wait_until_ready(start_by, stopped)
                 self._send_data(worker, job, unit.settings.validation_fraction, start_by)
                 worker.send(prefix, [blob], start_by, stopped)
             except WorkerTimedOut:

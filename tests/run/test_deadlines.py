@@ -191,9 +191,12 @@ def test_breeding_that_never_returns_is_given_up_and_the_parents_stay(tiny_task,
     assert run.join(30)
 
 
+# With processes the stuck layers, registered here only, train on the worker threads:
+# their allowance must be the threads' one, not one that waits for a worker process.
+@pytest.mark.parametrize("backend", ["threads", "processes"])
 @pytest.mark.parametrize("stuck", ["test_block", "test_hang_build"])
-def test_grouped_stuck_candidates_are_dropped_at_their_timeout(tiny_task, stuck):
-    selection = grouped_selection(timeout=0.5)
+def test_grouped_stuck_candidates_are_dropped_at_their_timeout(tiny_task, stuck, backend):
+    selection = grouped_selection(timeout=0.5, backend=backend)
     outcomes: list[Outcome] = []
     run = gn.evolve(
         [net((stuck, [])), net(GOOD)],

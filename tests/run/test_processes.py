@@ -318,3 +318,11 @@ def test_the_evaluator_cuts_its_workers_to_the_memory_and_says_so_once(caplog):
         made.close()
     said = [r.getMessage() for r in caplog.records if "worker processes" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("orchestration.workers cut from 2 to 1")
+
+
+def test_a_workers_start_is_not_counted_in_its_first_candidates_timeout(tiny_task, evaluator):
+    # Importing torch takes a fresh process seconds; the candidate trains in milliseconds.
+    parameters = processes_parameters(workers=1, timeout=0.3)
+    job = job_for(tiny_task, parameters)
+    [outcome] = list(evaluator.evaluate([candidate(0, [("dense", [4, "relu"])])], job))
+    assert outcome.failure is None and outcome.network is not None
