@@ -137,6 +137,7 @@ ORDER: tuple[str, ...] = (
     "run",
     # ui: what the user sees
     "ui.logs",
+    "ui.layer_table",
     "ui.display",
     "ui.tables",
     "ui.plot_marks",

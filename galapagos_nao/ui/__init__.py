@@ -2,7 +2,8 @@
 
 - :mod:`~galapagos_nao.ui.display`: text and HTML views of networks, the
   archive, the Library and runs; :mod:`~galapagos_nao.ui.tables`: of the
-  settings and the experiments;
+  settings and the experiments; :mod:`~galapagos_nao.ui.layer_table`: a
+  network's layers with output shapes and parameter counts;
 - :mod:`~galapagos_nao.ui.plot`: matplotlib plots of the archive, its history
   and a network; :mod:`~galapagos_nao.ui.plot_tasks`: a run across a task stream;
 - :mod:`~galapagos_nao.ui.progress`: ``run.wait(progress=True)`` bars;

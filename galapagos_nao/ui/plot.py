@@ -24,7 +24,8 @@ from galapagos_nao.archive.selection import Selection
 from galapagos_nao.core.checks import check_choice, describe
 from galapagos_nao.core.measures import Grid, measure
 from galapagos_nao.core.network import Network
-from galapagos_nao.ui.display import layer_rows, stats_line
+from galapagos_nao.ui.display import stats_line
+from galapagos_nao.ui.layer_table import layer_rows
 from galapagos_nao.ui.plot_marks import draw_curation_marks, run_starts, task_switches
 
 __all__ = ["archive", "history", "layer_colour", "network", "new_figure", "run_starts"]
