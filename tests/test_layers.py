@@ -30,6 +30,7 @@ ORDER: tuple[str, ...] = (
     "core.transform",
     "core.layer_spec",
     "core.builtin_layers",
+    "core.seeded_dropout",
     "core.genome",
     "core.inheritance",
     "core.network",

@@ -14,10 +14,9 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import torch
 from torch import nn
 
-from galapagos_nao.core import builtin_layers
+from galapagos_nao.core import builtin_layers, seeded_dropout
 from galapagos_nao.core.checks import describe
 from galapagos_nao.core.layer_spec import (
     ACTIVATION,
@@ -39,6 +38,7 @@ from galapagos_nao.core.layer_spec import (
     activation_module,
     same_registration,
 )
+from galapagos_nao.core.seeded_dropout import SeededDropout
 from galapagos_nao.core.typing import Genome, Layer
 
 __all__ = [
@@ -73,37 +73,6 @@ __all__ = [
 #: Most layers a genome may have where a limit is needed: a stored file, or the
 #: ``evolution.max_layers`` constraint.
 MAX_LAYERS = 4096
-
-
-class SeededDropout(nn.Module):
-    """Dropout that draws its masks from a generator the trainer assigns.
-
-    ``nn.Dropout`` draws from torch's global generator, which concurrent
-    candidates share; a per-model generator keeps a seeded run reproducible.
-
-    Args:
-        p: Probability of zeroing an element, in [0, 1).
-    """
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = float(p)
-        self.generator: torch.Generator | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        if not self.training or self.p == 0.0:
-            return x
-        if self.generator is None:
-            return nn.functional.dropout(x, self.p, training=True)
-        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
-        return x * keep / (1.0 - self.p)
-
-    def extra_repr(self) -> str:  # noqa: D102
-        return f"p={self.p}"
-
-
-def _build_dropout(params: Sequence[Any], in_shape: Shape) -> tuple[list[nn.Module], Shape]:
-    return [SeededDropout(params[0])], in_shape
 
 
 _registry: dict[str, LayerType] = {}
@@ -200,7 +169,7 @@ def layer_types() -> dict[str, LayerType]:
 
 def is_builtin(kind: LayerType) -> bool:
     """Whether ``kind`` is one of the library's own types (every process has them)."""
-    return kind.build.__module__ in (__name__, builtin_layers.__name__)
+    return kind.build.__module__ in (builtin_layers.__name__, seeded_dropout.__name__)
 
 
 def layer_type(name: str) -> LayerType:
@@ -240,7 +209,7 @@ _builtin(
     builtin_layers.dense_macs,
 )
 _builtin("activation", [ACTIVATION], builtin_layers.build_activation, builtin_layers.same_shape)
-_builtin("dropout", [RATE], _build_dropout, builtin_layers.same_shape)
+_builtin("dropout", [RATE], seeded_dropout.build_dropout, builtin_layers.same_shape)
 _builtin("batch_norm", [], builtin_layers.build_batch_norm, builtin_layers.same_shape)
 _builtin("leaky_relu", [ALPHA], builtin_layers.build_leaky_relu, builtin_layers.same_shape)
 _builtin("flatten", [], builtin_layers.build_flatten, builtin_layers.flat_shape)
