@@ -130,6 +130,7 @@ ORDER: tuple[str, ...] = (
     "run.tracking",
     "run.experiment_task",
     "run.experiments",
+    "run.launch",
     "run.api",
     "run.replay_steps",
     "run.replay",

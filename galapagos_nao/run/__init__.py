@@ -10,6 +10,7 @@ In import order (each module imports only those above it):
 - :mod:`~galapagos_nao.run.loop`: the :class:`Run` and its generation loop;
 - :mod:`~galapagos_nao.run.checkpoint`: the checkpoint hook and resume helpers;
 - :mod:`~galapagos_nao.run.hooks`: the hooks every run gets;
+- :mod:`~galapagos_nao.run.launch`: the one path that prepares and starts a run;
 - :mod:`~galapagos_nao.run.api`: the :class:`Session` behind ``gn.evolve``.
 
 May import core, config, archive and store.
