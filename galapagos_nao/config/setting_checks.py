@@ -9,6 +9,7 @@ or ``complexity_levels=10**8`` would wedge or exhaust the machine. A check's
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -213,8 +214,11 @@ def layer_type_defaults(name: str, value: Any) -> dict[str, list[Any]]:
 
 
 def backend_name(name: str, value: Any) -> str:
-    """Checks the backend: 'threads', 'processes', or 'ray' when Ray is installed."""
+    """Checks the backend: 'threads', 'processes' where POSIX, or 'ray' when Ray is installed."""
     check_choice(name, value, ["threads", "processes", "ray"])
+    if value == "processes" and os.name != "posix":
+        # Its worker processes are waited on with select() on pipes, which Windows lacks.
+        raise ValueError(f"{name} 'processes' needs Linux or macOS here; use 'threads'")
     if value == "ray":
         check_ray_installed()  # choosing Ray without the extra fails now, naming the extra
     return str(value)

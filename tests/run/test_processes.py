@@ -326,3 +326,11 @@ def test_a_workers_start_is_not_counted_in_its_first_candidates_timeout(tiny_tas
     job = job_for(tiny_task, parameters)
     [outcome] = list(evaluator.evaluate([candidate(0, [("dense", [4, "relu"])])], job))
     assert outcome.failure is None and outcome.network is not None
+
+
+def test_where_pipes_cannot_be_waited_on_the_backend_is_refused_naming_it(monkeypatch):
+    parameters = Parameters()
+    monkeypatch.setattr(os, "name", "nt")  # Windows, which this machine cannot be
+    with pytest.raises(ValueError, match="backend 'processes' needs Linux or macOS"):
+        parameters.put(gn.orchestration, {"backend": "processes"})
+    assert parameters.settings().orchestration.backend == "threads"
