@@ -14,7 +14,7 @@ Every flat width is rounded up to a multiple of :data:`CANONICAL`, alone too
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "Unbatchable",
     "bucket",
     "canonical",
+    "fold_leaves",
     "leaf_modules",
     "member_leaves",
 ]
@@ -247,12 +248,33 @@ def member_leaves(model: nn.Module, input_features: int) -> list[Leaf]:
     Raises:
         Unbatchable: naming the first module that cannot be stacked.
     """
+    leaves, _, _ = fold_leaves(leaf_modules(model), 0, input_features, ())
+    if not leaves or leaves[-1].kind != "head":
+        raise Unbatchable("a network that does not end in its linear head")
+    return leaves
+
+
+def fold_leaves(
+    modules: Iterable[tuple[str, nn.Module]], ordinal: int, width: int, spatial: tuple[int, ...]
+) -> tuple[list[Leaf], int, tuple[int, ...]]:
+    """The leaves of ``modules`` run in order, the first numbered ``ordinal``.
+
+    Args:
+        modules: ``(state-dict prefix, module)`` pairs, as :func:`leaf_modules` gives them.
+        ordinal: The first module's position among the network's modules.
+        width: Features, or an image's channels, coming in.
+        spatial: ``(height, width)`` of an image coming in; ``()`` when flat.
+
+    Returns:
+        The leaves, and the width and spatial size going out.
+
+    Raises:
+        Unbatchable: naming the first module that cannot be stacked.
+    """
     leaves: list[Leaf] = []
-    width = input_features
-    spatial: tuple[int, ...] = ()
-    for ordinal, (name, module) in enumerate(leaf_modules(model)):
+    for position, (name, module) in enumerate(modules, start=ordinal):
         try:
-            found = _leaves(name, module, ordinal, width, spatial)
+            found = _leaves(name, module, position, width, spatial)
         except Unbatchable as error:
             raise Unbatchable(f"{name}: {error}") from None
         for leaf in found:
@@ -260,9 +282,7 @@ def member_leaves(model: nn.Module, input_features: int) -> list[Leaf]:
                 raise Unbatchable(f"{name}: expects {leaf.width_in} features, gets {width}")
             leaves.append(leaf)
             width, spatial = leaf.width_out, leaf.spatial_out
-    if not leaves or leaves[-1].kind != "head":
-        raise Unbatchable("a network that does not end in its linear head")
-    return leaves
+    return leaves, width, spatial
 
 
 def bucket(width: int, image: bool) -> int:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional
 
-from galapagos_nao.core import counter_rng
+from galapagos_nao.core import compiled_shapes, counter_rng
 from galapagos_nao.core.device_data import DeviceData
 from galapagos_nao.core.fit_records import (
     FINITE_CHECK_EVERY,
@@ -54,7 +54,6 @@ from galapagos_nao.core.group_forming import partition
 from galapagos_nao.core.group_plan import (
     Leaf,
     Unbatchable,
-    member_leaves,
     plan_group,
 )
 from galapagos_nao.core.inheritance import inherit_weights
@@ -95,15 +94,13 @@ class GroupMember:
 
 
 def member_plan(layers: Genome, input_shape: Sequence[int], n_classes: int) -> list[Leaf]:
-    """The leaves a genome's network computes, read from a model on the meta device.
+    """The leaves a genome's network computes (:mod:`~galapagos_nao.core.compiled_shapes`).
 
     Raises:
         Unbatchable: naming the module that has no batched form.
         ValueError: If the genome is invalid.
     """
-    with torch.device("meta"):
-        model = build(layers, input_shape, n_classes)
-    return member_leaves(model, math.prod(input_shape))
+    return compiled_shapes.member_leaves(layers, input_shape, n_classes)
 
 
 @contextlib.contextmanager

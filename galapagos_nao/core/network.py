@@ -38,8 +38,11 @@ __all__ = [
     "InputReshape",
     "Network",
     "build",
+    "checked_genome",
+    "classification_head",
     "count_parameters",
     "fitness_or",
+    "input_block",
     "seed_init",
 ]
 
@@ -72,27 +75,41 @@ def build(
         ValueError: If the genome, ``input_shape`` or ``n_classes`` is invalid,
             or a layer cannot take the shape reaching it (a :class:`ShapeError`).
     """
-    shape = _check_shape(input_shape)
-    checked = genome.validate(layers, shape)
-    check_int("n_classes", n_classes, minimum=2)
+    checked, entry = checked_genome(layers, input_shape, n_classes)
     if not isinstance(input_transform, InputTransform):
         raise ValueError(
             f"input_transform must be an InputTransform, got {describe(input_transform)}"
         )
-    entry = genome.entry_shape(checked, shape)
-    # A flat genome flattens (as networks always did); an image genome reshapes,
-    # so (N, 28, 28), (N, 1, 28, 28) and (N, 784) inputs all work.
-    shaper: nn.Module = nn.Flatten() if len(entry) == 1 else InputReshape(entry)
-    adapter: OrderedDict[str, nn.Module] = OrderedDict(
-        standardize=Standardize(input_transform), flatten=shaper
-    )
-    blocks: OrderedDict[str, nn.Module] = OrderedDict(input=nn.Sequential(adapter))
+    blocks: OrderedDict[str, nn.Module] = OrderedDict(input=input_block(entry, input_transform))
     for index, layer in enumerate(checked):
         modules, entry = genome.build_layer(layer, entry)
         blocks[layer_prefix(index)] = nn.Sequential(*modules)
-    head = FlatLinear if len(entry) > 1 else nn.Linear  # after a pool the head flattens
-    blocks["head"] = head(math.prod(entry), n_classes)
+    blocks["head"] = classification_head(entry, n_classes)
     return nn.Sequential(blocks)
+
+
+def checked_genome(
+    layers: Genome, input_shape: Sequence[int], n_classes: int
+) -> tuple[list[Layer], tuple[int, ...]]:
+    """:func:`build`'s checks: the normalised layers and the shape the first layer sees."""
+    shape = _check_shape(input_shape)
+    checked = genome.validate(layers, shape)
+    check_int("n_classes", n_classes, minimum=2)
+    return checked, genome.entry_shape(checked, shape)
+
+
+def input_block(entry: tuple[int, ...], input_transform: InputTransform) -> nn.Sequential:
+    """A compiled network's first block: the input transform, then the first layer's shape."""
+    # A flat genome flattens (as networks always did); an image genome reshapes,
+    # so (N, 28, 28), (N, 1, 28, 28) and (N, 784) inputs all work.
+    shaper: nn.Module = nn.Flatten() if len(entry) == 1 else InputReshape(entry)
+    return nn.Sequential(OrderedDict(standardize=Standardize(input_transform), flatten=shaper))
+
+
+def classification_head(entry: tuple[int, ...], n_classes: int) -> nn.Linear:
+    """A compiled network's last block, taking the last layer's output of shape ``entry``."""
+    head = FlatLinear if len(entry) > 1 else nn.Linear  # after a pool the head flattens
+    return head(math.prod(entry), n_classes)
 
 
 class InputReshape(nn.Module):

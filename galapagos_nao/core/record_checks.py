@@ -30,8 +30,9 @@ import torch
 
 from galapagos_nao.core import genome
 from galapagos_nao.core.checks import describe
+from galapagos_nao.core.compiled_shapes import state_shapes
 from galapagos_nao.core.ids import check_id
-from galapagos_nao.core.network import Network, build, count_parameters
+from galapagos_nao.core.network import Network
 
 __all__ = [
     "ACCURACIES",
@@ -123,7 +124,8 @@ def check_size(n_layers: int, input_shape: Sequence[Any]) -> None:
 def shapes_and_count(net: Network) -> tuple[dict[str, tuple[int, ...]], int]:
     """The state dict shapes ``net``'s genome compiles to, and its trainable parameter count.
 
-    Found on the ``meta`` device, where a layer of a trillion units costs nothing.
+    Read without building (:mod:`~galapagos_nao.core.compiled_shapes`), so a
+    layer of a trillion units costs nothing.
 
     Raises:
         ValueError: if the genome or input is past :func:`check_size`'s limits
@@ -131,12 +133,9 @@ def shapes_and_count(net: Network) -> tuple[dict[str, tuple[int, ...]], int]:
     """
     check_size(len(net.layers), net.input_shape)
     try:
-        with torch.device("meta"):
-            model = build(net.layers, net.input_shape, net.n_classes)
+        return state_shapes(net.layers, net.input_shape, net.n_classes)
     except (ValueError, TypeError, RuntimeError, OverflowError) as error:
         raise ValueError(f"the genome cannot be built: {error}") from None
-    shapes = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
-    return shapes, count_parameters(model)
 
 
 def check_total(shapes: Mapping[str, tuple[int, ...]]) -> None:
