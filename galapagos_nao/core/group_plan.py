@@ -305,15 +305,59 @@ def joined_plan(
     plan: GroupPlan, leaves: Sequence[Leaf], widths_in: Sequence[set[int]] | None = None
 ) -> GroupPlan | None:
     """``plan`` with one more member, or None when its leaves cannot line up."""
-    if all(len(m) == len(leaves) for m in plan.members) and all(
-        a.token == b.token for a, b in zip(plan.members[0], leaves, strict=True)
+    pairs = _same_slots(plan, leaves) or _align(plan, leaves, widths_in)
+    return None if pairs is None else _joined(plan, leaves, pairs)
+
+
+def _same_slots(
+    plan: GroupPlan, leaves: Sequence[Leaf]
+) -> list[tuple[int | None, int | None]] | None:
+    """Each leaf in its own slot, when every member has a leaf in every slot, of these kinds."""
+    if (
+        all(len(m) == len(leaves) for m in plan.members)
+        and all(a.token == b.token for a, b in zip(plan.members[0], leaves, strict=True))
+        and all(None not in column for column in plan.slots)
     ):
-        slots = tuple((*column, i) for i, column in enumerate(plan.slots))
-        if all(None not in column for column in plan.slots):
-            return GroupPlan((*plan.members, tuple(leaves)), slots)
-    pairs = _align(plan, leaves, widths_in)
-    if pairs is None:
-        return None
+        return [(i, i) for i in range(len(leaves))]
+    return None
+
+
+def plan_group(members: Sequence[Sequence[Leaf]]) -> GroupPlan:
+    """The members' leaves aligned into one plan, in order.
+
+    Each join aligns with the widths the members before take into each slot,
+    kept as it goes (per slot, the set of widths going out) rather than read
+    from every member again: a group of 256 used to cost its size squared.
+
+    Raises:
+        Unbatchable: If some member's shape-changing layers do not line up with the others'.
+    """
+    plan = GroupPlan((tuple(members[0]),), tuple((i,) for i in range(len(members[0]))))
+    features = members[0][0].width_in if members[0] else 0
+    outs = [{leaf.width_out} for leaf in members[0]]  # per slot, every member's width going out
+    for index, leaves in enumerate(members[1:], start=1):
+        pairs = _same_slots(plan, leaves) or _align(plan, leaves, _widths_in(plan, outs, features))
+        if pairs is None:
+            raise Unbatchable(f"member {index}'s layers do not line up with the others'")
+        plan, outs = _joined(plan, leaves, pairs), _outs_after(outs, leaves, pairs, features)
+    return plan
+
+
+def _widths_in(plan: GroupPlan, outs: Sequence[set[int]], features: int) -> list[set[int]]:
+    """Per slot, the members' widths coming in, as held alone (what ``_align`` reads)."""
+    return [
+        {
+            bucket(w, bool(plan.first(slot).spatial_in))
+            for w in (outs[slot - 1] if slot else {features})
+        }
+        for slot in range(len(plan.slots))
+    ]
+
+
+def _joined(
+    plan: GroupPlan, leaves: Sequence[Leaf], pairs: Sequence[tuple[int | None, int | None]]
+) -> GroupPlan:
+    """``plan`` with a member whose leaves take the (slot, leaf) ``pairs``."""
     aligned = []
     for slot, leaf in pairs:
         old = plan.slots[slot] if slot is not None else (None,) * plan.size
@@ -321,16 +365,23 @@ def joined_plan(
     return GroupPlan((*plan.members, tuple(leaves)), tuple(aligned))
 
 
-def plan_group(members: Sequence[Sequence[Leaf]]) -> GroupPlan:
-    """The members' leaves aligned into one plan, in order.
+def _outs_after(
+    outs: Sequence[set[int]],
+    leaves: Sequence[Leaf],
+    pairs: Sequence[tuple[int | None, int | None]],
+    features: int,
+) -> list[set[int]]:
+    """Per slot of the joined plan, every member's width going out.
 
-    Raises:
-        Unbatchable: If some member's shape-changing layers do not line up with the others'.
+    A slot the new member inserts is one the others pass through: their width
+    going out there is their width coming in.
     """
-    plan = GroupPlan((tuple(members[0]),), tuple((i,) for i in range(len(members[0]))))
-    for index, leaves in enumerate(members[1:], start=1):
-        joined = joined_plan(plan, leaves)
-        if joined is None:
-            raise Unbatchable(f"member {index}'s layers do not line up with the others'")
-        plan = joined
-    return plan
+    found: list[set[int]] = []
+    width, others = features, {features}
+    for slot, leaf in pairs:
+        if leaf is not None:
+            width = leaves[leaf].width_out
+        if slot is not None:
+            others = outs[slot]
+        found.append({*others, width})
+    return found

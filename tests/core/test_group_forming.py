@@ -26,6 +26,7 @@ from galapagos_nao.core.group_plan import (
     Leaf,
     is_exact,
     joined_plan,
+    plan_group,
     wasted_share,
 )
 from galapagos_nao.core.grouped import Unbatchable, member_plan
@@ -126,3 +127,30 @@ def test_a_group_holds_the_plan_that_joining_each_member_from_scratch_holds():
             plan = joined
         assert group.plan == plan
     assert inserted >= 3
+
+
+@pytest.mark.parametrize(
+    ("start", "rate", "seed"),
+    [(seed_layers, 0.25, 4), (seed_layers, 0.6, 5), (conv_layers, 0.25, 6)],
+    ids=["seed", "seed-heavily-mutated", "conv"],
+)
+def test_plan_group_plans_what_joining_each_member_reading_all_widths_plans(start, rate, seed):
+    """plan_group keeps each slot's widths as it goes; the plain rule reads every member's."""
+    members = _generation(start, 256, rate, seed)
+    groups = [
+        [members[i] for i in group]
+        for group in partition(members, 128, FEATURES, exact=False, max_padded_share=0.9)
+    ]
+    inserted = 0
+    for group in groups:
+        if any(m is None for m in group):
+            continue
+        plan = GroupPlan((tuple(group[0]),), tuple((i,) for i in range(len(group[0]))))
+        for leaves in group[1:]:
+            joined = joined_plan(plan, leaves)  # no widths given: read from every member
+            assert joined is not None
+            inserted += len(joined.slots) > len(plan.slots)
+            plan = joined
+        assert plan_group(group) == plan
+    assert max(len(g) for g in groups) > 16
+    assert inserted >= 3  # members that insert slots the others pass through
