@@ -51,6 +51,7 @@ SECTIONS = (
     "memory",
     "ray",
     "population",
+    "overhead",
 )
 #: Sections run without ``--sections``: the population rows need a GPU to finish in minutes.
 DEFAULT_SECTIONS = tuple(name for name in SECTIONS if name != "population")
@@ -159,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # Runs through the shared singletons checkpoint into the workspace: keep it out of the user's.
     os.environ["GN_HOME"] = tempfile.mkdtemp(prefix="gn-bench-")
-    from benchmarks import conv_bench, grouped, population, report, sections
+    from benchmarks import conv_bench, generation_overhead, grouped, population, report, sections
 
     started = time.perf_counter()
     wanted = args.sections.split(",")
@@ -215,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             lambda: sections.memory(
                 args.data, args.memory_generations, args.memory_train, args.seed
             ),
+        ),
+        "overhead": (
+            "the CPU-side work of a generation of 1,024 mutated children, besides training",
+            lambda: generation_overhead.generation_overhead(1024, 256, args.seed),
         ),
         "ray": (
             "the Ray backend against threads",

@@ -10,11 +10,12 @@
 #                 unpacked into a temporary root; without either, torchvision downloads MNIST
 #   OUT           folder for the JSON and the log (default: benchmarks/results)
 #   BENCH_DEVICE  device to benchmark (default: cuda; "cpu" only to try this script without a GPU)
-#   SECTIONS      sections to run (default: population,grouped; the rows of issue 3 are
-#                 throughput,policy: add them when there is time)
+#   SECTIONS      sections to run (default: overhead,population,grouped; the rows of issue 3
+#                 are throughput,policy: add them when there is time)
 #
 # It installs what is missing (torch, torchvision, numpy, safetensors) with pip, checks that torch
-# sees a GPU, runs `python -m benchmarks --device cuda --sections population,grouped`, then the GPU
+# sees a GPU, runs `python -m benchmarks --device cuda --sections overhead,population,grouped`
+# (overhead: the host CPU's seconds for a generation of 1,024 besides training), then the GPU
 # tests when pytest is there: tests/run/test_engine.py, the grouped-vs-alone equivalence of
 # tests/core/test_grouped.py, the full-MNIST equivalence of homogeneous and mutated groups of 8
 # (tests/core/test_group_equivalence_mnist.py) and the device-independence of the random streams
@@ -31,7 +32,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-benchmarks/results}
 DEVICE=${BENCH_DEVICE:-cuda}
-SECTIONS=${SECTIONS:-population,grouped}
+SECTIONS=${SECTIONS:-overhead,population,grouped}
 mkdir -p "$OUT"
 
 missing=$("$PYTHON" -c '

@@ -60,7 +60,7 @@ def main() -> None:
     parameters.put("orchestration", {"generation_size": args.size})
     parameters.put("evolution", {"mutation_rate": args.mutation_rate})
     rng = np.random.default_rng(args.seed)
-    children = breed([Network(seed_layers())], rng, parameters.settings(), 0)
+    children = breed([Network(tuple(seed_layers()))], rng, parameters.settings(), 0)
     plans: list[Any] = []
     for child in children:
         try:

@@ -39,6 +39,10 @@ def write_json(path: Path, figures: Mapping[str, Any]) -> Path:
     return path
 
 
+#: The phases ``benchmarks.generation_overhead`` times.
+OVERHEAD_PHASES = ("breed", "group", "set_up", "select")
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
@@ -234,6 +238,18 @@ def _conv_lines(conv: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _overhead_line(passes: Sequence[Mapping[str, Any]]) -> str:
+    """The second pass of ``generation_overhead``: what a run's later generations pay."""
+    found = passes[-1]
+    phases = ", ".join(f"{p.replace('_', ' ')} {found[p]:.3f} s" for p in OVERHEAD_PHASES)
+    return (
+        f"\nA generation of {found['size']:,} mutated children besides training "
+        f"(one CPU thread): {phases}; "
+        f"total {found['total']:.2f} s = {100 * found['share_of_target_generation']:.0f}% "
+        "of a generation at 15,000 candidate-epochs/min"
+    )
+
+
 def _latency_line(latency: Mapping[str, Any]) -> str:
     return (
         f"Responsiveness while a run trains ({latency['samples']} samples, "
@@ -281,6 +297,8 @@ def format_table(figures: Mapping[str, Any]) -> str:
         lines += _grouped_lines(figures["grouped"])
     if figures.get("population"):
         lines += _population_lines(figures["population"])
+    if figures.get("overhead"):
+        lines.append(_overhead_line(figures["overhead"]))
     if figures.get("responsiveness"):
         lines.append(_latency_line(figures["responsiveness"]))
     if figures.get("memory"):

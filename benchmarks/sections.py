@@ -272,6 +272,16 @@ def targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
         found.append(
             _target("overhead ≤ 3% of generation time", overhead <= 0.03, f"{100 * overhead:.1f}%")
         )
+    overhead = figures.get("overhead")
+    if overhead:
+        share = overhead[-1]["share_of_target_generation"]
+        found.append(
+            _target(
+                "CPU-side work of a generation of 1,024 ≤ 10% of it at 15,000/min",
+                share <= 0.10,
+                f"{100 * share:.0f}%",
+            )
+        )
     conv = figures.get("conv")
     if conv:
         overhead = conv["overhead"]

@@ -180,9 +180,8 @@ def layer_type(name: str) -> LayerType:
     """
     with _registry_lock:
         found = _registry.get(name)
-        known = sorted(_registry)
-    if found is None:
-        raise KeyError(f"unknown layer type {name!r}; known: {known}")
+        if found is None:
+            raise KeyError(f"unknown layer type {name!r}; known: {sorted(_registry)}")
     return found
 
 

@@ -335,23 +335,30 @@ def plan_group(members: Sequence[Sequence[Leaf]]) -> GroupPlan:
     plan = GroupPlan((tuple(members[0]),), tuple((i,) for i in range(len(members[0]))))
     features = members[0][0].width_in if members[0] else 0
     outs = [{leaf.width_out} for leaf in members[0]]  # per slot, every member's width going out
+    firsts = list(members[0])  # per slot, its first leaf: the slot's kind and shape flags
     for index, leaves in enumerate(members[1:], start=1):
-        pairs = _same_slots(plan, leaves) or _align(plan, leaves, _widths_in(plan, outs, features))
+        pairs = _same_slots(plan, leaves) or _align(
+            plan, leaves, _widths_in(firsts, outs, features)
+        )
         if pairs is None:
             raise Unbatchable(f"member {index}'s layers do not line up with the others'")
-        plan, outs = _joined(plan, leaves, pairs), _outs_after(outs, leaves, pairs, features)
+        outs = _outs_after(outs, leaves, pairs, features)
+        firsts = [firsts[s] if s is not None else leaves[_index(j)] for s, j in pairs]
+        plan = _joined(plan, leaves, pairs)
     return plan
 
 
-def _widths_in(plan: GroupPlan, outs: Sequence[set[int]], features: int) -> list[set[int]]:
+def _widths_in(firsts: Sequence[Leaf], outs: Sequence[set[int]], features: int) -> list[set[int]]:
     """Per slot, the members' widths coming in, as held alone (what ``_align`` reads)."""
     return [
-        {
-            bucket(w, bool(plan.first(slot).spatial_in))
-            for w in (outs[slot - 1] if slot else {features})
-        }
-        for slot in range(len(plan.slots))
+        {bucket(w, bool(first.spatial_in)) for w in (outs[slot - 1] if slot else {features})}
+        for slot, first in enumerate(firsts)
     ]
+
+
+def _index(leaf: int | None) -> int:
+    assert leaf is not None, "a slot that neither the plan nor the new member has"
+    return leaf
 
 
 def _joined(

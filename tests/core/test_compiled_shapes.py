@@ -151,3 +151,11 @@ def test_a_records_check_counts_a_trillion_unit_layer_without_memory() -> None:
     shapes, count = shapes_and_count(net)
     assert shapes["layer1.0.weight"] == (10**6, 10**6)
     assert count == 784 * 10**6 + 10**6 + 10**12 + 10**6 + 10 * 10**6 + 10
+
+
+def test_leaves_kept_for_a_genome_are_handed_out_as_a_fresh_list_each_time() -> None:
+    first = compiled_shapes.member_leaves(seed_layers(), MNIST, 10)
+    want = list(first)
+    first.clear()
+    assert compiled_shapes.member_leaves(seed_layers(), MNIST, 10) == want
+    assert compiled_shapes.member_leaves(tuple(seed_layers()), [1, 28, 28], 10) == want
