@@ -14,8 +14,9 @@ as in a run's later generations):
   that a GPU forms, and their padded shares (``Grouper.plan``);
 - *set up*: each group's plan as ``fit_group`` makes it before training
   (each member's leaves again, ``plan_group``);
-- *select*: the children as trained records, weights and all, checked and
-  binned into the archive (``Selection.select``).
+- *records*: each trained child's record, weights and all (``Network``, as
+  ``fitted_outcome`` makes it after its group trained);
+- *select*: the records checked and binned into the archive (``Selection.select``).
 
 It prints seconds per phase and their total as a share of a generation at
 the target rate (``size / 250`` s).
@@ -52,7 +53,7 @@ def generation_overhead(size: int, group_size: int, seed: int = 0) -> list[dict[
     """Seconds of each phase for two generations of ``size`` children, and their share.
 
     Returns:
-        One dict per pass: ``{"breed": s, "group": s, "set_up": s, "select": s,
+        One dict per pass: ``{"breed": s, "group": s, "set_up": s, "records": s, "select": s,
         "total": s, "share_of_target_generation": total / (size / 250),
         "groups": n, "size": size}``.
     """
@@ -80,7 +81,14 @@ def _one_pass(
         lambda: Grouper().plan(children, MNIST_SHAPE, 10, group_size, exact=False),
     )
     _timed(timings, "set_up", lambda: [_group_plan(group) for group, _ in groups])
-    trained = [_trained(child.layers, index) for index, child in enumerate(children)]
+    weights = [_zero_weights(child.layers) for child in children]
+    trained = _timed(
+        timings,
+        "records",
+        lambda: [
+            _trained(c.layers, w, i) for i, (c, w) in enumerate(zip(children, weights, strict=True))
+        ],
+    )
     _timed(timings, "select", lambda: selection.select(trained))
     timings["total"] = sum(timings.values())
     timings["share_of_target_generation"] = timings["total"] / (size * 60 / TARGET_PER_MINUTE)
@@ -101,13 +109,17 @@ def _group_plan(group: list[Any]) -> Any:
     return plan_group([member_plan(c.layers, MNIST_SHAPE, 10) for c in group])
 
 
-def _trained(layers: Any, index: int) -> Network:
-    """A record as a trained child's: zero weights of its shapes and some metrics."""
-    shapes, count = shapes_and_count(Network(layers))
-    weights = {
+def _zero_weights(layers: Any) -> dict[str, torch.Tensor]:
+    """Zero weights of the shapes ``layers`` compiles to, as a trained child carries."""
+    shapes, _ = shapes_and_count(Network(layers))
+    return {
         name: torch.zeros(shape, dtype=torch.int64 if not shape else torch.float32)
         for name, shape in shapes.items()
     }
+
+
+def _trained(layers: Any, weights: dict[str, torch.Tensor], index: int) -> Network:
+    """The record of a trained child, as ``fitted_outcome`` makes it."""
     accuracy = 0.5 + 0.4 * ((index * 7919) % 1000) / 1000
     return Network(
         layers,
@@ -116,7 +128,7 @@ def _trained(layers: Any, index: int) -> Network:
         test_acc=accuracy,
         train_acc=accuracy,
         loss=1.0 - accuracy,
-        n_params=count,
+        n_params=sum(t.numel() for name, t in weights.items() if name.endswith(("weight", "bias"))),
         generation=0,
     )
 
@@ -134,7 +146,8 @@ def main() -> None:
     )
     for number, found in enumerate(generation_overhead(args.size, args.group_size), start=1):
         phases = "  ".join(
-            f"{phase} {found[phase]:.3f}s" for phase in ("breed", "group", "set_up", "select")
+            f"{phase} {found[phase]:.3f}s"
+            for phase in ("breed", "group", "set_up", "records", "select")
         )
         print(
             f"pass {number}: {phases}  total {found['total']:.3f}s = "

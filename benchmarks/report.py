@@ -40,7 +40,7 @@ def write_json(path: Path, figures: Mapping[str, Any]) -> Path:
 
 
 #: The phases ``benchmarks.generation_overhead`` times.
-OVERHEAD_PHASES = ("breed", "group", "set_up", "select")
+OVERHEAD_PHASES = ("breed", "group", "set_up", "records", "select")
 
 
 def _cell(value: Any) -> str:

@@ -178,11 +178,18 @@ def layer_type(name: str) -> LayerType:
     Raises:
         KeyError: naming the type and the known ones.
     """
-    with _registry_lock:
-        found = _registry.get(name)
-        if found is None:
-            raise KeyError(f"unknown layer type {name!r}; known: {sorted(_registry)}")
+    found = _registered(name)
+    if found is None:
+        raise KeyError(f"unknown layer type {name!r}; known: {sorted(layer_types())}")
     return found
+
+
+def _registered(name: Any) -> LayerType | None:
+    """The type registered as ``name``, or None (a name that is not a str included)."""
+    if not isinstance(name, str):
+        return None
+    with _registry_lock:
+        return _registry.get(name)
 
 
 def _builtin(
@@ -236,13 +243,14 @@ def _layer_problem(index: int, layer: Any) -> str | None:
     if not isinstance(layer, (tuple, list)) or len(layer) != 2:
         return f"{where} must be a (type, params) pair, got {describe(layer)}"
     type_name, params = layer
-    known = layer_types()
-    if not isinstance(type_name, str) or type_name not in known:
-        return f"{where}: unknown layer type {describe(type_name)}; known: {sorted(known)}"
+    kind = _registered(type_name)
+    if kind is None:
+        known = sorted(layer_types())
+        return f"{where}: unknown layer type {describe(type_name)}; known: {known}"
     where = f"{where} ({type_name!r})"
     if not isinstance(params, (list, tuple)):
         return f"{where}: params must be a list, got {describe(params)}"
-    spec = known[type_name].params
+    spec = kind.params
     if len(params) != len(spec):
         names = [p.name for p in spec]
         return f"{where}: expects {len(spec)} params {names}, got {len(params)}: {list(params)!r}"

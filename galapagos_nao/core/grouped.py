@@ -199,6 +199,8 @@ def fit_group(
         val = hit_rates(_hits(stacked, x_val, data.y_val, settings.precision), data.val_groups)
         test = hit_rates(_hits(stacked, x_test, data.y_test, settings.precision), data.test_groups)
     seconds = time.monotonic() - started
+    if device.type != "cpu":  # one copy of each stacked tensor, not one per member and tensor
+        stacked.to("cpu")
     results: list[FitResult | CandidateFailure] = []
     for member in range(len(members)):
         if member in failures:
