@@ -56,8 +56,7 @@ from galapagos_nao.core.group_plan import (
     Unbatchable,
     plan_group,
 )
-from galapagos_nao.core.inheritance import inherit_weights
-from galapagos_nao.core.network import build
+from galapagos_nao.core.inheritance import inherit_into
 from galapagos_nao.core.stacked import StackedModel
 from galapagos_nao.core.typing import Genome
 
@@ -128,16 +127,13 @@ def batched_rows(data: DeviceData, width: int) -> tuple[torch.Tensor, torch.Tens
     return found[0], found[1], found[2]
 
 
-def _inherit(stacked: StackedModel, index: int, member: GroupMember, data: DeviceData) -> int:
+def _inherit(stacked: StackedModel, index: int, member: GroupMember) -> int:
     """Copies the member's parent's weights in, as ``inherit_weights`` does for a network."""
     if member.parent_weights is None or member.origins is None:
         return 0
-    with torch.device("meta"):
-        model = build(member.layers, data.input_shape, data.n_classes)
-    model = model.to_empty(device="cpu")
-    model.load_state_dict(stacked.member_state(index))
-    copied = inherit_weights(model, member.parent_weights, member.origins)
-    stacked.load_member(index, model.state_dict())
+    state = stacked.member_state(index)  # the member's own names and shapes, as a network's
+    copied = inherit_into(state, member.parent_weights, member.origins)
+    stacked.load_member(index, state)
     return copied
 
 
@@ -190,7 +186,7 @@ def fit_group(
     keys = counter_rng.member_keys([m.seed for m in members], device)
     with single_thread_on_cpu(device):
         stacked = StackedModel(plan, features, keys, device)
-        inherited = [_inherit(stacked, i, m, data) for i, m in enumerate(members)]
+        inherited = [_inherit(stacked, i, m) for i, m in enumerate(members)]
         trained = _train(stacked, keys, data, settings, should_stop, deadline, started)
         if isinstance(trained, CandidateFailure):
             return [trained] * len(members)

@@ -19,7 +19,7 @@ from torch import nn
 
 from galapagos_nao.core.typing import Genome
 
-__all__ = ["aligned_origins", "inherit_weights", "layer_prefix"]
+__all__ = ["aligned_origins", "inherit_into", "inherit_weights", "layer_prefix"]
 
 
 def layer_prefix(index: int) -> str:
@@ -50,9 +50,24 @@ def inherit_weights(
     Returns:
         How many tensors were copied, whole or in part.
     """
+    return inherit_into(model.state_dict(), parent_weights, origins)
+
+
+def inherit_into(
+    child_state: Mapping[str, torch.Tensor],
+    parent_weights: Mapping[str, torch.Tensor],
+    origins: Sequence[int | None],
+) -> int:
+    """:func:`inherit_weights` on a child's state dict: its tensors are written in place.
+
+    For a child that is not a module of its own, such as a member of a stacked
+    group (its state read out, inherited into, and loaded back).
+
+    Returns:
+        How many tensors were copied, whole or in part.
+    """
     mapping = {layer_prefix(i): layer_prefix(j) for i, j in enumerate(origins) if j is not None}
     mapping["head"] = "head"
-    child_state = model.state_dict()
     copied = 0
     with torch.no_grad():
         for block, source in mapping.items():

@@ -190,7 +190,7 @@ def test_a_grouped_conv_member_inherits_its_parents_kernels_as_alone(data):
     # the stacked member starts from what inherit_weights gives its network alone
     member = GroupMember(child, seed=1, parent_weights=parent.weights, origins=origins)
     stacked = StackedModel(plan_of(child), 784, counter_rng.member_keys([1]), torch.device("cpu"))
-    copied = _inherit(stacked, 0, member, data)
+    copied = _inherit(stacked, 0, member)
     module = build(child, SHAPE, 10)
     counter_init(module, 1)
     assert copied == inherit_weights(module, parent.weights, origins) > 0
