@@ -34,7 +34,7 @@ import torch
 
 from galapagos_nao.archive.selection import Selection
 from galapagos_nao.config.parameters import Parameters
-from galapagos_nao.core.group_plan import plan_group
+from galapagos_nao.core.group_forming import plan_group
 from galapagos_nao.core.grouped import member_plan
 from galapagos_nao.core.network import MNIST_SHAPE, Network
 from galapagos_nao.core.record_checks import shapes_and_count

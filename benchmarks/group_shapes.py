@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from galapagos_nao.config.parameters import Parameters
-from galapagos_nao.core.group_plan import group_macs, plan_group
+from galapagos_nao.core.group_forming import plan_group
+from galapagos_nao.core.group_plan import group_macs
 from galapagos_nao.core.grouped import Unbatchable, member_plan, partition
 from galapagos_nao.core.network import Network
 from galapagos_nao.example import seed_layers

@@ -2,7 +2,7 @@
 
 :func:`partition` visits the candidates in an order that puts alike ones
 together and lets each join a recent group it lines up with
-(:func:`~galapagos_nao.core.group_plan.plan_group`), as long as the group stays
+(:func:`~galapagos_nao.core.group_plan.alignment`), as long as the group stays
 *exact* (when asked: no member padded past its own canonical widths, so each
 computes the same bits as alone) and its wasted work stays within a bound
 (:func:`~galapagos_nao.core.group_plan.wasted_share`).
@@ -18,13 +18,14 @@ from galapagos_nao.core.group_plan import (
     MAX_PADDED_SHARE,
     GroupPlan,
     Leaf,
+    Unbatchable,
     alignment,
     bucket,
     element_work,
     product_macs,
 )
 
-__all__ = ["partition"]
+__all__ = ["partition", "partition_plans", "plan_group"]
 
 #: Groups :func:`partition` tries for each member, the most recent first.
 _OPEN_GROUPS = 8
@@ -38,6 +39,43 @@ def partition(
     exact: bool = True,
     max_padded_share: float = MAX_PADDED_SHARE,
 ) -> list[list[int]]:
+    """Indices in groups of at most ``group_size``: :func:`partition_plans` without the plans."""
+    return [
+        indices
+        for indices, _ in partition_plans(
+            members, group_size, input_features, exact=exact, max_padded_share=max_padded_share
+        )
+    ]
+
+
+def plan_group(members: Sequence[Sequence[Leaf]]) -> GroupPlan:
+    """The members' leaves aligned into one plan, joined in order as :func:`partition` joins them.
+
+    A member whose sequence of leaf kinds an earlier member has takes that
+    member's slots; another aligns with the slots and the widths the members
+    before it take there. So the plan of a group :func:`partition` formed,
+    with its members in the group's order, is the plan it judged.
+
+    Raises:
+        Unbatchable: If some member's shape-changing layers do not line up with the others'.
+    """
+    features = members[0][0].width_in if members[0] else 0
+    group = _OpenGroup(0, members[0], features)
+    for index, leaves in enumerate(members[1:], start=1):
+        # no bound on the padding: the members are given, only their alignment can fail
+        if not group.join(_Candidate.of(index, leaves, features), exact=False, max_wasted=1.0):
+            raise Unbatchable(f"member {index}'s layers do not line up with the others'")
+    return group.plan
+
+
+def partition_plans(
+    members: Sequence[Sequence[Leaf] | None],
+    group_size: int,
+    input_features: int,
+    *,
+    exact: bool = True,
+    max_padded_share: float = MAX_PADDED_SHARE,
+) -> list[tuple[list[int], GroupPlan | None]]:
     """Indices in groups of at most ``group_size``, formed so that padding wastes little.
 
     Members are visited in an order that puts alike ones next to each other (the
@@ -46,6 +84,11 @@ def partition(
     stays exact (if ``exact``) and within ``max_padded_share`` of wasted work
     (:func:`wasted_share`); else it opens a new group.
     ``None`` members (unbatchable) each get a group of their own.
+
+    Returns:
+        Each group's indices, in the order they joined, and its plan
+        (:func:`plan_group` of those members gives the same); None for an
+        unbatchable member's group.
     """
     groups: list[_OpenGroup] = []
     order = sorted(
@@ -63,8 +106,8 @@ def partition(
                 break
         else:
             groups.append(_OpenGroup(index, leaves, input_features))
-    found = [group.indices for group in groups]
-    found.extend([i] for i, m in enumerate(members) if m is None)
+    found: list[tuple[list[int], GroupPlan | None]] = [(g.indices, g.plan) for g in groups]
+    found.extend(([i], None) for i, m in enumerate(members) if m is None)
     return found
 
 

@@ -71,7 +71,6 @@ __all__ = [
     "product_macs",
     "wasted_share",
     "ZERO_PRESERVING",
-    "plan_group",
 ]
 
 #: Wasted work above which a group takes no more members (see ``group_forming``).
@@ -322,45 +321,6 @@ def _same_slots(
     return None
 
 
-def plan_group(members: Sequence[Sequence[Leaf]]) -> GroupPlan:
-    """The members' leaves aligned into one plan, in order.
-
-    Each join aligns with the widths the members before take into each slot,
-    kept as it goes (per slot, the set of widths going out) rather than read
-    from every member again: a group of 256 used to cost its size squared.
-
-    Raises:
-        Unbatchable: If some member's shape-changing layers do not line up with the others'.
-    """
-    plan = GroupPlan((tuple(members[0]),), tuple((i,) for i in range(len(members[0]))))
-    features = members[0][0].width_in if members[0] else 0
-    outs = [{leaf.width_out} for leaf in members[0]]  # per slot, every member's width going out
-    firsts = list(members[0])  # per slot, its first leaf: the slot's kind and shape flags
-    for index, leaves in enumerate(members[1:], start=1):
-        pairs = _same_slots(plan, leaves) or _align(
-            plan, leaves, _widths_in(firsts, outs, features)
-        )
-        if pairs is None:
-            raise Unbatchable(f"member {index}'s layers do not line up with the others'")
-        outs = _outs_after(outs, leaves, pairs, features)
-        firsts = [firsts[s] if s is not None else leaves[_index(j)] for s, j in pairs]
-        plan = _joined(plan, leaves, pairs)
-    return plan
-
-
-def _widths_in(firsts: Sequence[Leaf], outs: Sequence[set[int]], features: int) -> list[set[int]]:
-    """Per slot, the members' widths coming in, as held alone (what ``_align`` reads)."""
-    return [
-        {bucket(w, bool(first.spatial_in)) for w in (outs[slot - 1] if slot else {features})}
-        for slot, first in enumerate(firsts)
-    ]
-
-
-def _index(leaf: int | None) -> int:
-    assert leaf is not None, "a slot that neither the plan nor the new member has"
-    return leaf
-
-
 def _joined(
     plan: GroupPlan, leaves: Sequence[Leaf], pairs: Sequence[tuple[int | None, int | None]]
 ) -> GroupPlan:
@@ -370,25 +330,3 @@ def _joined(
         old = plan.slots[slot] if slot is not None else (None,) * plan.size
         aligned.append((*old, leaf))
     return GroupPlan((*plan.members, tuple(leaves)), tuple(aligned))
-
-
-def _outs_after(
-    outs: Sequence[set[int]],
-    leaves: Sequence[Leaf],
-    pairs: Sequence[tuple[int | None, int | None]],
-    features: int,
-) -> list[set[int]]:
-    """Per slot of the joined plan, every member's width going out.
-
-    A slot the new member inserts is one the others pass through: their width
-    going out there is their width coming in.
-    """
-    found: list[set[int]] = []
-    width, others = features, {features}
-    for slot, leaf in pairs:
-        if leaf is not None:
-            width = leaves[leaf].width_out
-        if slot is not None:
-            others = outs[slot]
-        found.append({*others, width})
-    return found

@@ -1,7 +1,7 @@
 """Training candidates together as one stacked model; a candidate alone is a group of one.
 
 :func:`fit_group` trains any members whose layers line up
-(:func:`~galapagos_nao.core.group_plan.plan_group`: widths and channels,
+(:func:`~galapagos_nao.core.group_forming.plan_group`: widths and channels,
 depths, activation kinds and dropout rates may all differ; pools and kernel
 sizes line up) with one forward and backward per batch for all of them.
 :func:`~galapagos_nao.core.training.fit` trains a candidate alone by calling it
@@ -50,11 +50,10 @@ from galapagos_nao.core.fit_records import (
     never,
 )
 from galapagos_nao.core.graph_step import Stepper, graphs_wanted
-from galapagos_nao.core.group_forming import partition
+from galapagos_nao.core.group_forming import partition, plan_group
 from galapagos_nao.core.group_plan import (
     Leaf,
     Unbatchable,
-    plan_group,
 )
 from galapagos_nao.core.inheritance import inherit_into
 from galapagos_nao.core.stacked import StackedModel

@@ -21,13 +21,13 @@ from typing import Any
 
 import torch
 
-from galapagos_nao.core.group_plan import Leaf, group_macs, plan_group
+from galapagos_nao.core.group_forming import partition_plans
+from galapagos_nao.core.group_plan import GroupPlan, Leaf, group_macs
 from galapagos_nao.core.grouped import (
     GroupMember,
     Unbatchable,
     fit_group,
     member_plan,
-    partition,
 )
 from galapagos_nao.core.training import CandidateFailure, TrainSettings
 from galapagos_nao.run.records import Candidate, Outcome
@@ -81,7 +81,7 @@ class Grouper:
         """Groups of at most ``group_size`` candidates whose layers line up; unbatchable ones alone.
 
         Groups are formed to keep padding low
-        (:func:`~galapagos_nao.core.group_plan.partition`; ``exact`` groups pad
+        (:func:`~galapagos_nao.core.group_forming.partition`; ``exact`` groups pad
         no member past its own widths, so each computes the same bits as alone);
         each comes with the share of its multiply-adds spent on padding.
         """
@@ -115,8 +115,8 @@ class Grouper:
     ) -> list[tuple[list[Candidate], float]]:
         """:meth:`plan`'s groups from each candidate's :meth:`member_plan`."""
         return [
-            ([candidates[i] for i in group], _padded_share([plans[i] for i in group], features))
-            for group in partition(list(plans), group_size, features, exact=exact)
+            ([candidates[i] for i in group], _padded_share(plan, features))
+            for group, plan in partition_plans(list(plans), group_size, features, exact=exact)
         ]
 
     def _log_once(self, reason: str) -> None:
@@ -127,11 +127,15 @@ class Grouper:
         logger.info("Trained alone, not in a group: %s", reason)
 
 
-def _padded_share(group: Sequence[Any], features: int) -> float:
-    """Share of a group's multiply-adds spent on padding (0 for an unbatchable one)."""
-    if any(leaves is None for leaves in group):
+def _padded_share(plan: GroupPlan | None, features: int) -> float:
+    """Share of a group's multiply-adds spent on padding (0 for an unbatchable one).
+
+    Read from the plan the group was formed with, which is the plan it trains
+    with (``fit_group``'s ``plan_group`` of its members, in this order).
+    """
+    if plan is None:
         return 0.0
-    real, padded = group_macs(plan_group(group), features)
+    real, padded = group_macs(plan, features)
     return 1.0 - real / padded if padded else 0.0
 
 

@@ -18,7 +18,14 @@ import numpy as np
 import pytest
 
 from galapagos_nao.config.parameters import Parameters
-from galapagos_nao.core.group_forming import _Candidate, _OpenGroup, _similarity_key, partition
+from galapagos_nao.core.group_forming import (
+    _Candidate,
+    _OpenGroup,
+    _similarity_key,
+    partition,
+    partition_plans,
+    plan_group,
+)
 from galapagos_nao.core.group_leaves import bucket
 from galapagos_nao.core.group_plan import (
     MAX_PADDED_SHARE,
@@ -26,7 +33,6 @@ from galapagos_nao.core.group_plan import (
     Leaf,
     is_exact,
     joined_plan,
-    plan_group,
     wasted_share,
 )
 from galapagos_nao.core.grouped import Unbatchable, member_plan
@@ -134,23 +140,39 @@ def test_a_group_holds_the_plan_that_joining_each_member_from_scratch_holds():
     [(seed_layers, 0.25, 4), (seed_layers, 0.6, 5), (conv_layers, 0.25, 6)],
     ids=["seed", "seed-heavily-mutated", "conv"],
 )
-def test_plan_group_plans_what_joining_each_member_reading_all_widths_plans(start, rate, seed):
-    """plan_group keeps each slot's widths as it goes; the plain rule reads every member's."""
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "loose"])
+def test_a_group_trains_with_the_plan_partition_judged(start, rate, seed, exact):
+    """plan_group of a formed group's members, in its order, is the plan partition bounded.
+
+    The plain rule joins each member from scratch: a known sequence of leaf kinds
+    takes its first member's slots, another aligns reading every member's widths.
+    """
     members = _generation(start, 256, rate, seed)
-    groups = [
-        [members[i] for i in group]
-        for group in partition(members, 128, FEATURES, exact=False, max_padded_share=0.9)
-    ]
     inserted = 0
-    for group in groups:
-        if any(m is None for m in group):
+    formed = partition_plans(members, 128, FEATURES, exact=exact)
+    for indices, plan in formed:
+        if plan is None:
+            assert len(indices) == 1 and members[indices[0]] is None
             continue
-        plan = GroupPlan((tuple(group[0]),), tuple((i,) for i in range(len(group[0]))))
-        for leaves in group[1:]:
-            joined = joined_plan(plan, leaves)  # no widths given: read from every member
-            assert joined is not None
-            inserted += len(joined.slots) > len(plan.slots)
-            plan = joined
+        group = [members[i] for i in indices]
         assert plan_group(group) == plan
-    assert max(len(g) for g in groups) > 16
-    assert inserted >= 3  # members that insert slots the others pass through
+        expected = GroupPlan((tuple(group[0]),), tuple((i,) for i in range(len(group[0]))))
+        for leaves in group[1:]:
+            joined = _joined(expected, leaves)
+            assert joined is not None
+            inserted += len(joined.slots) > len(expected.slots)
+            expected = joined
+        assert plan == expected
+        assert exact is False or is_exact(plan, FEATURES)
+        # the bound holds for joins: a member alone opens its group whatever it pads
+        assert len(group) == 1 or wasted_share(plan, FEATURES) <= MAX_PADDED_SHARE
+    assert [indices for indices, _ in formed] == partition(members, 128, FEATURES, exact=exact)
+    assert max(len(indices) for indices, _ in formed) > 8
+    assert exact or inserted >= 3  # members that insert slots the others pass through
+
+
+def test_plan_group_refuses_members_whose_shape_changing_layers_do_not_line_up():
+    flat = member_plan(seed_layers(), (1, 28, 28), 10)
+    image = member_plan(conv_layers(), (1, 28, 28), 10)
+    with pytest.raises(Unbatchable, match="member 1's layers do not line up"):
+        plan_group([flat, image])

@@ -20,7 +20,8 @@ from galapagos_nao.config.settings import TrainingSettings
 from galapagos_nao.core import counter_rng, datasets, genome, stacked_ops
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.device_data import DeviceData, DeviceDataCache
-from galapagos_nao.core.group_plan import is_exact, padded_share, plan_group
+from galapagos_nao.core.group_forming import plan_group
+from galapagos_nao.core.group_plan import is_exact, padded_share
 from galapagos_nao.core.grouped import (
     GroupMember,
     Unbatchable,

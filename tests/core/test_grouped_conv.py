@@ -21,7 +21,8 @@ from galapagos_nao.config.settings import TrainingSettings
 from galapagos_nao.core import counter_rng, datasets, genome, stacked_conv
 from galapagos_nao.core.datasets import Task
 from galapagos_nao.core.device_data import DeviceData, DeviceDataCache
-from galapagos_nao.core.group_plan import group_macs, is_exact, plan_group
+from galapagos_nao.core.group_forming import plan_group
+from galapagos_nao.core.group_plan import group_macs, is_exact
 from galapagos_nao.core.grouped import (
     GroupMember,
     _inherit,

@@ -12,7 +12,8 @@ from torch import nn
 from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core import datasets, genome
 from galapagos_nao.core.device_data import DeviceDataCache
-from galapagos_nao.core.group_plan import group_macs, plan_group
+from galapagos_nao.core.group_forming import plan_group
+from galapagos_nao.core.group_plan import group_macs
 from galapagos_nao.core.grouped import member_plan
 from galapagos_nao.run.grouped import AUTO_CUDA_GROUP, resolve_group_size
 from galapagos_nao.run.local import LocalEvaluator
