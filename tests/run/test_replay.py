@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -27,6 +27,7 @@ from galapagos_nao.config.parameters import Parameters
 from galapagos_nao.core.fingerprint import fingerprint
 from galapagos_nao.core.network import Network
 from galapagos_nao.run.api import Session
+from galapagos_nao.run.records import CANDIDATE_LOGGER
 from galapagos_nao.run.session_journal import SessionJournal
 from galapagos_nao.store.journal import Journal
 from galapagos_nao.store.library import Library
@@ -299,21 +300,40 @@ def test_a_task_stream_with_a_switch_by_hand_replays_exactly(task):
     assert not without.exact and "pass tasks=" in str(without.divergences[0])
 
 
+class CtrlCAtTrainingLine(logging.Handler):
+    """Sends this process a SIGINT at the ``nth`` candidate line it sees: a run is training."""
+
+    def __init__(self, nth: int) -> None:
+        super().__init__(logging.INFO)
+        self.nth, self.seen, self.pressed = nth, 0, False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen += 1
+        if self.seen == self.nth:
+            self.pressed = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
 def test_ctrl_c_stops_a_replay_and_returns_what_was_replayed(task, capsys):
     parameters = Parameters()
     selection = Selection(parameters=parameters)
     session = Session(parameters=parameters, selection=selection, library=Library())
     parameters.put("orchestration", {"generation_size": 2, "workers": 2})
     run = session.evolve_continual(START, task, seed=8)
-    wait_for(run, 150)
+    wait_for(run, 20)
     run.stop()
     assert run.join(120)
-    # A real SIGINT, as Ctrl-C sends, while the replayed run trains.
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    # A real SIGINT, as Ctrl-C sends, once the replayed run trains (its second generation).
+    press = CtrlCAtTrainingLine(4)
+    candidates = logging.getLogger(CANDIDATE_LOGGER)
+    candidates.setLevel(logging.INFO)  # the per-candidate lines; conftest resets the level
+    candidates.addHandler(press)
     started = time.monotonic()
-    result = SessionJournal(session).replay(task)
-    timer.join()
+    try:
+        result = SessionJournal(session).replay(task)
+    finally:
+        candidates.removeHandler(press)
+    assert press.pressed
     assert time.monotonic() - started < 30
     assert not result.complete and not result.exact
     assert "stopped by Ctrl-C" in repr(result)
