@@ -337,7 +337,7 @@ def test_a_task_past_its_timeout_is_retried_then_dropped(ray_cluster, small_mnis
 def test_a_worker_killed_mid_task_is_retried_and_the_run_goes_on(ray_cluster, small_mnist, caplog):
     caplog.set_level(logging.INFO, logger="galapagos_nao")
     parameters = ray_parameters(generation_size=2)
-    parameters.put(gn.training, {"epochs": 30})  # long enough to be caught training
+    parameters.put(gn.training, {"epochs": 10})  # over a second: long enough to be caught training
     selection = Selection(parameters=parameters)
     # A task an earlier test gave up on may still be training in its worker: killing
     # that one would leave this run alone, so start only once every worker is free.
