@@ -10,6 +10,9 @@ pages come from real runs on full MNIST; what is checked is that the code runs. 
 ``<!-- docs-test: needs MODULE -->`` runs only where MODULE imports (an extra).
 Transcripts and outputs go in ```text blocks, which are not run.
 
+Pages run two at a time: a page's fresh interpreter spends seconds importing
+torch on one core, and the machine that runs the suite has two.
+
 ``mkdocs build --strict`` itself runs in ``make docs`` (and so in ``make test``).
 """
 
@@ -21,6 +24,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -66,6 +71,8 @@ if _run is not None:
     _run.join(120)
 """
 PATIENCE = 600
+#: Pages whose interpreters run at once (see the module docstring).
+PAGES_AT_ONCE = 2
 #: Training and test images of the small MNIST the pages run on.
 SMALL_MNIST = (3000, 1000)
 
@@ -176,25 +183,58 @@ def test_the_docs_have_python_examples_to_run():
     assert len(PAGES_WITH_CODE) >= 8, [p.name for p in PAGES_WITH_CODE]
 
 
-@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_python_example_on_the_page_runs(
-    page: Path, tmp_path: Path, small_mnist_root: Path
-) -> None:
-    blocks = python_blocks(page)
-    script = tmp_path / "page.py"
-    script.write_text(page_script(page, blocks), encoding="utf-8")
+def page_environment(folder: Path, mnist_root: Path) -> dict[str, str]:
+    """This process's environment for a page run from ``folder`` on the MNIST at ``mnist_root``."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
-    env.update(GN_HOME=str(tmp_path / "gn_home"), GN_DATA_DIR=str(small_mnist_root))
-    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env.update(GN_HOME=str(folder / "gn_home"), GN_DATA_DIR=str(mnist_root))
+    env.update(XDG_CACHE_HOME=str(folder / "cache"))
     env.pop("RAY_ADDRESS", None)  # a page that uses Ray starts a local one
-    result = subprocess.run(
+    return env
+
+
+def run_page(page: Path, folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Runs the page's blocks in a fresh interpreter, from ``folder``, with ``env``."""
+    script = folder / "page.py"
+    script.write_text(page_script(page, python_blocks(page)), encoding="utf-8")
+    return subprocess.run(
         [sys.executable, str(script)],
-        cwd=tmp_path,
+        cwd=folder,
         env=env,
         capture_output=True,
         text=True,
         timeout=PATIENCE,
     )
+
+
+@pytest.fixture(scope="module")
+def page_runs(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    small_mnist_root: Path,
+) -> Iterator[dict[Path, Future[subprocess.CompletedProcess[str]]]]:
+    """The run of every page this session tests, started at first use, PAGES_AT_ONCE at a time."""
+    pages = [
+        item.callspec.params["page"]
+        for item in request.session.items
+        if getattr(item, "function", None) is test_every_python_example_on_the_page_runs
+    ]
+    pool = ThreadPoolExecutor(PAGES_AT_ONCE, thread_name_prefix="docs-page")
+    try:
+        runs = {}
+        for page in pages:
+            folder = tmp_path_factory.mktemp(page.stem)
+            env = page_environment(folder, small_mnist_root)  # read here: tests change os.environ
+            runs[page] = pool.submit(run_page, page, folder, env)
+        yield runs
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_python_example_on_the_page_runs(
+    page: Path, page_runs: dict[Path, Future[subprocess.CompletedProcess[str]]]
+) -> None:
+    result = page_runs[page].result()
     assert result.returncode == 0, (
         f"a Python example in {page.relative_to(ROOT)} failed (the traceback names its line; "
         f"outputs and transcripts belong in ```text blocks):\n{result.stderr[-6000:]}"
