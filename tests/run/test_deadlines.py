@@ -18,6 +18,8 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import torch
@@ -286,19 +288,45 @@ EXIT_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize(("group_size", "how"), [(1, "no-stop"), (2, "stop")])
-def test_python_exits_while_a_candidate_is_stuck(group_size, how):
+def exit_with_a_stuck_candidate(group_size: int, how: str) -> tuple[Any, float]:
+    """Runs EXIT_SCRIPT: its CompletedProcess (or TimeoutExpired), and the seconds it took."""
     started = time.monotonic()
     try:
-        done = subprocess.run(
+        done: Any = subprocess.run(
             [sys.executable, "-c", EXIT_SCRIPT, str(group_size), how],
             capture_output=True,
             text=True,
             timeout=120,
         )
     except subprocess.TimeoutExpired as error:
-        pytest.fail(f"exit() hung behind a stuck candidate: {error.stdout!r} {error.stderr!r}")
+        done = error
+    return done, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def exits(request: pytest.FixtureRequest) -> Iterator[dict[tuple[int, str], Future[Any]]]:
+    """The EXIT_SCRIPT run of every case this session tests, all started at first use.
+
+    Half of such a run is spent idle (seconds of waiting at exit), so they overlap.
+    """
+    cases = [
+        (item.callspec.params["group_size"], item.callspec.params["how"])
+        for item in request.session.items
+        if getattr(item, "function", None) is test_python_exits_while_a_candidate_is_stuck
+    ]
+    pool = ThreadPoolExecutor(max(len(cases), 1), thread_name_prefix="exit-script")
+    try:
+        yield {case: pool.submit(exit_with_a_stuck_candidate, *case) for case in cases}
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+@pytest.mark.parametrize(("group_size", "how"), [(1, "no-stop"), (2, "stop")])
+def test_python_exits_while_a_candidate_is_stuck(group_size, how, exits):
+    done, seconds = exits[group_size, how].result()
+    if isinstance(done, subprocess.TimeoutExpired):
+        pytest.fail(f"exit() hung behind a stuck candidate: {done.stdout!r} {done.stderr!r}")
     assert done.returncode == 0, done.stderr[-2000:]
     expected = "exiting stopped" if how == "stop" else "exiting running"
     assert expected in done.stdout, (done.stdout, done.stderr[-2000:])
-    assert time.monotonic() - started < 110
+    assert seconds < 110
