@@ -98,6 +98,12 @@ def ray_cluster(ray_head: subprocess.Popen[bytes]) -> Any:
     return ray
 
 
+@pytest.fixture(scope="module")
+def comparison_task(small_mnist: gn.datasets.Task) -> gn.datasets.Task:
+    """600/200 of ``small_mnist``: same bits on both backends or not does not hang on the size."""
+    return gn.datasets.subset(small_mnist, 600, 200)
+
+
 def ray_parameters(**orchestration: Any) -> Parameters:
     return backend_parameters("ray", **orchestration)
 
@@ -217,7 +223,7 @@ def test_only_the_user_types_a_genome_uses_travel_to_the_workers():
     assert all(not genome.is_builtin(t) for t in custom_layer_types())
 
 
-def test_a_cnn_evolves_on_ray_workers_like_on_threads(ray_cluster, small_mnist):
+def test_a_cnn_evolves_on_ray_workers_like_on_threads(ray_cluster, comparison_task):
     cnn = [("conv2d", [4, 3, "relu"]), ("max_pool", [2]), ("dense", [16, "relu"])]
     archives = {}
     for backend in ("threads", "ray"):
@@ -225,7 +231,7 @@ def test_a_cnn_evolves_on_ray_workers_like_on_threads(ray_cluster, small_mnist):
         parameters.put(gn.orchestration, {"backend": backend, "threads_per_worker": 1})
         parameters.put("evolution", {"mutation_rate": 0.05})  # children keep their conv layer
         selection = Selection(parameters=parameters)
-        run = gn.evolve(cnn, 1, small_mnist, selection=selection, seed=9)
+        run = gn.evolve(cnn, 1, comparison_task, selection=selection, seed=9)
         assert run.join(PATIENCE) and run.status().state == "finished"
         archives[backend] = selection.elites()
     assert archives["ray"] and sorted(archives["ray"]) == sorted(archives["threads"])
@@ -235,14 +241,14 @@ def test_a_cnn_evolves_on_ray_workers_like_on_threads(ray_cluster, small_mnist):
         assert any(w.dim() == 4 for w in network.weights.values())  # conv kernels came back
 
 
-def test_a_seeded_run_gives_the_same_archive_with_either_backend(ray_cluster, small_mnist):
+def test_a_seeded_run_gives_the_same_archive_with_either_backend(ray_cluster, comparison_task):
     archives = {}
     for backend in ("threads", "ray"):
         parameters = Parameters()
         # One intra-op thread in both: CPU float sums depend on how work is split.
         parameters.put(gn.orchestration, {"backend": backend, "threads_per_worker": 1})
         selection = Selection(parameters=parameters)
-        run = gn.evolve(seed_layers(), 2, small_mnist, selection=selection, seed=5)
+        run = gn.evolve(seed_layers(), 2, comparison_task, selection=selection, seed=5)
         assert run.join(PATIENCE) and run.status().state == "finished"
         archives[backend] = selection.elites()
     local, remote = archives["threads"], archives["ray"]
@@ -260,7 +266,7 @@ def test_a_seeded_run_gives_the_same_archive_with_either_backend(ray_cluster, sm
         assert all(torch.equal(network.weights[k], other.weights[k]) for k in network.weights)
 
 
-def test_groups_train_as_whole_tasks_like_groups_on_threads(ray_cluster, small_mnist):
+def test_groups_train_as_whole_tasks_like_groups_on_threads(ray_cluster, comparison_task):
     """With a group size above 1 each Ray task trains a stacked group (a GPU worker's job)."""
     outcomes: dict[str, list[Outcome]] = {}
     for backend in ("threads", "ray"):
@@ -271,7 +277,7 @@ def test_groups_train_as_whole_tasks_like_groups_on_threads(ray_cluster, small_m
         run = gn.evolve(
             seed_layers(),
             1,
-            small_mnist,
+            comparison_task,
             selection=Selection(parameters=parameters),
             seed=3,
             candidate_hooks=[seen.append],
