@@ -11,7 +11,9 @@ pages come from real runs on full MNIST; what is checked is that the code runs. 
 Transcripts and outputs go in ```text blocks, which are not run.
 
 Pages run two at a time: a page's fresh interpreter spends seconds importing
-torch on one core, and the machine that runs the suite has two.
+torch on one core, and the machine that runs the suite has two. A page that
+starts a local Ray runs alone, after the others: Ray's own processes take both
+cores, and beside another page its start took over a minute.
 
 ``mkdocs build --strict`` itself runs in ``make docs`` (and so in ``make test``).
 """
@@ -25,10 +27,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -206,28 +209,50 @@ def run_page(page: Path, folder: Path, env: dict[str, str]) -> subprocess.Comple
     )
 
 
+def starts_ray(page: Path) -> bool:
+    """Whether a block of the page chooses the Ray backend (and so starts a local Ray)."""
+    return any('"ray"' in block.code for block in python_blocks(page))
+
+
+def run_page_after(
+    before: list[Future[subprocess.CompletedProcess[str]]], *args: Any
+) -> subprocess.CompletedProcess[str]:
+    """:func:`run_page` once every run of ``before`` has ended."""
+    wait(before)
+    return run_page(*args)
+
+
 @pytest.fixture(scope="module")
 def page_runs(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     small_mnist_root: Path,
 ) -> Iterator[dict[Path, Future[subprocess.CompletedProcess[str]]]]:
-    """The run of every page this session tests, started at first use, PAGES_AT_ONCE at a time."""
+    """The run of every page this session tests, started at first use, PAGES_AT_ONCE at a time.
+
+    Pages that start a local Ray run one by one once the others have ended.
+    """
     pages = [
         item.callspec.params["page"]
         for item in request.session.items
         if getattr(item, "function", None) is test_every_python_example_on_the_page_runs
     ]
-    pool = ThreadPoolExecutor(PAGES_AT_ONCE, thread_name_prefix="docs-page")
+    shared = ThreadPoolExecutor(PAGES_AT_ONCE, thread_name_prefix="docs-page")
+    alone = ThreadPoolExecutor(1, thread_name_prefix="docs-page-alone")
     try:
         runs = {}
-        for page in pages:
+        for page in sorted(pages, key=starts_ray):  # the Ray pages last
             folder = tmp_path_factory.mktemp(page.stem)
             env = page_environment(folder, small_mnist_root)  # read here: tests change os.environ
-            runs[page] = pool.submit(run_page, page, folder, env)
+            if starts_ray(page):
+                others = [runs[p] for p in pages if not starts_ray(p)]
+                runs[page] = alone.submit(run_page_after, others, page, folder, env)
+            else:
+                runs[page] = shared.submit(run_page, page, folder, env)
         yield runs
     finally:
-        pool.shutdown(cancel_futures=True)
+        shared.shutdown(cancel_futures=True)
+        alone.shutdown(cancel_futures=True)
 
 
 @pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: str(p.relative_to(ROOT)))
