@@ -7,7 +7,11 @@
 #   PYTHON        interpreter to use (default: python3)
 #   GN_DATA_DIR   dataset root holding MNIST/raw (default: ../shared/data beside the repository)
 #   MNIST_GZ      else, a folder holding the four MNIST .gz files (train-images-idx3-ubyte.gz, ...),
-#                 unpacked into a temporary root; without either, torchvision downloads MNIST
+#                 unpacked into a temporary root (default: .gpudata in the repository root, where
+#                 benchmarks/gpu_data.sh packs them); without either, torchvision downloads MNIST
+#
+# On a lent machine (no ../shared, no internet): run benchmarks/gpu_data.sh here first, then
+# through the device tool: run(command="benchmarks/gpu.sh", carry=[".gpudata"]).
 #   OUT           folder for the JSON and the log (default: benchmarks/results)
 #   BENCH_DEVICE  device to benchmark (default: cuda; "cpu" only to try this script without a GPU)
 #   SECTIONS      sections to run (default: overhead,population,grouped; the rows of issue 3
@@ -56,6 +60,9 @@ fi
 data=${GN_DATA_DIR:-$(cd .. && pwd)/shared/data}
 if [ ! -f "$data/MNIST/raw/train-images-idx3-ubyte" ]; then
     data=$(mktemp -d)
+    if [ -z "${MNIST_GZ:-}" ] && [ -f .gpudata/train-images-idx3-ubyte.gz ]; then
+        MNIST_GZ=.gpudata
+    fi
     if [ -n "${MNIST_GZ:-}" ]; then
         mkdir -p "$data/MNIST/raw"
         for file in "$MNIST_GZ"/*-ubyte.gz; do

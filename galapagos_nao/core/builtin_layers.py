@@ -26,6 +26,7 @@ from galapagos_nao.core.layer_spec import (
 
 __all__ = [
     "FlatLinear",
+    "InputReshape",
     "build_activation",
     "build_batch_norm",
     "build_dense",
@@ -42,6 +43,24 @@ __all__ = [
     "dense_shape",
     "pool_shape",
 ]
+
+
+class InputReshape(nn.Module):
+    """Gives each sample the shape the first layer sees: flat, or ``(C, H, W)``.
+
+    Inputs arrive as users hold them, ``(N, 28, 28)``, ``(N, 1, 28, 28)`` or
+    ``(N, 784)`` for MNIST; all hold the same numbers in the same order.
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return x.reshape(x.shape[0], *self.shape)
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f"shape={self.shape}"
 
 
 class FlatLinear(nn.Linear):

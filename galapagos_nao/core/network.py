@@ -27,7 +27,7 @@ from torch import nn
 
 from galapagos_nao.core import genome
 from galapagos_nao.core.bindings import Viewable, bound
-from galapagos_nao.core.builtin_layers import FlatLinear
+from galapagos_nao.core.builtin_layers import FlatLinear, InputReshape
 from galapagos_nao.core.checks import check_int, describe
 from galapagos_nao.core.inheritance import aligned_origins, inherit_weights, layer_prefix
 from galapagos_nao.core.transform import IDENTITY, InputTransform, Standardize
@@ -110,24 +110,6 @@ def classification_head(entry: tuple[int, ...], n_classes: int) -> nn.Linear:
     """A compiled network's last block, taking the last layer's output of shape ``entry``."""
     head = FlatLinear if len(entry) > 1 else nn.Linear  # after a pool the head flattens
     return head(math.prod(entry), n_classes)
-
-
-class InputReshape(nn.Module):
-    """Gives each sample the shape the first layer sees: flat, or ``(C, H, W)``.
-
-    Inputs arrive as users hold them, ``(N, 28, 28)``, ``(N, 1, 28, 28)`` or
-    ``(N, 784)`` for MNIST; all hold the same numbers in the same order.
-    """
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.shape = tuple(shape)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return x.reshape(x.shape[0], *self.shape)
-
-    def extra_repr(self) -> str:  # noqa: D102
-        return f"shape={self.shape}"
 
 
 def _check_shape(input_shape: Any) -> tuple[int, ...]:
