@@ -2,7 +2,7 @@
 
 :func:`partition` visits the candidates in an order that puts alike ones
 together and lets each join a recent group it lines up with
-(:func:`~galapagos_nao.core.group_plan.alignment`), as long as the group stays
+(:func:`~galapagos_nao.core.group_plan.slot_alignment`), as long as the group stays
 *exact* (when asked: no member padded past its own canonical widths, so each
 computes the same bits as alone) and its wasted work stays within a bound
 (:func:`~galapagos_nao.core.group_plan.wasted_share`).
@@ -19,10 +19,10 @@ from galapagos_nao.core.group_plan import (
     GroupPlan,
     Leaf,
     Unbatchable,
-    alignment,
     bucket,
     element_work,
     product_macs,
+    slot_alignment,
 )
 
 __all__ = ["partition", "partition_plans", "plan_group"]
@@ -157,7 +157,10 @@ class _OpenGroup:
     def __init__(self, index: int, leaves: Sequence[Leaf], features: int) -> None:
         self.indices = [index]
         self.features = features
-        self.plan = GroupPlan((tuple(leaves),), tuple((i,) for i in range(len(leaves))))
+        # the plan as lists that joins extend (a GroupPlan of tuples is made when read)
+        self._members: list[tuple[Leaf, ...]] = [tuple(leaves)]
+        self._columns: list[list[int | None]] = [[i] for i in range(len(leaves))]
+        self._plan: GroupPlan | None = None
         self.mappings: dict[tuple[Any, ...], list[int]] = {
             tuple(leaf.token for leaf in leaves): list(range(len(leaves)))
         }
@@ -173,6 +176,15 @@ class _OpenGroup:
         self._refused: set[tuple[Leaf, ...]] = set()
         self._inexact: set[tuple[Any, ...]] = set()  # (kinds, widths as held alone)
         self._aligned: dict[tuple[Any, ...], list[tuple[int | None, int | None]]] = {}
+
+    @property
+    def plan(self) -> GroupPlan:
+        """The members' plan so far."""
+        if self._plan is None:
+            self._plan = GroupPlan(
+                tuple(self._members), tuple(tuple(column) for column in self._columns)
+            )
+        return self._plan
 
     def _widths(
         self, column: Sequence[int | None], leaves: Sequence[Leaf]
@@ -209,7 +221,7 @@ class _OpenGroup:
             return False
         slots = self._slots_after(pairs, candidate.leaves)
         widths = self._widths([leaf for _, leaf in pairs], candidate.leaves)
-        refusal = _refusal(slots, widths, self.plan.size + 1, exact, max_wasted)
+        refusal = _refusal(slots, widths, len(self._members) + 1, exact, max_wasted)
         if refusal == "inexact":
             self._inexact.add(candidate.held)
         elif refusal is not None:
@@ -232,7 +244,7 @@ class _OpenGroup:
         mapping = self.mappings.get(tokens)
         if mapping is not None:
             pairs: list[tuple[int | None, int | None]] = [
-                (slot, None) for slot in range(len(self.plan.slots))
+                (slot, None) for slot in range(len(self._columns))
             ]
             for leaf, slot in enumerate(mapping):
                 pairs[slot] = (slot, leaf)
@@ -243,7 +255,8 @@ class _OpenGroup:
         key = (tokens, tuple(leaf.bucket_in for leaf in leaves))
         if key in self._aligned:
             return self._aligned[key]
-        found = alignment(self.plan, leaves, self.ins)
+        tokens_now = [first.token for first in self.firsts]
+        found = slot_alignment(tokens_now, len(self._members), leaves, self.ins)
         if found is None:
             self._unaligned.add(tokens)  # a matter of kinds alone: so until slots are inserted
         else:
@@ -283,12 +296,15 @@ class _OpenGroup:
         widths: Sequence[tuple[int, int, bool]],
     ) -> None:
         """Takes the member in: the joined plan, the sums, the mappings."""
-        size = self.plan.size
-        columns = [self.plan.slots[s] if s is not None else (None,) * size for s, _ in pairs]
-        self.plan = GroupPlan(
-            (*self.plan.members, candidate.leaves),
-            tuple((*column, leaf) for column, (_, leaf) in zip(columns, pairs, strict=True)),
-        )
+        size = len(self._members)
+        columns: list[list[int | None]] = []
+        for old, leaf in pairs:  # an old slot's column grows in place; an inserted one is new
+            column: list[int | None] = self._columns[old] if old is not None else [None] * size
+            column.append(leaf)
+            columns.append(column)
+        self._columns = columns
+        self._members.append(candidate.leaves)
+        self._plan = None
         self.indices.append(candidate.index)
         if any(sums.inserted for sums in slots):  # old slot numbers move
             moved = {old: new for new, (old, _) in enumerate(pairs) if old is not None}

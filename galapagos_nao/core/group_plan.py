@@ -69,6 +69,7 @@ __all__ = [
     "padded_share",
     "padded_widths",
     "product_macs",
+    "slot_alignment",
     "wasted_share",
     "ZERO_PRESERVING",
 ]
@@ -239,6 +240,20 @@ def _align(
             {bucket(w, bool(plan.first(s).spatial_in)) for w in ins}
             for s, (ins, _) in enumerate(plan.widths(leaves[0].width_in))
         ]
+    return slot_alignment(tokens, plan.size, leaves, widths_in)
+
+
+def slot_alignment(
+    tokens: Sequence[tuple[Any, ...]],
+    size: int,
+    leaves: Sequence[Leaf],
+    widths_in: Sequence[set[int]],
+) -> list[tuple[int | None, int | None]] | None:
+    """:func:`alignment` given what it reads of the plan: its slots' tokens and its size.
+
+    For a caller that keeps those as members join (``group_forming``), rather
+    than a plan to read them from.
+    """
     n, m = len(tokens), len(leaves)
     inf = math.inf
     cost = [[inf] * (m + 1) for _ in range(n + 1)]
@@ -248,7 +263,7 @@ def _align(
     leaf_tokens = [leaf.token for leaf in leaves]
     buckets_in = [leaf.bucket_in for leaf in leaves]
     skip_costs = [_PASS_COST.get(token[0], inf) for token in tokens]
-    insert_costs = [plan.size * _PASS_COST.get(leaf.kind, inf) for leaf in leaves]
+    insert_costs = [size * _PASS_COST.get(leaf.kind, inf) for leaf in leaves]
     for i in range(n + 1):
         for j in range(m + 1):
             here = cost[i][j]
