@@ -221,7 +221,11 @@ class _OpenGroup:
             return False
         slots = self._slots_after(pairs, candidate.leaves)
         widths = self._widths([leaf for _, leaf in pairs], candidate.leaves)
-        refusal = _refusal(slots, widths, len(self._members) + 1, exact, max_wasted)
+        refusal = (
+            None  # no bound to judge: a member that lines up joins (plan_group's case)
+            if not exact and max_wasted >= 1.0
+            else _refusal(slots, widths, len(self._members) + 1, exact, max_wasted)
+        )
         if refusal == "inexact":
             self._inexact.add(candidate.held)
         elif refusal is not None:
