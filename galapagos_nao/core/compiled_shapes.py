@@ -114,6 +114,8 @@ def _genome_key(layers: Any, input_shape: Any, n_classes: Any) -> tuple[Any, ...
     """What :func:`_kept_leaves` is kept by; None for anything but built-in layers and ints."""
     try:
         names, params = zip(*layers, strict=True) if layers else ((), ())
+        if not all(isinstance(own, (list, tuple)) for own in params):
+            return None  # a str would pass as a sequence of its characters
         kinds = tuple(genome.layer_type(name) for name in names)
         key = (kinds, tuple(_params_key(own) for own in params), tuple(input_shape), n_classes)
     except (TypeError, ValueError, KeyError):

@@ -133,6 +133,9 @@ def test_a_user_layer_without_a_batched_form_is_named_as_the_build_names_it() ->
         ([("dense", [64, "relu"])], MNIST, 1),
         ([("dense", [64, "relu"])], (0, 28), 10),
         ([("no_such_type", [])], MNIST, 10),
+        ([("dense", "64")], MNIST, 10),
+        ([("dense", [64, "relu"], "extra")], MNIST, 10),
+        ([("dense", [64, "relu"]), "dense"], MNIST, 10),
     ],
 )
 def test_an_impossible_genome_gets_the_error_the_build_gives(
