@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -370,3 +371,38 @@ def test_a_schema_2_workspace_gains_the_stream_column_and_its_runs_had_no_stream
             **checkpoint_args({1: network(0.6)}, {}, np.random.default_rng(1)),
         )
         assert store.checkpoint().stream == {"position": 2}
+
+
+def test_a_view_reads_a_checkpoint_whole_while_the_writer_replaces_it(tmp_path):
+    """A checkpoint and its networks are read in one snapshot, never half of each.
+
+    The writer replaces the elite at every checkpoint and its old network goes;
+    a read-only view (another connection, as another process has) reads meanwhile.
+    """
+    path = tmp_path / "w.db"
+    writer = Workspace(path)
+    rng = np.random.default_rng(0)
+    nets = [network(0.5 + i / 1000) for i in range(60)]
+    run_id = writer.write_checkpoint(None, 0, seed=1, **checkpoint_args({(1, 1): nets[0]}, {}, rng))
+    view = Workspace(path, read_only=True)
+    done = threading.Event()
+
+    def replace_the_elite() -> None:
+        for generation, net in enumerate(nets[1:], start=1):
+            writer.write_checkpoint(run_id, generation, **checkpoint_args({(1, 1): net}, {}, rng))
+        done.set()
+
+    thread = threading.Thread(target=replace_the_elite)
+    thread.start()
+    reads = []
+    try:
+        while not done.is_set():
+            checkpoint = view.checkpoint()
+            assert checkpoint is not None and checkpoint.problems == (), checkpoint.problems
+            assert checkpoint.elites[(1, 1)].id == nets[checkpoint.generation].id
+            reads.append(checkpoint.generation)
+    finally:
+        thread.join()
+        view.close()
+        writer.close()
+    assert len(set(reads)) > 3  # the reads met several of the writer's checkpoints

@@ -277,6 +277,22 @@ class WorkspaceConnection:
                 raise WorkspaceCorrupt(f"{self.path}: cannot read {what}: {error}") from None
 
     @contextlib.contextmanager
+    def _snapshot(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every read in it sees the same commit of the file.
+
+        Autocommit reads each see the latest commit, so a record and the rows it
+        names, read one after the other, can straddle another process's write
+        (a checkpoint read while the writer replaces it named networks already gone).
+        """
+        with self._reading(what) as connection:
+            connection.execute("BEGIN")  # deferred: the snapshot starts at the first read
+            try:
+                yield connection
+            finally:
+                if connection.in_transaction:
+                    connection.execute("COMMIT")  # reads only: ending it changes nothing
+
+    @contextlib.contextmanager
     def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
         """One write transaction: all of it commits, or none of it does."""
         with self._lock:

@@ -259,7 +259,8 @@ class RunTables(WorkspaceConnection):
         run_id = self._run_or_last(run_id)
         if run_id is None:
             return None
-        with self._reading(f"checkpoint of run {run_id}") as connection:
+        # the checkpoint and the networks it names, as one commit left them
+        with self._snapshot(f"checkpoint of run {run_id}") as connection:
             # The values its digest covers are the values read: nothing unchecked is used.
             # (A read-only view of an older file lacks columns: they read as NULL.)
             values = checkpoint_values(connection, run_id)
@@ -272,29 +273,29 @@ class RunTables(WorkspaceConnection):
                 problem = row_problem("checkpoints", values, digest)
                 if problem is not None:
                     raise WorkspaceCorrupt(f"{self.path}: checkpoint of run {run_id} is {problem}")
-        generation, written = values[1], values[2]
-        if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
-            raise WorkspaceCorrupt(
-                f"{self.path}: checkpoint of run {run_id} is damaged on disk: "
-                f"generation {describe(generation)}"
+            generation, written = values[1], values[2]
+            if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+                raise WorkspaceCorrupt(
+                    f"{self.path}: checkpoint of run {run_id} is damaged on disk: "
+                    f"generation {describe(generation)}"
+                )
+            cells = [tuple(cell) for cell in values[-1]]
+            parameters, rng_state, stream_state, curation_state = checkpoint_json(
+                f"{self.path}: checkpoint of run {run_id}", values[3:7]
             )
-        cells = [tuple(cell) for cell in values[-1]]
-        parameters, rng_state, stream_state, curation_state = checkpoint_json(
-            f"{self.path}: checkpoint of run {run_id}", values[3:7]
-        )
-        elites, queue, problems = self._cell_networks(cells)
-        return Checkpoint(
-            run_id,
-            generation,
-            written,
-            elites,
-            queue,
-            parameters,
-            rng_state,
-            tuple(problems),
-            stream_state,
-            curation_state,
-        )
+            elites, queue, problems = self._cell_networks(cells)
+            return Checkpoint(
+                run_id,
+                generation,
+                written,
+                elites,
+                queue,
+                parameters,
+                rng_state,
+                tuple(problems),
+                stream_state,
+                curation_state,
+            )
 
     def damaged_checkpoints(self) -> list[str]:
         """Why each checkpoint of any experiment does not read back.
